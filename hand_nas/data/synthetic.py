@@ -1,0 +1,307 @@
+"""The embedded default data set: two interacting procedural hands rendered to RGB crops.
+
+Each sample draws, from a generator seeded by (seed, index) so any sample is reproducible alone:
+anatomical poses for both hands, one person's shape, random global orientations, a relative
+placement at a sampled contact distance (the hands touch or nearly touch, and either may occlude
+the other), a camera distance, a square crop around both hands as IntagHand makes it (side = extent
+/ 0.8, jittered), a light, a skin tone and a background. The camera frame is the MANO frame.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hand_nas.data.render import Shading, project, render_hands
+from hand_nas.hand import articulation
+from hand_nas.hand.topology import faces_fingerprint
+
+SKIN_TONES = np.array([
+    (0.96, 0.80, 0.69), (0.93, 0.76, 0.66), (0.90, 0.72, 0.60), (0.80, 0.60, 0.47),
+    (0.76, 0.57, 0.45), (0.65, 0.46, 0.34), (0.48, 0.33, 0.24), (0.36, 0.24, 0.17),
+])
+
+
+@dataclass(frozen=True)
+class SceneParams:
+    """Everything random about one sample except the rendering noise.
+
+    Attributes:
+        pose_abs: (2, 45) absolute hand poses (left, right).
+        betas: (2, 10).
+        rot: (2, 3, 3) global rotations.
+        contact: target closest distance between the hands, metres.
+        direction: (3,) unit direction from the right hand to the left hand.
+        depth: distance of the pair from the camera, metres.
+        crop_scale, crop_shift: jitter of the IntagHand-style crop.
+    """
+
+    pose_abs: np.ndarray
+    betas: np.ndarray
+    rot: np.ndarray
+    contact: float
+    direction: np.ndarray
+    depth: float
+    crop_scale: float
+    crop_shift: np.ndarray
+
+
+def _random_rotation(rng: np.random.Generator) -> np.ndarray:
+    q = rng.normal(size=4)
+    q /= np.linalg.norm(q)
+    w, x, y, z = q
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def sample_scene(rng: np.random.Generator, axes: articulation.HandAxes) -> SceneParams:
+    angles = articulation.sample_angles(rng, 2)
+    right_pose = articulation.angles_to_pose(angles, axes)  # both sampled as right hands
+    pose_abs = np.stack([articulation.mirror_pose(right_pose[0]), right_pose[1]])
+    person = rng.normal(0, 0.8, 10)
+    betas = np.stack([person + rng.normal(0, 0.05, 10), person + rng.normal(0, 0.05, 10)])
+    direction = rng.normal(size=3)
+    direction[0] = -abs(direction[0]) - 0.3  # left hand mostly on the image's left
+    direction /= np.linalg.norm(direction)
+    return SceneParams(
+        pose_abs=pose_abs, betas=betas, rot=np.stack([_random_rotation(rng), _random_rotation(rng)]),
+        contact=float(rng.uniform(0.0, 0.02)), direction=direction, depth=float(rng.uniform(0.4, 0.8)),
+        crop_scale=float(rng.uniform(0.95, 1.1)), crop_shift=rng.uniform(-0.03, 0.03, 2))
+
+
+def place_hands(local_v: np.ndarray, local_j0: np.ndarray, scene: SceneParams) -> tuple[np.ndarray, np.ndarray]:
+    """Wrist positions that put the hands at the scene's contact distance.
+
+    Args:
+        local_v: (2, 778, 3) posed vertices with zero global rotation and translation.
+        local_j0: (2, 3) wrist joints of the same.
+
+    Returns:
+        rotated vertices relative to their wrists (2, 778, 3) and wrist positions (2, 3).
+    """
+    from scipy.spatial import cKDTree
+
+    rel = np.einsum("hij,hvj->hvi", scene.rot, local_v - local_j0[:, None])
+    sub = rel[:, ::3]
+    right_tree = cKDTree(sub[1])
+    # Bisection on the separation along `direction` for the sampled closest distance.
+    lo, hi = 0.0, 0.35
+    centre = sub.mean(1)
+    for _ in range(14):
+        mid = 0.5 * (lo + hi)
+        offset = centre[1] - centre[0] + mid * scene.direction
+        if right_tree.query(sub[0] + offset, distance_upper_bound=scene.contact)[0].min() < scene.contact:
+            lo = mid
+        else:
+            hi = mid
+    wrist = np.stack([centre[1] - centre[0] + hi * scene.direction, np.zeros(3)])
+    return rel, wrist
+
+
+def crop_intrinsics(points: np.ndarray, size: int, scale: float = 1.0, shift=(0.0, 0.0)) -> np.ndarray:
+    """IntagHand's crop as a pinhole camera: a square around the points, side = extent / 0.8.
+
+    Args:
+        points: (N, 3) camera-frame points that must fit.
+        size: crop side in pixels.
+        scale, shift: jitter (side multiplier; centre offset as a fraction of the side).
+
+    Returns:
+        (3, 3) intrinsics of the ``size`` x ``size`` crop (pixel centres at integer coordinates).
+    """
+    q = points[:, :2] / points[:, 2:3]
+    lo, hi = q.min(0), q.max(0)
+    side = (hi - lo).max() / 0.8 * scale
+    centre = (lo + hi) / 2 + np.asarray(shift) * side
+    f = size / side
+    c = (side / 2 - centre) * f - 0.5
+    return np.array([[f, 0, c[0]], [0, f, c[1]], [0, 0, 1.0]])
+
+
+def background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random (size, size, 3) uint8 background: gradients, blobs, shapes or stripes."""
+    from PIL import Image, ImageDraw
+
+    kind = rng.integers(4)
+    if kind == 0:
+        a, b = rng.uniform(0, 1, (2, 3)).astype(np.float32)
+        ang = rng.uniform(0, 2 * np.pi)
+        t = np.linspace(-1, 1, size, dtype=np.float32)
+        g = (np.cos(ang) * t[None, :] + np.sin(ang) * t[:, None]) * 0.5 + 0.5
+        img = a + (b - a) * g[..., None]
+    elif kind == 1:
+        cells = int(rng.integers(3, 12))
+        small = (rng.uniform(0, 1, (cells, cells, 3)) * 255).astype(np.uint8)
+        img = np.asarray(Image.fromarray(small).resize((size, size), Image.BICUBIC)) / 255.0
+    elif kind == 2:
+        im = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(0, 256, 3)))
+        draw = ImageDraw.Draw(im)
+        for _ in range(int(rng.integers(4, 14))):
+            x0, y0 = rng.integers(-size // 4, size, 2)
+            w, h = rng.integers(size // 10, size // 2, 2)
+            shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+            shape([int(x0), int(y0), int(x0 + w), int(y0 + h)], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+        img = np.asarray(im) / 255.0
+    else:
+        a, b = rng.uniform(0, 1, (2, 3)).astype(np.float32)
+        freq, ang = rng.uniform(4, 30), rng.uniform(0, np.pi)
+        t = np.linspace(0, 1, size, dtype=np.float32)
+        s = np.sin(2 * np.pi * freq * (np.cos(ang) * t[None, :] + np.sin(ang) * t[:, None])) * 0.5 + 0.5
+        img = a + (b - a) * s[..., None]
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def _shading(rng: np.random.Generator) -> Shading:
+    tone = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.9, 1.1, 3)
+    skin = np.clip(np.stack([tone * rng.uniform(0.97, 1.03, 3), tone * rng.uniform(0.97, 1.03, 3)]), 0, 1)
+    light = np.array([rng.uniform(-0.8, 0.8), rng.uniform(-0.8, 0.8), -1.0])
+    return Shading(skin=skin, light_dir=light / np.linalg.norm(light), ambient=float(rng.uniform(0.25, 0.5)),
+                   specular=float(rng.uniform(0.0, 0.15)))
+
+
+class SyntheticRenderer:
+    """Renders synthetic samples with a hand model (procedural by default).
+
+    Args:
+        mano_dir: passed to ``HandModel``.
+        size: image side in pixels.
+    """
+
+    def __init__(self, mano_dir=None, size: int = 256) -> None:
+        import torch
+
+        from hand_nas.hand.mano import HandModel
+
+        self.size = size
+        self.model = HandModel(mano_dir).eval()
+        right = self.model.layers["right"]
+        vt = right.v_template.detach().numpy().astype(np.float64)
+        jreg = right.J_regressor.detach().numpy().astype(np.float64)
+        tips = {f: vt[articulation.FINGER_TIP_VERT[f]] for f in articulation.FINGER_JOINTS}
+        self.axes = articulation.HandAxes.from_rest(jreg @ vt, tips)
+        self.hands_mean = self.model.hands_mean
+        self.faces = np.stack([self.model.faces["left"], self.model.faces["right"]])
+        self._torch = torch
+
+    def render_range(self, seed: int, start: int, stop: int):
+        """Yield (index, fields) for samples ``start`` .. ``stop - 1`` of the set with ``seed``."""
+        torch = self._torch
+        scenes, rngs = [], []
+        for i in range(start, stop):
+            rng = np.random.default_rng([seed, i])
+            scenes.append(sample_scene(rng, self.axes))
+            rngs.append(rng)
+        n = len(scenes)
+        pose = np.zeros((n, 2, 48))
+        for k, s in enumerate(scenes):
+            pose[k, 0, 3:] = s.pose_abs[0] - self.hands_mean["left"]
+            pose[k, 1, 3:] = s.pose_abs[1] - self.hands_mean["right"]
+        betas = np.stack([s.betas for s in scenes])
+        with torch.no_grad():
+            v, _ = self.model(torch.tensor(pose, dtype=torch.float32), torch.tensor(betas, dtype=torch.float32))
+            # Wrist (MANO joint 0) of the shaped template: the centre of the global rotation.
+            j0 = torch.stack([
+                torch.einsum("v,bvc->bc", self.model.layers[side].J_regressor[0],
+                             self.model.layers[side].v_template + torch.einsum(
+                                 "vcl,bl->bvc", self.model.layers[side].shapedirs,
+                                 torch.tensor(betas[:, h], dtype=torch.float32)))
+                for h, side in enumerate(("left", "right"))], 1)
+        v, j0 = v.numpy().astype(np.float64), j0.numpy().astype(np.float64)
+        for k, (s, rng) in enumerate(zip(scenes, rngs)):
+            rel, wrist = place_hands(v[k], j0[k], s)
+            verts = rel + wrist[:, None]
+            centre = verts.reshape(-1, 3).mean(0)
+            lateral = rng.uniform(-0.05, 0.05, 2)
+            shift = np.array([lateral[0], lateral[1], s.depth]) - centre
+            verts = verts + shift
+            wrist = wrist + shift
+            K = crop_intrinsics(verts.reshape(-1, 3), self.size, s.crop_scale, s.crop_shift)
+            image, mask = render_hands(verts, self.faces, K, (self.size, self.size), _shading(rng),
+                                       background(rng, self.size))
+            # Sensor noise, shared by the three channels (cheap, and enough to break flat colours).
+            noise = rng.standard_normal((self.size, self.size, 1), dtype=np.float32) * 2.5
+            image = np.clip(image + noise, 0, 255).astype(np.uint8)
+            full_pose = pose[k].copy()
+            for h in range(2):
+                from scipy.spatial.transform import Rotation
+
+                full_pose[h, :3] = Rotation.from_matrix(s.rot[h]).as_rotvec()
+            joints = np.einsum("jv,hvc->hjc", self.model.joint_regressor.numpy().astype(np.float64), verts)
+            yield start + k, dict(
+                images=image, masks=mask, verts=verts, joints=joints, K=K, pose=full_pose, betas=betas[k],
+                transl=wrist - j0[k], cam_R=np.eye(3), cam_t=np.zeros(3), valid=np.ones(2, bool))
+
+
+def _worker(folder: str, seed: int, start: int, stop: int, mano_dir, size: int) -> int:
+    import torch
+
+    from hand_nas.data.samples import field_specs
+
+    torch.set_num_threads(1)
+    arrays = {name: np.load(Path(folder) / f"{name}.npy", mmap_mode="r+") for name in field_specs(0, size)}
+    renderer = SyntheticRenderer(mano_dir, size)
+    for i, fields in renderer.render_range(seed, start, stop):
+        for name, value in fields.items():
+            arrays[name][i] = value
+    for arr in arrays.values():
+        arr.flush()
+    return stop - start
+
+
+def synthesize(out: str | Path, n: int, seed: int = 0, mano_dir=None, size: int = 256, workers: int = 1,
+               overwrite: bool = False, progress: bool = True) -> dict:
+    """Write ``n`` synthetic samples to the sample directory ``out`` (atomically).
+
+    Returns:
+        timing figures: seconds, images_per_s, images_per_s_per_worker, workers.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from hand_nas.atomic import atomic_dir
+    from hand_nas.data.samples import SampleWriter
+    from hand_nas.hand.mano import resolve_mano_dir
+
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    mano_folder = resolve_mano_dir(mano_dir)
+    renderer = SyntheticRenderer(mano_folder, size)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        writer = SampleWriter(tmp, n, size)
+        chunk = 32
+        bar = tqdm(total=n, desc="synth", unit="img", disable=not progress)
+        t0 = time.perf_counter()
+        if workers <= 1:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                for s in range(0, n, chunk):
+                    for i, fields in renderer.render_range(seed, s, min(n, s + chunk)):
+                        writer.put(i, **fields)
+                    bar.update(min(n, s + chunk) - s)
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            for arr in writer.arrays.values():
+                arr.flush()
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(_worker, str(tmp), seed, s, min(n, s + chunk), str(mano_folder), size)
+                           for s in range(0, n, chunk)]
+                for fut in futures:
+                    bar.update(fut.result())
+        seconds = time.perf_counter() - t0
+        bar.close()
+        writer.source_ids = [f"synthetic/seed{seed}/{i}" for i in range(n)]
+        writer.close({"source": "synthetic", "seed": seed, "hand_model": {
+            "mano_dir": str(mano_folder), "fingerprint": faces_fingerprint(renderer.faces[1])}})
+    rate = n / seconds
+    return {"seconds": seconds, "images_per_s": rate, "images_per_s_per_worker": rate / max(workers, 1),
+            "workers": max(workers, 1)}
