@@ -168,18 +168,6 @@ def crop_transform(points2d: np.ndarray, size: int) -> tuple[np.ndarray, float, 
     return a, side, centre
 
 
-def warp_image(image, a: np.ndarray, size: int) -> np.ndarray:
-    """Resample a PIL image through the pixel map ``a`` (full -> crop) into a (size, size, 3) crop."""
-    from PIL import Image
-
-    inv = np.linalg.inv(a)
-    # PIL samples at pixel-edge coordinates (pixel i spans [i, i+1)); ours put centres at i.
-    shift = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1.0]])
-    m = shift @ inv @ np.linalg.inv(shift)
-    out = image.transform((size, size), Image.AFFINE, data=tuple(m[:2].ravel()), resample=Image.BILINEAR)
-    return np.asarray(out.convert("RGB"))
-
-
 def prepare(root: str | Path, out: str | Path, split: str = "test", subset: str = "HM", hands: str = "interacting",
             mano_dir=None, size: int = 256, limit: int | None = None, overwrite: bool = False,
             progress: bool = True) -> dict:
@@ -191,6 +179,7 @@ def prepare(root: str | Path, out: str | Path, split: str = "test", subset: str 
     from hand_nas.atomic import atomic_dir
     from hand_nas.data.render import hand_mask
     from hand_nas.data.samples import SampleWriter
+    from hand_nas.data.transforms import warp
     from hand_nas.hand.geometry import project
     from hand_nas.hand.mano import HandModel
     from hand_nas.hand.topology import faces_fingerprint
@@ -225,7 +214,7 @@ def prepare(root: str | Path, out: str | Path, split: str = "test", subset: str 
             pts = np.concatenate([project(cam[h], rec.K) for h in range(2) if rec.valid[h]], 0)
             a, _, _ = crop_transform(pts, size)
             K_crop = a @ rec.K
-            crop = warp_image(image, a, size)
+            crop = warp(np.asarray(image.convert("RGB")), a, size)
             mask = hand_mask(cam, [faces[side] for side in HANDS], K_crop, (size, size), rec.valid)
             joints = model.joints(torch.from_numpy(cam)).numpy()
             writer.put(kept, images=crop, masks=mask.reshape(size, size), verts=cam * rec.valid[:, None, None],

@@ -10,6 +10,8 @@ The official pickles hold chumpy objects, and chumpy does not install on Python 
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import pickle
 from pathlib import Path
 
@@ -81,9 +83,11 @@ class HandModel(torch.nn.Module):
         layers = {}
         for side in HANDS:
             _check_loadable(folder / MANO_FILES[side])
-            layers[side] = smplx.MANO(
-                model_path=str(folder / MANO_FILES[side]), is_rhand=side == "right",
-                use_pca=False, flat_hand_mean=False, batch_size=1)
+            # smplx prints a note about MANO having 10 shape coefficients to stdout; keep stdout clean.
+            with contextlib.redirect_stdout(io.StringIO()):
+                layers[side] = smplx.MANO(
+                    model_path=str(folder / MANO_FILES[side]), is_rhand=side == "right",
+                    use_pca=False, flat_hand_mean=False, batch_size=1)
         fix_left_shapedirs(layers["left"], layers["right"])
         self.layers = torch.nn.ModuleDict(layers)
         jreg = layers["right"].J_regressor.detach().cpu().numpy()

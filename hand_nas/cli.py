@@ -1,0 +1,176 @@
+"""``hand-nas``: the command line. Each subcommand parses arguments and calls one library function.
+
+Errors a user can fix (bad paths, malformed files) are ``HandNasError``s and print as one line,
+``hand-nas: error: <what and where>``, with exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from hand_nas.errors import HandNasError
+
+FLOPS_NOTE = "GMACs counted the fvcore way: one fused multiply-add = one flop"
+
+
+def _add_mano(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mano", default="procedural",
+                   help="'procedural' (default: the generated hand) or a folder with MANO_RIGHT.pkl / MANO_LEFT.pkl")
+
+
+# --- hand -------------------------------------------------------------------------------------
+
+def cmd_hand_generate(args) -> None:
+    from hand_nas.hand.procedural import write_mano_pair
+
+    for side, path in write_mano_pair(args.out).items():
+        print(f"{side}: {path}")
+
+
+def cmd_hand_info(args) -> None:
+    import numpy as np
+    import torch
+
+    from hand_nas.hand.hierarchy import hierarchy_path
+    from hand_nas.hand.mano import HandModel
+    from hand_nas.hand.topology import JOINT_NAMES_21, ROOT_JOINT, faces_fingerprint
+
+    model = HandModel(args.mano)
+    with torch.no_grad():
+        v, j = model(torch.zeros(1, 2, 48), torch.zeros(1, 2, 10))
+    faces = model.faces["right"]
+    info = {
+        "mano_dir": str(model.mano_dir), "vertices": int(v.shape[2]), "faces": int(faces.shape[0]),
+        "joints": int(j.shape[2]), "joint_order": list(JOINT_NAMES_21), "root_joint": ROOT_JOINT,
+        "bone_j0_j9_m": [round(float((j[0, h, ROOT_JOINT] - j[0, h, 0]).norm()), 4) for h in range(2)],
+        "hand_extent_m": [np.round((v[0, h].max(0).values - v[0, h].min(0).values).numpy(), 4).tolist() for h in range(2)],
+        "topology_sha256": faces_fingerprint(faces), "hierarchy_file": str(hierarchy_path(faces_fingerprint(faces))),
+    }
+    print(json.dumps(info, indent=2))
+
+
+def cmd_hand_show(args) -> None:
+    from hand_nas.data.sheet import pose_sheet
+
+    print(f"wrote {pose_sheet(args.out, args.mano)}")
+
+
+def cmd_hand_build_graph(args) -> None:
+    from hand_nas.hand.hierarchy import SIZES, build_hierarchy, hierarchy_path, save_hierarchy
+    from hand_nas.hand.mano import HandModel
+
+    faces = HandModel(args.mano).faces["right"]
+    h = build_hierarchy(faces)
+    path = save_hierarchy(h, args.out or hierarchy_path(h.fingerprint))
+    real = [int(m.sum()) for m in h.mask]
+    print(f"levels {list(SIZES)} slots, real nodes {real}; checksum {h.checksum}")
+    print(f"wrote {path}")
+
+
+def cmd_hand_convert(args) -> None:
+    from hand_nas.hand.mano import convert_mano
+
+    for path in convert_mano(args.src, args.dst):
+        print(f"wrote {path}")
+
+
+# --- data -------------------------------------------------------------------------------------
+
+def cmd_data_synth(args) -> None:
+    from hand_nas.data.synthetic import synthesize
+
+    r = synthesize(args.out, args.n, seed=args.seed, mano_dir=args.mano, size=args.size, workers=args.workers,
+                   overwrite=args.overwrite, progress=not args.quiet)
+    print(f"wrote {args.n} samples to {args.out} in {r['seconds']:.1f} s: {r['images_per_s']:.1f} images/s "
+          f"with {r['workers']} worker(s), {r['images_per_s_per_worker']:.1f} images/s per core")
+
+
+def cmd_data_prepare(args) -> None:
+    from hand_nas.data.interhand import prepare
+
+    r = prepare(args.root, args.out, split=args.split, subset=args.subset, hands=args.hands, mano_dir=args.mano,
+                size=args.size, limit=args.limit, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"selected {r['selected']} images, wrote {r['written']} samples to {args.out} "
+          f"({r['dropped_dark']} dropped as too dark)")
+
+
+def cmd_data_show(args) -> None:
+    from hand_nas.data.sheet import contact_sheet
+
+    print(f"wrote {contact_sheet(args.folder, args.out, count=args.count, cols=args.cols)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hand-nas", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    hand = sub.add_parser("hand", help="hand model: generate, inspect, mesh hierarchy").add_subparsers(
+        dest="hand_command", required=True)
+    p = hand.add_parser("generate", help="write the procedural MANO_RIGHT.pkl / MANO_LEFT.pkl pair")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_hand_generate)
+    p = hand.add_parser("info", help="load a MANO folder through smplx and print its facts")
+    _add_mano(p)
+    p.set_defaults(func=cmd_hand_info)
+    p = hand.add_parser("show", help="render six named poses of both hands to a PNG")
+    p.add_argument("--out", required=True)
+    _add_mano(p)
+    p.set_defaults(func=cmd_hand_show)
+    p = hand.add_parser("build-graph", help="(re)build the mesh hierarchy of a hand topology")
+    _add_mano(p)
+    p.add_argument("--out", help="file to write (default: the hand-nas cache)")
+    p.set_defaults(func=cmd_hand_build_graph)
+    p = hand.add_parser("convert-mano", help="rewrite official (chumpy) MANO pickles as plain numpy pickles")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.set_defaults(func=cmd_hand_convert)
+
+    data = sub.add_parser("data", help="data sets: synthesize, prepare InterHand2.6M, show").add_subparsers(
+        dest="data_command", required=True)
+    p = data.add_parser("synth", help="render the synthetic two-hand set")
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    _add_mano(p)
+    p.set_defaults(func=cmd_data_synth)
+    p = data.add_parser("prepare", help="preprocess an InterHand2.6M split into a sample cache")
+    p.add_argument("--root", required=True, help="InterHand2.6M root (holds images/ and annotations/)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--subset", default="HM", choices=["H", "M", "HM"])
+    p.add_argument("--hands", default="interacting", choices=["interacting", "single", "all"])
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--limit", type=int, help="keep only the first N selected images")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    _add_mano(p)
+    p.set_defaults(func=cmd_data_prepare)
+    p = data.add_parser("show", help="contact sheet with meshes and joints drawn over samples")
+    p.add_argument("folder")
+    p.add_argument("--out", required=True)
+    p.add_argument("--count", type=int, default=16)
+    p.add_argument("--cols", type=int, default=4)
+    p.set_defaults(func=cmd_data_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except HandNasError as exc:
+        print(f"hand-nas: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hand-nas: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
