@@ -11,8 +11,10 @@ The official pickles hold chumpy objects, and chumpy does not install on Python 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +193,35 @@ def convert_mano(src: str | Path, dst: str | Path) -> list[Path]:
             pickle.dump(out, fh, protocol=2)
         written.append(dst / name)
     return written
+
+
+@dataclass(frozen=True)
+class HandTopology:
+    """What networks need of a hand model, without smplx: the right hand's mesh facts.
+
+    Attributes:
+        faces: (1538, 3) int64.
+        template: (778, 3) rest vertices, metres.
+        joint_regressor: (21, 778) float32 in hand-nas' joint order.
+    """
+
+    faces: np.ndarray
+    template: np.ndarray
+    joint_regressor: np.ndarray
+
+
+@functools.lru_cache(maxsize=4)
+def _topology(folder: str) -> HandTopology:
+    path = Path(folder) / MANO_FILES["right"]
+    _check_loadable(path)
+    with open(path, "rb") as fh:
+        data = pickle.load(fh, encoding="latin1")
+    jreg = data["J_regressor"]
+    jreg = jreg.toarray() if hasattr(jreg, "toarray") else np.asarray(jreg)
+    return HandTopology(np.asarray(data["f"], dtype=np.int64), np.asarray(data["v_template"], dtype=np.float64),
+                        joint_regressor_21(jreg))
+
+
+def hand_topology(mano_dir: str | Path | None = None) -> HandTopology:
+    """The topology of a MANO folder ('procedural' by default), read once per process."""
+    return _topology(str(resolve_mano_dir(mano_dir)))

@@ -1,0 +1,1 @@
+"""Cost measurement: GMACs (fvcore convention), parameters, latency."""

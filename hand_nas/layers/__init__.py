@@ -1,0 +1,1 @@
+"""Reusable blocks, one concept per file."""

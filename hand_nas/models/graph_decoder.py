@@ -1,0 +1,110 @@
+"""The graph decoder: coarse-to-fine vertex features over the mesh hierarchy, for both hands.
+
+Per hand, the global image feature becomes 63 vertex features (Linear + LN, plus a 3-d positional
+code: the template pooled to the coarsest level). Each pyramid level (63, 126, 252 nodes) then runs,
+as IntagHand's DualGraphLayer does: add a learned per-node embedding, graph residual blocks per hand,
+the image -> graph bridge per hand, cross-hand attention; nearest x2 upsampling along the node axis
+between levels. Levels not run are bridged by upsampling to 252 nodes. Heads: per-node coordinates,
+a weak-perspective camera from a vertex-averaging layer, a 252 -> 778 linear map initialised from
+the mesh hierarchy (frozen, as IntagHand's), and the right-minus-left root offset.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from hand_nas.config import ModelCfg
+from hand_nas.hand.hierarchy import MeshHierarchy
+from hand_nas.hand.mano import HandTopology
+from hand_nas.layers.graph_conv import GraphLayer, rescaled_laplacian
+from hand_nas.models.bridges import TokenUpdate
+from hand_nas.models.output import HandOutput
+from hand_nas.registry import BRIDGES, CROSS_HAND
+
+COORD_SCALE = 0.1  # network units are decimetres: targets of +-10 cm are +-1
+
+
+class GraphDecoder(nn.Module):
+    def __init__(self, cfg: ModelCfg, global_dim: int, fmap_channels: tuple[int, ...], token_info: tuple[int, int],
+                 hierarchy: MeshHierarchy, topology: HandTopology) -> None:
+        super().__init__()
+        b, g = cfg.bridge, cfg.graph
+        if not 1 <= b.levels <= 3:
+            raise ValueError(f"bridge.levels: {b.levels}, expected 1..3")
+        if len(g.dims) != b.levels + 1:
+            raise ValueError(f"graph.dims: {len(g.dims)} values, expected levels + 1 = {b.levels + 1}")
+        self.levels = b.levels
+        d0 = g.dims[0]
+        self.init = nn.ModuleList([nn.Sequential(nn.Linear(global_dim, d0 - 3), nn.LayerNorm(d0 - 3)) for _ in range(2)])
+        pos = hierarchy.pool_matrix(63) @ topology.template
+        pos = (pos - pos.mean(0)) / (np.abs(pos - pos.mean(0)).max() + 1e-9)
+        self.register_buffer("pos_code", torch.tensor(pos, dtype=torch.float32), persistent=False)
+        self.node_emb = nn.ParameterList()
+        self.graph = nn.ModuleList()
+        self.bridge = nn.ModuleList()
+        self.cross = nn.ModuleList()
+        self.tokens = nn.ModuleList()
+        token_dim, n_tokens = token_info
+        if b.attention == "light_cross" and token_dim == 0:
+            token_dim, n_tokens = 64, 6
+            self.own_tokens = nn.Parameter(torch.randn(n_tokens, token_dim) * 0.02)
+        else:
+            self.own_tokens = None
+        bridge_cls = BRIDGES.get(b.attention)
+        cross_cls = CROSS_HAND.get(g.cross_hand)
+        for lvl in range(b.levels):
+            n = 63 * 2 ** lvl
+            h = hierarchy.level_of_size(n)
+            lap = rescaled_laplacian(hierarchy.laplacian[h], hierarchy.lmax[h])
+            cin, cout = g.dims[lvl], g.dims[lvl + 1]
+            self.node_emb.append(nn.Parameter(torch.randn(n, cin) * 0.02))
+            self.graph.append(nn.ModuleList([GraphLayer(cin, cout, lap, b.blocks, g.cheb_order, g.dropout) for _ in range(2)]))
+            fsize = 8 * 2 ** lvl  # at the 256 deployment input
+            grid_dim = b.grid_dims[lvl] if lvl < len(b.grid_dims) else cout
+            self.bridge.append(nn.ModuleList([
+                bridge_cls(fmap_channels[lvl], fsize, cout, grid_dim, b.image_tokens, g.heads, g.dropout)
+                for _ in range(2)]))
+            if b.attention == "light_cross":
+                self.tokens.append(TokenUpdate(fmap_channels[lvl], token_dim, cout, b.image_tokens))
+            self.cross.append(cross_cls(cout, g.heads, g.dropout))
+        dl = g.dims[-1]
+        self.coord = nn.Linear(dl, 3)
+        self.avg = nn.Linear(252, 1)
+        self.cam = nn.Linear(dl, 3)
+        self.upsample = nn.Linear(252, 778, bias=False)
+        with torch.no_grad():
+            self.upsample.weight.copy_(torch.tensor(hierarchy.upsample))
+        self.upsample.weight.requires_grad_(False)
+        self.rel_root = nn.Linear(global_dim, 3)
+        self.register_buffer("joint_regressor", torch.tensor(topology.joint_regressor), persistent=False)
+
+    def forward(self, feats) -> HandOutput:
+        gfeat = feats.global_feat
+        bsz = gfeat.shape[0]
+        pos = self.pos_code.unsqueeze(0).expand(bsz, -1, -1)
+        x = [torch.cat([self.init[h](gfeat).unsqueeze(1).expand(-1, 63, -1), pos], -1) for h in range(2)]
+        z = feats.tokens if self.own_tokens is None else self.own_tokens.unsqueeze(0).expand(bsz, -1, -1)
+        for lvl in range(self.levels):
+            x = [x[h] + self.node_emb[lvl] for h in range(2)]
+            x = [self.graph[lvl][h](x[h]) for h in range(2)]
+            fmap = feats.fmaps[lvl]
+            tokens = None
+            if len(self.tokens):
+                z, tokens = self.tokens[lvl](fmap, z)
+            x = [self.bridge[lvl][h](x[h], fmap, tokens) for h in range(2)]
+            x = list(self.cross[lvl](x[0], x[1]))
+            if lvl < self.levels - 1:
+                x = [t.repeat_interleave(2, dim=1) for t in x]
+        if self.levels < 3:
+            x = [t.repeat_interleave(2 ** (3 - self.levels), dim=1) for t in x]
+        coarse = torch.stack([self.coord(t) for t in x], 1) * COORD_SCALE  # (B, 2, 252, 3)
+        cam = torch.stack([self.cam(self.avg(t.transpose(1, 2)).squeeze(-1)) for t in x], 1)  # (B, 2, 3)
+        verts = self.upsample(coarse.transpose(2, 3)).transpose(2, 3)  # (B, 2, 778, 3)
+        joints = torch.einsum("jv,bhvc->bhjc", self.joint_regressor, verts)
+        root = joints[:, :, 9:10]
+        verts, joints, coarse = verts - root, joints - root, coarse - root
+        scale = 1.0 + cam[..., :1].unsqueeze(2)
+        verts2d = scale * verts[..., :2] / COORD_SCALE * 0.5 + cam[..., 1:].unsqueeze(2)
+        return HandOutput(verts=verts, joints=joints, camera=cam, rel_root=self.rel_root(gfeat) * COORD_SCALE,
+                          verts2d=verts2d, coarse=coarse)

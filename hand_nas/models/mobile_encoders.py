@@ -1,0 +1,138 @@
+"""Mobile encoders built from stage configs: MobileNetV2, Mobile-Former and MobileViTv3.
+
+All three share the layout: a stride-2 stem, then ``EncoderCfg.stages``; each stage's first block
+strides; the last stage output at each stride 4/8/16/32 becomes a feature map; an optional 1x1
+expansion follows the last stage; the global feature is its average pool.
+
+* mobilenet_v2: inverted residual blocks.
+* mobile_former: every block is Mobile-Former's pair: Mobile->Former (tokens read the block input),
+  the Former on the tokens, the inverted residual (Mobile), and optionally Former->Mobile. LWA-HAND
+  keeps only the local->global direction (``former_to_mobile=False``).
+* mobilevit_v3: inverted residual blocks; a stage with ``attn_dim`` > 0 ends in a MobileViTv3 block
+  with ``attn_layers`` transformer layers (softmax or separable attention).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hand_nas.config import EncoderCfg
+from hand_nas.layers.conv import InvertedResidual, conv_bn
+from hand_nas.layers.mobile_former import Former, FormerToMobile, MobileToFormer
+from hand_nas.layers.mobilevit_block import MobileViTBlock
+from hand_nas.models.encoder_base import EncoderOut, FeatureInfo
+from hand_nas.registry import ENCODERS
+
+
+class _DnaBlock(nn.Module):
+    """One Mobile-Former block: (features, tokens) -> (features, tokens)."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expansion: float, token_dim: int, heads: int,
+                 former_to_mobile: bool) -> None:
+        super().__init__()
+        self.m2f = MobileToFormer(cin, token_dim, heads)
+        self.former = Former(token_dim)
+        self.mobile = InvertedResidual(cin, cout, stride, expansion)
+        self.f2m = FormerToMobile(cout, token_dim, heads) if former_to_mobile else None
+
+    def forward(self, x, z):
+        z = self.former(self.m2f(x, z))
+        x = self.mobile(x)
+        if self.f2m is not None:
+            x = self.f2m(x, z)
+        return x, z
+
+
+class _StageEncoder(nn.Module):
+    def __init__(self, cfg: EncoderCfg, act: type[nn.Module] = nn.ReLU6) -> None:
+        super().__init__()
+        if len(cfg.stages) == 0:
+            raise ValueError("encoder.stages: at least one stage is needed")
+        self.cfg = cfg
+        self.stem = conv_bn(3, cfg.stem, 3, 2, act=act)
+        blocks, taps, stride, cin = [], {}, 2, cfg.stem
+        for s in cfg.stages:
+            for i in range(s.depth):
+                blocks.append(self._block(cin, s.width, s.stride if i == 0 else 1, s.expansion))
+                cin = s.width
+            stride *= s.stride
+            if s.attn_dim > 0:
+                blocks.append(MobileViTBlock(cin, s.attn_dim, s.attn_layers, cfg.attention))
+            taps[stride] = len(blocks) - 1
+        if sorted(taps)[-4:] != [4, 8, 16, 32]:
+            raise ValueError(f"encoder.stages: strides reached {sorted(taps)}, need 4, 8, 16 and 32")
+        self.blocks = nn.ModuleList(blocks)
+        self.taps = {taps[s]: k for k, s in enumerate((4, 8, 16, 32))}
+        chans = [0, 0, 0, 0]
+        w = cfg.stem
+        for idx, blk in enumerate(blocks):
+            w = self._out_channels(blk, w)
+            if idx in self.taps:
+                chans[self.taps[idx]] = w
+        self.head = conv_bn(chans[3], cfg.head_channels, 1, act=act) if cfg.head_channels else None
+        if self.head is not None:
+            chans[3] = cfg.head_channels
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.info = FeatureInfo(tuple(chans), chans[3])
+
+    @staticmethod
+    def _out_channels(blk, w):
+        if isinstance(blk, (InvertedResidual, _DnaBlock)):
+            inner = blk.mobile if isinstance(blk, _DnaBlock) else blk
+            return inner.block[-1][0].out_channels
+        return w
+
+    def _block(self, cin, cout, stride, expansion) -> nn.Module:
+        return InvertedResidual(cin, cout, stride, expansion)
+
+    def _features(self, x):
+        x = self.stem(x)
+        maps = [None] * 4
+        for idx, blk in enumerate(self.blocks):
+            x = blk(x)
+            if idx in self.taps:
+                maps[self.taps[idx]] = x
+        return maps
+
+    def forward(self, x: torch.Tensor) -> EncoderOut:
+        maps = self._features(x)
+        if self.head is not None:
+            maps[3] = self.head(maps[3])
+        return EncoderOut(tuple(maps), self.pool(maps[3]).flatten(1))
+
+
+@ENCODERS.register("mobilenet_v2")
+class MobileNetV2Encoder(_StageEncoder):
+    pass
+
+
+@ENCODERS.register("mobilevit_v3")
+class MobileViTv3Encoder(_StageEncoder):
+    def __init__(self, cfg: EncoderCfg) -> None:
+        super().__init__(cfg, act=nn.SiLU)
+
+
+@ENCODERS.register("mobile_former")
+class MobileFormerEncoder(_StageEncoder):
+    def __init__(self, cfg: EncoderCfg) -> None:
+        if not 1 <= cfg.tokens <= 6:
+            raise ValueError(f"encoder.tokens: {cfg.tokens}; Mobile-Former uses 1..6 global tokens")
+        super().__init__(cfg)
+        self.tokens = nn.Parameter(torch.randn(cfg.tokens, cfg.token_dim) * 0.02)
+        self.info = FeatureInfo(self.info.channels, self.info.global_dim, cfg.token_dim, cfg.tokens)
+
+    def _block(self, cin, cout, stride, expansion) -> nn.Module:
+        c = self.cfg
+        return _DnaBlock(cin, cout, stride, expansion, c.token_dim, c.bridge_heads, c.former_to_mobile)
+
+    def forward(self, x: torch.Tensor) -> EncoderOut:
+        x = self.stem(x)
+        z = self.tokens.unsqueeze(0).expand(x.shape[0], -1, -1)
+        maps = [None] * 4
+        for idx, blk in enumerate(self.blocks):
+            x, z = blk(x, z) if isinstance(blk, _DnaBlock) else (blk(x), z)
+            if idx in self.taps:
+                maps[self.taps[idx]] = x
+        if self.head is not None:
+            maps[3] = self.head(maps[3])
+        return EncoderOut(tuple(maps), self.pool(maps[3]).flatten(1), z)
