@@ -101,6 +101,72 @@ def cmd_data_show(args) -> None:
     print(f"wrote {contact_sheet(args.folder, args.out, count=args.count, cols=args.cols)}")
 
 
+# --- models -------------------------------------------------------------------------------------
+
+def cmd_cost(args) -> None:
+    from hand_nas.cost.flops import model_cost
+    from hand_nas.models import build_model
+    from hand_nas.models.presets import resolve_model
+
+    cfg = resolve_model(args.model)
+    model = build_model(cfg, args.mano)
+    r = model_cost(model, size=args.size)
+    out = {"model": cfg.name, "gmacs_total": round(r.gmacs_total, 4), "gmacs_image": round(r.gmacs_image, 4),
+           "gmacs_pose": round(r.gmacs_pose, 4), "params_m": round(r.params_m, 3), "input_size": args.size,
+           "convention": FLOPS_NOTE}
+    if args.latency:
+        from hand_nas.cost.latency import model_latency
+
+        lat = model_latency(model, args.size, args.threads, repeats=args.repeats)
+        out.update({k: round(v, 2) if isinstance(v, float) else v for k, v in lat.items() if k != "input_size"})
+    if args.json:
+        print(json.dumps(out))
+        return
+    print(f"{cfg.name}: {out['gmacs_total']:.4f} GMACs = {out['gmacs_image']:.4f} image + {out['gmacs_pose']:.4f} pose; "
+          f"{out['params_m']:.2f} M parameters  (input 1x3x{args.size}x{args.size}; {FLOPS_NOTE})")
+    if args.latency:
+        print(f"latency, batch 1, {out['threads']} thread(s), median of {args.repeats} after warm-up: "
+              f"torch eager {out['latency_ms_torch']:.2f} ms, onnxruntime fp32 {out['latency_ms_ort']:.2f} ms")
+
+
+def synthetic_default(n: int, seed: int = 0, size: int = 256):
+    """The cached synthetic set used when ``--data synthetic`` (generated once)."""
+    from hand_nas.data.synthetic import synthesize
+    from hand_nas.paths import home
+
+    folder = home() / "synthetic" / f"n{n}_seed{seed}_s{size}"
+    if not (folder / "meta.json").exists():
+        print(f"generating the synthetic set ({n} samples) into {folder}", file=sys.stderr)
+        synthesize(folder, n, seed=seed, size=size, overwrite=True)
+    return folder
+
+
+def resolve_data(spec: str, n: int):
+    return synthetic_default(n) if spec == "synthetic" else spec
+
+
+def cmd_train(args) -> None:
+    from hand_nas.config import TrainCfg
+    from hand_nas.cost.flops import model_cost
+    from hand_nas.models import build_model
+    from hand_nas.models.presets import resolve_model
+    from hand_nas.train import train
+
+    cfg = resolve_model(args.model)
+    data = resolve_data(args.data, args.synthetic_n)
+    tcfg = TrainCfg(resolution=args.resolution, steps=args.steps, batch=args.batch, lr=args.lr,
+                    eval_every=args.eval_every, seed=args.seed, workers=args.workers)
+    cost = model_cost(build_model(cfg, args.mano))
+    r = train(cfg, tcfg, data, checkpoint_dir=args.out, mano_dir=args.mano, progress=not args.quiet)
+    print(f"{cfg.name}: {cost.gmacs_total:.4f} GMACs at 256x256 ({FLOPS_NOTE})")
+    print(f"proxy: {r.steps} steps, batch {tcfg.batch}, {tcfg.resolution}x{tcfg.resolution}, {r.seconds:.0f} s wall")
+    print("step    MPJPE   MPVPE  (held-out, mm, IntagHand protocol)")
+    for h in r.history:
+        print(f"{h['step']:>5}  {h['mpjpe_mm']:6.2f}  {h['mpvpe_mm']:6.2f}")
+    if r.checkpoint:
+        print(f"checkpoint: {r.checkpoint}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hand-nas", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,6 +222,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=16)
     p.add_argument("--cols", type=int, default=4)
     p.set_defaults(func=cmd_data_show)
+    p = sub.add_parser("cost", help=f"GMACs (image/pose split), parameters, optional CPU latency; {FLOPS_NOTE}")
+    p.add_argument("model", help="a preset name or a YAML/JSON model config")
+    p.add_argument("--size", type=int, default=256, help="input side (default: the deployment 256)")
+    p.add_argument("--latency", action="store_true", help="also time torch eager and onnxruntime fp32")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    _add_mano(p)
+    p.set_defaults(func=cmd_cost)
+
+    p = sub.add_parser("train", help="proxy-train a model and report held-out MPJPE/MPVPE")
+    p.add_argument("model", help="a preset name or a YAML/JSON model config")
+    p.add_argument("--data", default="synthetic", help="'synthetic' (the cached embedded set) or a sample directory")
+    p.add_argument("--synthetic-n", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--resolution", type=int, default=128)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--out", help="checkpoint directory")
+    p.add_argument("--quiet", action="store_true")
+    _add_mano(p)
+    p.set_defaults(func=cmd_train)
     return parser
 
 

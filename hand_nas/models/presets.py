@@ -141,3 +141,30 @@ def lagc_hand() -> ModelCfg:
                     bridge=BridgeCfg(levels=3, blocks=3, attention="mhsa", image_tokens=64, grid_dims=(208, 104, 52)),
                     graph=GraphCfg(dims=(416, 208, 104, 52), cheb_order=2, cross_hand="elementwise", heads=4,
                                    dropout=0.05))
+
+
+def resolve_model(spec: str) -> ModelCfg:
+    """A preset name, or a YAML/JSON file holding a ModelCfg (optionally under a 'model' key)."""
+    from pathlib import Path
+
+    from hand_nas.errors import HandNasError
+
+    if spec in PRESETS:
+        return PRESETS.get(spec)()
+    path = Path(spec)
+    if not path.is_file():
+        raise HandNasError(f"{spec}: neither a preset ({', '.join(PRESETS.names())}) nor a config file")
+    import json
+
+    import yaml
+
+    try:
+        data = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise HandNasError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from None
+    if isinstance(data, dict) and "model" in data and isinstance(data["model"], dict):
+        data = data["model"]
+    try:
+        return ModelCfg.from_dict(data)
+    except HandNasError as exc:
+        raise HandNasError(f"{path}: {exc}") from None

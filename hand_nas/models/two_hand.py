@@ -37,7 +37,7 @@ class TwoHandNet(nn.Module):
             raise ValueError(f"head {cfg.head!r}: expected 'graph' or 'posenet'")
 
     def forward(self, image: torch.Tensor) -> HandOutput:
-        if image.shape[-1] % 32 or image.shape[-2] % 32:
+        if not torch.jit.is_tracing() and (image.shape[-1] % 32 or image.shape[-2] % 32):
             raise ValueError(f"input {tuple(image.shape[-2:])}: height and width must be multiples of 32")
         feats = self.image(image)
         out = self.pose(feats)

@@ -1,0 +1,78 @@
+"""CPU latency of a model at batch 1: torch eager and onnxruntime fp32.
+
+Both run in one process with an explicit thread count, after warm-up runs, and report the median
+of the timed repeats (milliseconds).
+"""
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def _median_ms(fn, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000.0)
+    return statistics.median(times)
+
+
+def torch_latency_ms(model: nn.Module, size: int = 256, threads: int = 1, warmup: int = 5, repeats: int = 20) -> float:
+    """Median eager-mode forward time (ms) at batch 1 with ``threads`` intra-op threads."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    model.eval()
+    x = torch.rand(1, 3, size, size)
+    try:
+        with torch.inference_mode():
+            return _median_ms(lambda: model(x), warmup, repeats)
+    finally:
+        torch.set_num_threads(old)
+
+
+def export_onnx(model: nn.Module, path: str | Path, size: int = 256, opset: int = 17) -> Path:
+    """fp32 ONNX export (TorchScript exporter) of a model whose outputs become a tuple of tensors."""
+    from hand_nas.cost.flops import _Traceable
+
+    path = Path(path)
+    wrapped = _Traceable(model).eval()
+    with torch.no_grad():
+        torch.onnx.export(wrapped, (torch.rand(1, 3, size, size),), str(path), opset_version=opset,
+                          input_names=["image"], dynamo=False)
+    return path
+
+
+def ort_session(path: str | Path, threads: int = 1):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def ort_latency_ms(path: str | Path, size: int = 256, threads: int = 1, warmup: int = 5, repeats: int = 20) -> float:
+    """Median onnxruntime (CPU) run time (ms) of an ONNX file at batch 1."""
+    sess = ort_session(path, threads)
+    name = sess.get_inputs()[0].name
+    x = np.random.rand(1, 3, size, size).astype(np.float32)
+    return _median_ms(lambda: sess.run(None, {name: x}), warmup, repeats)
+
+
+def model_latency(model: nn.Module, size: int = 256, threads: int = 1, warmup: int = 5, repeats: int = 20) -> dict:
+    """{'latency_ms_torch', 'latency_ms_ort', 'threads', 'input_size'} for a model, fp32, batch 1."""
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = export_onnx(model, Path(tmp) / "model.onnx", size)
+        ort_ms = ort_latency_ms(onnx_path, size, threads, warmup, repeats)
+    return {"latency_ms_torch": torch_latency_ms(model, size, threads, warmup, repeats), "latency_ms_ort": ort_ms,
+            "threads": threads, "input_size": size}

@@ -1,0 +1,144 @@
+"""Proxy training: one readable loop, a pure learning-rate function, evaluation on a held-out split.
+
+``train`` builds the model from its config, splits the sample directory deterministically, trains
+with Adam at ``TrainCfg.resolution`` (FLOPs are still reported at 256) and returns the held-out
+metrics at initialisation and after training. ``on_eval`` (optional) sees every evaluation and may
+stop the run early by returning True (the search uses it for pruning).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hand_nas.config import ModelCfg, TrainCfg
+from hand_nas.losses import LossWeights, two_hand_loss
+from hand_nas.metrics import MetricAccumulator, Metrics
+
+
+def lr_at(step: int, cfg: TrainCfg) -> float:
+    """Linear warm-up to ``cfg.lr``, then cosine decay to 5% of it at ``cfg.steps``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+@dataclass
+class TrainResult:
+    """Outcome of a proxy run (metrics in mm)."""
+
+    metrics: Metrics
+    init_metrics: Metrics
+    history: list = field(default_factory=list)
+    seconds: float = 0.0
+    steps: int = 0
+    stopped_early: bool = False
+    checkpoint: str | None = None
+
+
+def evaluate(model: torch.nn.Module, loader) -> Metrics:
+    """Held-out metrics; predictions are root-relative, so the relative root comes from ``rel_root``."""
+    model.eval()
+    acc = MetricAccumulator()
+    with torch.no_grad():
+        for batch in loader:
+            out = model(batch["image"])
+            gt_j = batch["joints"] - batch["joints"][:, :1, 9:10]  # left root at the origin
+            gt_v = batch["verts"] - batch["joints"][:, :1, 9:10]
+            pj = out.joints.clone()
+            pj[:, 1] += out.rel_root.unsqueeze(1) if out.rel_root is not None else 0
+            pv = out.verts.clone() if out.verts is not None else gt_v * float("nan")
+            if out.verts is not None:
+                pv[:, 1] += out.rel_root.unsqueeze(1)
+            acc.update(pv, pj, gt_v, gt_j)
+    model.train()
+    return acc.result()
+
+
+def _loader(ds, batch: int, shuffle: bool, seed: int, workers: int):
+    g = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=shuffle, generator=g, num_workers=workers,
+                                       drop_last=shuffle, persistent_workers=workers > 0)
+
+
+def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: str | Path | None = None, mano_dir=None,
+          progress: bool = False, on_eval=None, weights: LossWeights = LossWeights(), model=None) -> TrainResult:
+    """Train ``model_cfg`` on the sample directory ``data``; returns held-out metrics.
+
+    Args:
+        checkpoint_dir: where to write the checkpoint at the end (None: no checkpoint).
+        on_eval: ``fn(step, metrics) -> bool``; True stops training.
+        model: start from this module instead of a fresh ``build_model(model_cfg)`` (fine-tuning).
+    """
+    from tqdm import tqdm
+
+    from hand_nas.data.dataset import TwoHandDataset, split_indices
+    from hand_nas.data.transforms import AugmentCfg
+    from hand_nas.data.samples import open_samples
+    from hand_nas.hand.hierarchy import load_hierarchy
+    from hand_nas.hand.mano import hand_topology
+    from hand_nas.models import build_model
+
+    if cfg.resolution % 32:
+        raise ValueError(f"resolution {cfg.resolution}: must be a multiple of 32")
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    n = len(open_samples(data))
+    tr_idx, va_idx = split_indices(n, cfg.val_fraction, seed=0)
+    train_ds = TwoHandDataset(data, cfg.resolution, tr_idx, AugmentCfg() if cfg.augment else None, heatmaps=True, seed=cfg.seed)
+    val_ds = TwoHandDataset(data, cfg.resolution, va_idx)
+    train_dl = _loader(train_ds, cfg.batch, True, cfg.seed, cfg.workers)
+    val_dl = _loader(val_ds, max(cfg.batch, 16), False, cfg.seed, 0)
+    model = build_model(model_cfg, mano_dir) if model is None else model
+    topo = hand_topology(mano_dir)
+    faces = torch.as_tensor(topo.faces)
+    pool252 = torch.as_tensor(load_hierarchy(topo.faces).pool_matrix(252))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    t0 = time.perf_counter()
+    init = evaluate(model, val_dl)
+    history = [{"step": 0, **init.to_dict()}]
+    bar = tqdm(total=cfg.steps, desc=f"train {model_cfg.name}", unit="step", disable=not progress)
+    step, epoch, stopped = 0, 0, False
+    model.train()
+    while step < cfg.steps and not stopped:
+        train_ds.set_epoch(epoch)
+        for batch in train_dl:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            out = model(batch["image"])
+            loss, terms = two_hand_loss(out, batch, faces, pool252, weights, progress=step / cfg.steps)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {float(loss)} at step {step} (terms {terms})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", mpjpe=f"{history[-1]['mpjpe_mm']:.1f}")
+            if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
+                m = evaluate(model, val_dl)
+                history.append({"step": step, "loss": float(loss.detach()), **m.to_dict()})
+                if on_eval is not None and on_eval(step, m):
+                    stopped = True
+                    break
+            if step >= cfg.steps:
+                break
+        epoch += 1
+    bar.close()
+    final = Metrics(**{k: v for k, v in history[-1].items() if k in Metrics.__dataclass_fields__})
+    result = TrainResult(final, init, history, time.perf_counter() - t0, step, stopped)
+    if checkpoint_dir is not None:
+        from hand_nas.checkpoint import save_checkpoint
+
+        save_checkpoint(checkpoint_dir, model, model_cfg, train=cfg.to_dict(), metrics=final.to_dict(),
+                        init_metrics=init.to_dict(), data=str(data), steps=step)
+        result.checkpoint = str(checkpoint_dir)
+    return result
