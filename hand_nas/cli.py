@@ -129,20 +129,10 @@ def cmd_cost(args) -> None:
               f"torch eager {out['latency_ms_torch']:.2f} ms, onnxruntime fp32 {out['latency_ms_ort']:.2f} ms")
 
 
-def synthetic_default(n: int, seed: int = 0, size: int = 256):
-    """The cached synthetic set used when ``--data synthetic`` (generated once)."""
-    from hand_nas.data.synthetic import synthesize
-    from hand_nas.paths import home
+def resolve_data(spec: str, n: int, quiet: bool = False):
+    from hand_nas.data.synthetic import cached_synthetic
 
-    folder = home() / "synthetic" / f"n{n}_seed{seed}_s{size}"
-    if not (folder / "meta.json").exists():
-        print(f"generating the synthetic set ({n} samples) into {folder}", file=sys.stderr)
-        synthesize(folder, n, seed=seed, size=size, overwrite=True)
-    return folder
-
-
-def resolve_data(spec: str, n: int):
-    return synthetic_default(n) if spec == "synthetic" else spec
+    return cached_synthetic(n, progress=not quiet) if spec == "synthetic" else spec
 
 
 def cmd_train(args) -> None:
@@ -153,7 +143,7 @@ def cmd_train(args) -> None:
     from hand_nas.train import train
 
     cfg = resolve_model(args.model)
-    data = resolve_data(args.data, args.synthetic_n)
+    data = resolve_data(args.data, args.synthetic_n, args.quiet)
     tcfg = TrainCfg(resolution=args.resolution, steps=args.steps, batch=args.batch, lr=args.lr,
                     eval_every=args.eval_every, seed=args.seed, workers=args.workers)
     cost = model_cost(build_model(cfg, args.mano))
@@ -165,6 +155,91 @@ def cmd_train(args) -> None:
         print(f"{h['step']:>5}  {h['mpjpe_mm']:6.2f}  {h['mpvpe_mm']:6.2f}")
     if r.checkpoint:
         print(f"checkpoint: {r.checkpoint}")
+
+
+# --- search -------------------------------------------------------------------------------------
+
+def cmd_search(args) -> None:
+    import logging
+
+    from hand_nas.config import StudyCfg
+    from hand_nas.search.records import best_feasible, format_table, pareto_front
+    from hand_nas.search.runner import run_search
+    from hand_nas.search.space import load_space
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = load_space(args.space)
+    sampler = args.sampler or ("evolution" if args.backend == "nni" else "tpe")
+    cfg = StudyCfg(space=args.space, study=args.study or space.name, storage=args.storage, backend=args.backend,
+                   sampler=sampler, pruner=args.pruner, trials=args.trials, workers=args.workers,
+                   executor="local" if args.local else "ray", ray_address=args.ray_address or "",
+                   cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                   budget_gmacs=args.budget or 0.0, data=args.data, out=args.out, seed=args.seed, latency=args.latency)
+    r = run_search(cfg, progress=not args.quiet, space=space)
+    budget = args.budget or space.budget_gmacs
+    print(f"study {r.study} ({r.storage}): {r.finished} finished trials, {r.ran} run now in {r.seconds:.0f} s"
+          + (f", {r.recovered} interrupted trial(s) marked failed" if r.recovered else ""))
+    print(f"budget {budget} GMACs at 256x256 ({FLOPS_NOTE}); MPJPE/MPVPE held-out, mm, IntagHand protocol")
+    shown = pareto_front(r.rows) if space.multi_objective else sorted(
+        [x for x in r.rows if x["state"] in ("complete", "pruned") and x["mpjpe_mm"] is not None],
+        key=lambda x: x["mpjpe_mm"])[:10]
+    print("Pareto front (feasible):" if space.multi_objective else "best trials:")
+    print(format_table(shown))
+    best = best_feasible(r.rows)
+    if best:
+        print(f"best feasible: trial {best['number']}, MPJPE {best['mpjpe_mm']:.2f} mm at {best['gmacs']:.4f} GMACs; "
+              f"checkpoint {best['checkpoint']}")
+    else:
+        print("no feasible completed trial yet")
+
+
+def cmd_trial_show(args) -> None:
+    import optuna
+
+    from hand_nas.config import ModelCfg
+    from hand_nas.search.gate import cost_of
+    from hand_nas.search.optuna_backend import make_storage
+    from hand_nas.search.records import trial_row
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=args.study, storage=make_storage(args.storage))
+    except KeyError:
+        raise HandNasError(f"{args.storage}: no study named {args.study!r}") from None
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if args.number not in trials:
+        raise HandNasError(f"study {args.study!r}: no trial {args.number} (trials 0..{len(trials) - 1})")
+    t = trials[args.number]
+    row = trial_row(t)
+    print(json.dumps({k: row[k] for k in ("number", "state", "backend", "mpjpe_mm", "mpvpe_mm", "gmacs", "gmacs_image",
+                                          "gmacs_pose", "feasible", "checkpoint", "error")}, indent=2))
+    print("params:", json.dumps(row["params"]))
+    ua = t.user_attrs
+    print("proxy:", json.dumps(ua.get("proxy")), "seed:", ua.get("seed"), "data:", ua.get("data"))
+    if "config" not in ua:
+        print("no model config stored (the trial failed before its configuration was built)")
+        return
+    cfg = ModelCfg.from_dict(ua["config"])
+    image, pose = cost_of(cfg)
+    stored = ua.get("cost", {})
+    print(f"rebuilt from storage: {cfg.name}; {image + pose:.4f} GMACs = {image:.4f} image + {pose:.4f} pose "
+          f"(stored {stored.get('gmacs_total')}; {FLOPS_NOTE})")
+    if args.build:
+        from hand_nas.cost.flops import model_cost
+        from hand_nas.models import build_model
+
+        r = model_cost(build_model(cfg))
+        print(f"built and counted with fvcore: {r.gmacs_total:.4f} GMACs, {r.params_m:.3f} M parameters")
+    if args.config_out:
+        import yaml
+
+        from hand_nas.atomic import atomic_file
+
+        with atomic_file(args.config_out, "w") as fh:
+            yaml.safe_dump({"model": cfg.to_dict()}, fh, sort_keys=False)
+        print(f"wrote {args.config_out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,6 +322,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     _add_mano(p)
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("search", help="budget-constrained architecture search (optuna or nni, on Ray)")
+    p.add_argument("--space", required=True, help="search space YAML (search_spaces/*.yaml)")
+    p.add_argument("--budget", type=float, help="max GMACs at 256x256 (default: the space's)")
+    p.add_argument("--trials", type=int, default=20, help="finished trials the study should hold")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--backend", default="optuna", choices=["optuna", "nni"])
+    p.add_argument("--sampler", choices=["tpe", "nsga2", "random", "evolution"],
+                   help="optuna: tpe (default), nsga2, random; nni: evolution (default), random")
+    p.add_argument("--pruner", default="median", choices=["median", "none"])
+    p.add_argument("--study", help="study name (default: the space's name); the same name resumes")
+    p.add_argument("--storage", default="sqlite:///runs/studies.db", help="optuna storage URL")
+    p.add_argument("--data", default="synthetic")
+    p.add_argument("--out", default="runs", help="checkpoints go to OUT/STUDY/trial_NNNN")
+    p.add_argument("--ray-address", help="join a running Ray cluster")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, default=0.0)
+    p.add_argument("--local", action="store_true", help="run trials in this process instead of on Ray")
+    p.add_argument("--latency", action="store_true", help="also time every trained trial (torch, 1 thread)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    trial = sub.add_parser("trial", help="inspect stored trials").add_subparsers(dest="trial_command", required=True)
+    p = trial.add_parser("show", help="a trial's record; rebuilds its model from the storage alone")
+    p.add_argument("study")
+    p.add_argument("number", type=int)
+    p.add_argument("--storage", default="sqlite:///runs/studies.db")
+    p.add_argument("--build", action="store_true", help="also build the model and count it with fvcore")
+    p.add_argument("--config-out", help="write the trial's model config as YAML")
+    p.set_defaults(func=cmd_trial_show)
     return parser
 
 

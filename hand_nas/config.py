@@ -287,3 +287,45 @@ def replace(cfg, **changes):
     for head, sub in nested.items():
         direct[head] = replace(getattr(cfg, head), **sub)
     return dataclasses.replace(cfg, **direct)
+
+
+@dataclass(frozen=True)
+class StudyCfg:
+    """A search run.
+
+    Attributes:
+        space: search-space YAML file.
+        study: study name (re-running with the same name resumes it).
+        storage: optuna storage URL (SQLite by default; PostgreSQL on clusters).
+        backend: optuna or nni.
+        sampler: optuna: tpe, nsga2, random; nni: evolution, random.
+        pruner: median (single-objective early stopping) or none.
+        trials: finished trials the study should reach (earlier runs count).
+        workers: trials in parallel.
+        executor: ray or local (in-process, one at a time).
+        ray_address: join an existing Ray cluster instead of starting a local one.
+        cpus_per_trial, gpus_per_trial: Ray resources per trial.
+        budget_gmacs: override the space's budget (0 = the space's).
+        data: 'synthetic' (the cached embedded set) or a sample directory.
+        out: folder for checkpoints (one per trial).
+        seed: sampler seed.
+        latency: also measure torch latency of every trained trial.
+    """
+
+    space: str
+    study: str = "hand-nas"
+    storage: str = "sqlite:///runs/studies.db"
+    backend: str = "optuna"
+    sampler: str = "tpe"
+    pruner: str = "median"
+    trials: int = 20
+    workers: int = 1
+    executor: str = "ray"
+    ray_address: str = ""
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    budget_gmacs: float = 0.0
+    data: str = "synthetic"
+    out: str = "runs"
+    seed: int = 0
+    latency: bool = False

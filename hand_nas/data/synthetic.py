@@ -18,6 +18,8 @@ from hand_nas.data.render import Shading, project, render_hands
 from hand_nas.hand import articulation
 from hand_nas.hand.topology import faces_fingerprint
 
+SYNTH_VERSION = 2  # bump when sampling or rendering changes: cached sets are keyed by it
+
 SKIN_TONES = np.array([
     (0.96, 0.80, 0.69), (0.93, 0.76, 0.66), (0.90, 0.72, 0.60), (0.80, 0.60, 0.47),
     (0.76, 0.57, 0.45), (0.65, 0.46, 0.34), (0.48, 0.33, 0.24), (0.36, 0.24, 0.17),
@@ -59,6 +61,27 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
     ])
 
 
+def _rot(axis: str, angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return {"y": np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]), "z": np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])}[axis]
+
+
+def _hand_orientation(rng: np.random.Generator, roll: float) -> np.ndarray:
+    """Fingers up, palm or back toward the camera, perturbed; 15% of hands fully random.
+
+    Hands in InterHand2.6M crops mostly enter from below; a uniform SO(3) per hand is harder than
+    the real data and makes minutes-long proxies learn nothing about pose.
+    """
+    if rng.random() < 0.15:
+        return _random_rotation(rng)
+    from scipy.spatial.transform import Rotation
+
+    base = _rot("z", np.pi + roll)  # MANO's +y fingers -> image up; its dorsal +z faces away
+    if rng.random() < 0.5:
+        base = base @ _rot("y", np.pi)  # show the back of the hand instead
+    return base @ Rotation.from_rotvec(rng.normal(0, 0.45, 3)).as_matrix()
+
+
 def sample_scene(rng: np.random.Generator, axes: articulation.HandAxes) -> SceneParams:
     angles = articulation.sample_angles(rng, 2)
     right_pose = articulation.angles_to_pose(angles, axes)  # both sampled as right hands
@@ -69,7 +92,8 @@ def sample_scene(rng: np.random.Generator, axes: articulation.HandAxes) -> Scene
     direction[0] = -abs(direction[0]) - 0.3  # left hand mostly on the image's left
     direction /= np.linalg.norm(direction)
     return SceneParams(
-        pose_abs=pose_abs, betas=betas, rot=np.stack([_random_rotation(rng), _random_rotation(rng)]),
+        pose_abs=pose_abs, betas=betas,
+        rot=np.stack([_hand_orientation(rng, roll + rng.normal(0, 0.3)) for roll in [rng.uniform(-1.0, 1.0)] * 2]),
         contact=float(rng.uniform(0.0, 0.02)), direction=direction, depth=float(rng.uniform(0.4, 0.8)),
         crop_scale=float(rng.uniform(0.95, 1.1)), crop_shift=rng.uniform(-0.03, 0.03, 2))
 
@@ -300,8 +324,21 @@ def synthesize(out: str | Path, n: int, seed: int = 0, mano_dir=None, size: int 
         seconds = time.perf_counter() - t0
         bar.close()
         writer.source_ids = [f"synthetic/seed{seed}/{i}" for i in range(n)]
-        writer.close({"source": "synthetic", "seed": seed, "hand_model": {
+        writer.close({"source": "synthetic", "seed": seed, "generator_version": SYNTH_VERSION, "hand_model": {
             "mano_dir": str(mano_folder), "fingerprint": faces_fingerprint(renderer.faces[1])}})
     rate = n / seconds
     return {"seconds": seconds, "images_per_s": rate, "images_per_s_per_worker": rate / max(workers, 1),
             "workers": max(workers, 1)}
+
+
+def cached_synthetic(n: int, seed: int = 0, size: int = 256, progress: bool = True) -> Path:
+    """The synthetic set ``--data synthetic`` means: generated once into the hand-nas cache."""
+    import sys
+
+    from hand_nas.paths import home
+
+    folder = home() / "synthetic" / f"n{n}_seed{seed}_s{size}_v{SYNTH_VERSION}"
+    if not (folder / "meta.json").exists():
+        print(f"generating the synthetic set ({n} samples) into {folder}", file=sys.stderr)
+        synthesize(folder, n, seed=seed, size=size, overwrite=True, progress=progress)
+    return folder

@@ -4,7 +4,8 @@ Per hand, the global image feature becomes 63 vertex features (Linear + LN, plus
 code: the template pooled to the coarsest level). Each pyramid level (63, 126, 252 nodes) then runs,
 as IntagHand's DualGraphLayer does: add a learned per-node embedding, graph residual blocks per hand,
 the image -> graph bridge per hand, cross-hand attention; nearest x2 upsampling along the node axis
-between levels. Levels not run are bridged by upsampling to 252 nodes. Heads: per-node coordinates,
+between levels. Levels not run are bridged by upsampling to 252 nodes. Heads: per-node coordinates
+(offsets from the template pooled to the 252 slots, a zero-MAC prior hand-nas adds for short proxies),
 a weak-perspective camera from a vertex-averaging layer, a 252 -> 778 linear map initialised from
 the mesh hierarchy (frozen, as IntagHand's), and the right-minus-left root offset.
 """
@@ -32,10 +33,11 @@ class GraphDecoder(nn.Module):
         b, g = cfg.bridge, cfg.graph
         if not 1 <= b.levels <= 3:
             raise ValueError(f"bridge.levels: {b.levels}, expected 1..3")
-        if len(g.dims) != b.levels + 1:
-            raise ValueError(f"graph.dims: {len(g.dims)} values, expected levels + 1 = {b.levels + 1}")
+        if len(g.dims) < b.levels + 1:
+            raise ValueError(f"graph.dims: {len(g.dims)} values, need levels + 1 = {b.levels + 1}")
+        dims = g.dims[:b.levels + 1]  # longer lists (search spaces) are cut to the levels used
         self.levels = b.levels
-        d0 = g.dims[0]
+        d0 = dims[0]
         self.init = nn.ModuleList([nn.Sequential(nn.Linear(global_dim, d0 - 3), nn.LayerNorm(d0 - 3)) for _ in range(2)])
         pos = hierarchy.pool_matrix(63) @ topology.template
         pos = (pos - pos.mean(0)) / (np.abs(pos - pos.mean(0)).max() + 1e-9)
@@ -57,8 +59,8 @@ class GraphDecoder(nn.Module):
             n = 63 * 2 ** lvl
             h = hierarchy.level_of_size(n)
             lap = rescaled_laplacian(hierarchy.laplacian[h], hierarchy.lmax[h])
-            cin, cout = g.dims[lvl], g.dims[lvl + 1]
-            self.node_emb.append(nn.Parameter(torch.randn(n, cin) * 0.02))
+            cin, cout = dims[lvl], dims[lvl + 1]
+            self.node_emb.append(nn.Parameter(torch.randn(n, cin)))  # nn.Embedding's N(0, 1), as IntagHand
             self.graph.append(nn.ModuleList([GraphLayer(cin, cout, lap, b.blocks, g.cheb_order, g.dropout) for _ in range(2)]))
             fsize = 8 * 2 ** lvl  # at the 256 deployment input
             grid_dim = b.grid_dims[lvl] if lvl < len(b.grid_dims) else cout
@@ -68,7 +70,7 @@ class GraphDecoder(nn.Module):
             if b.attention == "light_cross":
                 self.tokens.append(TokenUpdate(fmap_channels[lvl], token_dim, cout, b.image_tokens))
             self.cross.append(cross_cls(cout, g.heads, g.dropout))
-        dl = g.dims[-1]
+        dl = dims[-1]
         self.coord = nn.Linear(dl, 3)
         self.avg = nn.Linear(252, 1)
         self.cam = nn.Linear(dl, 3)
@@ -77,7 +79,12 @@ class GraphDecoder(nn.Module):
             self.upsample.weight.copy_(torch.tensor(hierarchy.upsample))
         self.upsample.weight.requires_grad_(False)
         self.rel_root = nn.Linear(global_dim, 3)
-        self.register_buffer("joint_regressor", torch.tensor(topology.joint_regressor), persistent=False)
+        # Coarse coordinates are predicted as offsets from the template at the 252-slot level
+        # (zero MACs): a proxy trained for minutes starts from a hand, not from a point.
+        tmpl = hierarchy.pool_matrix(252) @ topology.template
+        tmpl = tmpl - (topology.joint_regressor @ topology.template)[9]
+        self.register_buffer("template252", torch.tensor(tmpl, dtype=torch.float32), persistent=False)
+        self.register_buffer("regressor_t", torch.tensor(topology.joint_regressor.T.copy()), persistent=False)
 
     def forward(self, feats) -> HandOutput:
         gfeat = feats.global_feat
@@ -88,7 +95,7 @@ class GraphDecoder(nn.Module):
         for lvl in range(self.levels):
             x = [x[h] + self.node_emb[lvl] for h in range(2)]
             x = [self.graph[lvl][h](x[h]) for h in range(2)]
-            fmap = feats.fmaps[lvl]
+            fmap = feats.fmaps[lvl] if feats.fmaps else None
             tokens = None
             if len(self.tokens):
                 z, tokens = self.tokens[lvl](fmap, z)
@@ -98,10 +105,11 @@ class GraphDecoder(nn.Module):
                 x = [t.repeat_interleave(2, dim=1) for t in x]
         if self.levels < 3:
             x = [t.repeat_interleave(2 ** (3 - self.levels), dim=1) for t in x]
-        coarse = torch.stack([self.coord(t) for t in x], 1) * COORD_SCALE  # (B, 2, 252, 3)
+        coarse = torch.stack([self.coord(t) for t in x], 1) * COORD_SCALE + self.template252  # (B, 2, 252, 3)
         cam = torch.stack([self.cam(self.avg(t.transpose(1, 2)).squeeze(-1)) for t in x], 1)  # (B, 2, 3)
         verts = self.upsample(coarse.transpose(2, 3)).transpose(2, 3)  # (B, 2, 778, 3)
-        joints = torch.einsum("jv,bhvc->bhjc", self.joint_regressor, verts)
+        # (B, 2, 3, 778) @ (778, 21): batched operand first, so fvcore counts every MAC
+        joints = torch.matmul(verts.transpose(-1, -2), self.regressor_t).transpose(-1, -2)
         root = joints[:, :, 9:10]
         verts, joints, coarse = verts - root, joints - root, coarse - root
         scale = 1.0 + cam[..., :1].unsqueeze(2)

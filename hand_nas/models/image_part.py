@@ -92,7 +92,7 @@ class ImagePart(nn.Module):
             raise ValueError("decoders: each kind may appear once")
         self.fusion = nn.ModuleList()
         fmap_channels = []
-        if cfg.head == "graph":
+        if cfg.head == "graph" and cfg.bridge.attention != "none":  # only bridges read the fused maps
             levels = cfg.bridge.levels
             if len(cfg.fusion.channels) < levels:
                 raise ValueError(f"fusion.channels: {len(cfg.fusion.channels)} values for {levels} bridge levels")
@@ -105,7 +105,7 @@ class ImagePart(nn.Module):
         gdim = cfg.fusion.global_dim
         self.global_proj = nn.Linear(info.global_dim, gdim) if gdim else None
         self.global_dim = gdim or info.global_dim
-        self.fmap_channels = tuple(fmap_channels)
+        self.fmap_channels = tuple(fmap_channels) or (0,) * cfg.bridge.levels
 
     def forward(self, image: torch.Tensor) -> ImageFeatures:
         x = (image - self.mean) / self.std

@@ -1,0 +1,1 @@
+"""Budget-constrained architecture search: spaces, the FLOPs gate, backends, runners, records."""

@@ -1,0 +1,55 @@
+"""The trial function: proxy-train one configuration and return its record (runs in a worker)."""
+from __future__ import annotations
+
+import math
+import time
+import traceback
+
+from hand_nas.config import ModelCfg, TrainCfg
+
+
+def evaluate_config(cfg_dict: dict, proxy_dict: dict, data_dir: str, checkpoint_dir: str | None = None,
+                    reporter=None, measure_latency: bool = False, threads: int = 1) -> dict:
+    """Train ``cfg_dict`` under the proxy and return an outcome dict (never raises).
+
+    Args:
+        reporter: optional ``fn(step, mpjpe_mm) -> bool``; True stops the run as pruned.
+        measure_latency: also time torch eager inference at 256x256 (batch 1, ``threads``).
+
+    Returns:
+        {'state': 'complete'|'pruned'|'failed', 'metrics', 'init_metrics', 'steps', 'seconds',
+         'checkpoint', 'latency_ms', 'error', 'params_m', 'last_step'}
+    """
+    import torch
+
+    from hand_nas.train import train
+
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    cfg = ModelCfg.from_dict(cfg_dict)
+    proxy = TrainCfg.from_dict(proxy_dict)
+    pruned = {"flag": False}
+
+    def on_eval(step, m):
+        if not math.isfinite(m.mpjpe_mm):
+            raise FloatingPointError(f"held-out MPJPE is {m.mpjpe_mm} at step {step}")
+        if reporter is not None and reporter(step, m.mpjpe_mm):
+            pruned["flag"] = True
+            return True
+        return False
+
+    try:
+        r = train(cfg, proxy, data_dir, checkpoint_dir=checkpoint_dir, on_eval=on_eval)
+        out = {"state": "pruned" if pruned["flag"] else "complete", "metrics": r.metrics.to_dict(),
+               "init_metrics": r.init_metrics.to_dict(), "steps": r.steps, "checkpoint": r.checkpoint,
+               "history": r.history}
+        if measure_latency and not pruned["flag"]:
+            from hand_nas.cost.latency import torch_latency_ms
+            from hand_nas.models import build_model
+
+            out["latency_ms"] = torch_latency_ms(build_model(cfg), 256, threads, warmup=2, repeats=5)
+    except Exception as exc:  # a failing trial is recorded, the search goes on
+        out = {"state": "failed", "error": f"{type(exc).__name__}: {exc}",
+               "traceback": traceback.format_exc(limit=6)}
+    out["seconds"] = time.perf_counter() - t0
+    return out

@@ -1,0 +1,384 @@
+"""Search spaces: YAML data mapping ModelCfg fields to choices or ranges, a budget and objectives.
+
+Format (see ``search_spaces/*.yaml``)::
+
+    name: lwa
+    base: lwa_hand               # preset the sampled fields are applied to (a list searches over presets)
+    budget: {gmacs: 0.47}        # at 1x3x256x256, fvcore convention
+    objectives: [mpjpe, gmacs]   # mpjpe (single objective) | mpjpe, gmacs | mpjpe, gmacs, latency
+    proxy: {resolution: 64, steps: 60, batch: 8, eval_every: 20}   # TrainCfg fields
+    data: {synthetic_n: 600}     # size of the embedded synthetic set for this space
+    params:
+      encoder.tokens: {choices: [2, 3, 4, 6]}
+      bridge.blocks: {low: 1, high: 4}                  # integers; floats take `log: true`
+      encoder.stages.*.width: {scale: [0.75, 1.0, 1.25], round: 8}
+      graph.dims: {choices: [[256, 128, 96, 64], [192, 128, 64, 48]]}
+
+Paths are dotted ModelCfg fields; tuple elements by index (``encoder.stages.3.width``); ``*`` with
+``scale`` multiplies every element's base value and rounds to a multiple of ``round``. List-valued
+per-level fields (graph.dims, fusion.channels, bridge.grid_dims) may be longer than the sampled
+number of levels; the extra entries are ignored. Every error names the file and the field.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hand_nas.config import ModelCfg, TrainCfg, from_dict
+from hand_nas.errors import HandNasError
+
+OBJECTIVES = ("mpjpe", "gmacs", "latency")
+TOP_KEYS = ("name", "base", "budget", "objectives", "proxy", "data", "params", "description")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One searched field.
+
+    Attributes:
+        path: dotted ModelCfg path (``*`` for every element with ``scale``).
+        kind: 'choices', 'int', 'float' or 'scale'.
+        values: choices, or the multipliers of 'scale'.
+        low, high, log: range of 'int' / 'float'.
+        round_to: 'scale' rounds to multiples of this.
+    """
+
+    path: str
+    kind: str
+    values: tuple = ()
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    round_to: int = 8
+
+    @property
+    def label(self) -> str:
+        return self.path
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    base: tuple[str, ...]
+    budget_gmacs: float
+    objectives: tuple[str, ...]
+    params: tuple[ParamSpec, ...]
+    proxy: TrainCfg
+    synthetic_n: int = 600
+    source: str = ""
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def base_cfg(self, name: str | None = None) -> ModelCfg:
+        from hand_nas.models.presets import resolve_model
+
+        return resolve_model(name or self.base[0])
+
+    def all_params(self) -> tuple[ParamSpec, ...]:
+        """The searched fields, with the base model as a choice when the space has several."""
+        if len(self.base) > 1:
+            return (ParamSpec("base", "choices", self.base),) + self.params
+        return self.params
+
+    def suggest(self, trial) -> dict:
+        """Sample every parameter through an optuna-style trial (suggest_categorical/int/float)."""
+        out = {}
+        for p in self.all_params():
+            if p.kind in ("choices", "scale"):
+                # optuna's categorical values must be scalars: lists go in as JSON strings.
+                enc = [json.dumps(v) if isinstance(v, (list, tuple)) else v for v in p.values]
+                v = trial.suggest_categorical(p.label, enc)
+                out[p.label] = json.loads(v) if isinstance(v, str) and v[:1] == "[" else v
+            elif p.kind == "int":
+                out[p.label] = trial.suggest_int(p.label, int(p.low), int(p.high), log=p.log)
+            else:
+                out[p.label] = trial.suggest_float(p.label, p.low, p.high, log=p.log)
+        return out
+
+    def build(self, params: dict) -> ModelCfg:
+        """The ModelCfg for sampled values (validated; raises HandNasError naming the field)."""
+        cfg = self.base_cfg(params.get("base") if len(self.base) > 1 else None)
+        d = cfg.to_dict()
+        for p in self.params:
+            if p.label not in params:
+                raise HandNasError(f"{self.source}: params.{p.label}: no value sampled")
+            _apply(d, p, params[p.label])
+        d["name"] = f"{self.name}-trial"
+        try:
+            cfg = ModelCfg.from_dict(d)
+        except HandNasError as exc:
+            raise HandNasError(f"{self.source}: {exc}") from None
+        from hand_nas.models.validate import problems
+
+        issues = problems(cfg)
+        if issues:
+            raise HandNasError(f"{self.source}: sampled configuration is invalid: {issues[0]}")
+        return cfg
+
+    def corner_values(self, p: ParamSpec) -> list:
+        """Values tried when validating: every choice, or a range's ends and middle."""
+        if p.kind in ("choices", "scale"):
+            return list(p.values)
+        if p.kind == "int":
+            return sorted({int(p.low), int(p.high), int((p.low + p.high) // 2)})
+        return [p.low, p.high]
+
+    def random_params(self, rng: np.random.Generator) -> dict:
+        out = {}
+        for p in self.all_params():
+            if p.kind in ("choices", "scale"):
+                out[p.label] = p.values[rng.integers(len(p.values))]
+            elif p.kind == "int":
+                out[p.label] = int(rng.integers(int(p.low), int(p.high) + 1))
+            else:
+                out[p.label] = float(np.exp(rng.uniform(np.log(p.low), np.log(p.high))) if p.log
+                                     else rng.uniform(p.low, p.high))
+        return out
+
+
+def _resolve(d, parts: list[str], path: str, source: str):
+    """(container, key) of the last path part inside the nested dict/list ``d``."""
+    cur = d
+    for i, part in enumerate(parts[:-1]):
+        cur = _step(cur, part, ".".join(parts[:i + 1]), path, source)
+    last = parts[-1]
+    if isinstance(cur, list):
+        if not last.isdigit() or int(last) >= len(cur):
+            raise HandNasError(f"{source}: params.{path}: index {last!r} out of range (0..{len(cur) - 1})")
+        return cur, int(last)
+    if not isinstance(cur, dict) or last not in cur:
+        raise HandNasError(f"{source}: params.{path}: unknown field {last!r}")
+    return cur, last
+
+
+def _step(cur, part, prefix, path, source):
+    if isinstance(cur, list):
+        if not part.isdigit() or int(part) >= len(cur):
+            raise HandNasError(f"{source}: params.{path}: index {part!r} out of range at {prefix}")
+        return cur[int(part)]
+    if not isinstance(cur, dict) or part not in cur:
+        raise HandNasError(f"{source}: params.{path}: unknown field {part!r}")
+    return cur[part]
+
+
+def _apply(d: dict, p: ParamSpec, value) -> None:
+    parts = p.path.split(".")
+    if p.kind == "scale":
+        star = parts.index("*")
+        container = d
+        for part in parts[:star]:
+            container = container[int(part)] if isinstance(container, list) else container[part]
+        for elem in container:
+            c, k = _resolve(elem, parts[star + 1:], p.path, "")
+            c[k] = max(p.round_to, int(round(c[k] * value / p.round_to)) * p.round_to)
+        return
+    c, k = _resolve(d, parts, p.path, "")
+    c[k] = list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _field_type(cfg: ModelCfg, path: str):
+    """The annotated type of a dotted path (indices skipped), or None."""
+    tp = ModelCfg
+    for part in path.split("."):
+        if part.isdigit() or part == "*":
+            args = typing.get_args(tp)
+            tp = args[0] if args else None
+            continue
+        if not dataclasses.is_dataclass(tp):
+            return None
+        hints = typing.get_type_hints(tp)
+        if part not in hints:
+            return None
+        tp = hints[part]
+    return tp
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and validate a space file; one-line errors name the file and the field."""
+    import yaml
+
+    path = Path(path)
+    src = str(path)
+    if not path.is_file():
+        raise HandNasError(f"{src}: search space file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise HandNasError(f"{src}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise HandNasError(f"{src}: expected a mapping at the top level")
+    unknown = sorted(set(raw) - set(TOP_KEYS))
+    if unknown:
+        raise HandNasError(f"{src}: {unknown[0]}: unknown field (known: {', '.join(TOP_KEYS)})")
+    for key in ("base", "budget", "params"):
+        if key not in raw:
+            raise HandNasError(f"{src}: {key}: missing")
+    from hand_nas.models.presets import resolve_model
+
+    names = raw["base"] if isinstance(raw["base"], list) else [raw["base"]]
+    if not names or not all(isinstance(n, str) for n in names):
+        raise HandNasError(f"{src}: base: expected a preset name or a non-empty list of them")
+    bases = []
+    for n in names:
+        try:
+            bases.append(resolve_model(n))
+        except HandNasError as exc:
+            raise HandNasError(f"{src}: base: {exc}") from None
+    budget = raw["budget"]
+    if not isinstance(budget, dict) or set(budget) != {"gmacs"}:
+        raise HandNasError(f"{src}: budget: expected {{gmacs: <number>}}")
+    if isinstance(budget["gmacs"], bool) or not isinstance(budget["gmacs"], (int, float)) or budget["gmacs"] <= 0:
+        raise HandNasError(f"{src}: budget.gmacs: expected a positive number, got {budget['gmacs']!r}")
+    objectives = tuple(raw.get("objectives", ["mpjpe"]))
+    if not objectives or objectives[0] != "mpjpe" or any(o not in OBJECTIVES for o in objectives) \
+            or len(set(objectives)) != len(objectives):
+        raise HandNasError(f"{src}: objectives: expected mpjpe first, then any of gmacs, latency; got {list(objectives)}")
+    try:
+        proxy = from_dict(TrainCfg, raw.get("proxy", {}) or {}, "proxy")
+    except HandNasError as exc:
+        raise HandNasError(f"{src}: {exc}") from None
+    data = raw.get("data", {}) or {}
+    if set(data) - {"synthetic_n"}:
+        raise HandNasError(f"{src}: data.{sorted(set(data) - {'synthetic_n'})[0]}: unknown field (known: synthetic_n)")
+    n = data.get("synthetic_n", 600)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 8:
+        raise HandNasError(f"{src}: data.synthetic_n: expected an integer >= 8, got {n!r}")
+    if not isinstance(raw["params"], dict) or not raw["params"]:
+        raise HandNasError(f"{src}: params: expected a non-empty mapping of field -> choices/range")
+    params = tuple(_param(src, str(k), v, bases) for k, v in raw["params"].items())
+    space = SearchSpace(name=str(raw.get("name", path.stem)), base=tuple(names), budget_gmacs=float(budget["gmacs"]),
+                        objectives=objectives, params=params, proxy=proxy, synthetic_n=n, source=src)
+    _check_values(space)
+    return space
+
+
+def _param(src: str, key: str, spec, bases: list[ModelCfg]) -> ParamSpec:
+    where = f"{src}: params.{key}"
+    if key == "base":
+        raise HandNasError(f"{where}: 'base' is set at the top level (a list of presets searches over them)")
+    out = None
+    for base in bases:
+        out = _param_for(src, key, spec, base, base.to_dict(), where)
+    return out
+
+
+def _param_for(src: str, key: str, spec, base: ModelCfg, base_dict: dict, where: str) -> ParamSpec:
+    if not isinstance(spec, dict):
+        raise HandNasError(f"{where}: expected a mapping with 'choices', 'low'/'high' or 'scale'")
+    allowed = {"choices", "low", "high", "log", "scale", "round"}
+    if set(spec) - allowed:
+        raise HandNasError(f"{where}.{sorted(set(spec) - allowed)[0]}: unknown key (known: {', '.join(sorted(allowed))})")
+    parts = key.split(".")
+    if "*" in parts:
+        if "scale" not in spec:
+            raise HandNasError(f"{where}: a '*' path needs 'scale'")
+        star = parts.index("*")
+        cont = base_dict
+        for part in parts[:star]:
+            cont = _step(cont, part, part, key, src)
+        if not isinstance(cont, list) or not cont:
+            raise HandNasError(f"{where}: '*' must stand for the elements of a non-empty list")
+        _resolve(cont[0], parts[star + 1:], key, src)
+    else:
+        _resolve(base_dict, parts, key, src)
+    ftype = _field_type(base, key)
+    if "scale" in spec:
+        vals = spec["scale"]
+        if not isinstance(vals, list) or not vals:
+            raise HandNasError(f"{where}.scale: expected a non-empty list of multipliers")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0 for v in vals):
+            raise HandNasError(f"{where}.scale: multipliers must be positive numbers")
+        if ftype is not int:
+            raise HandNasError(f"{where}.scale: only integer fields can be scaled")
+        return ParamSpec(key, "scale", tuple(float(v) for v in vals), round_to=int(spec.get("round", 8)))
+    if "choices" in spec:
+        vals = spec["choices"]
+        if not isinstance(vals, list) or not vals:
+            raise HandNasError(f"{where}.choices: expected a non-empty list")
+        for v in vals:
+            _check_type(where, ftype, v)
+        return ParamSpec(key, "choices", tuple(tuple(v) if isinstance(v, list) else v for v in vals))
+    if "low" in spec and "high" in spec:
+        lo, hi = spec["low"], spec["high"]
+        if ftype is int:
+            if any(isinstance(v, bool) or not isinstance(v, int) for v in (lo, hi)):
+                raise HandNasError(f"{where}: low/high must be integers for an integer field")
+            kind = "int"
+        elif ftype is float:
+            if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (lo, hi)):
+                raise HandNasError(f"{where}: low/high must be numbers")
+            kind = "float"
+        else:
+            raise HandNasError(f"{where}: a range needs a numeric field; use 'choices'")
+        if lo > hi:
+            raise HandNasError(f"{where}: low ({lo}) is above high ({hi})")
+        return ParamSpec(key, kind, low=lo, high=hi, log=bool(spec.get("log", False)))
+    raise HandNasError(f"{where}: expected 'choices', 'low' and 'high', or 'scale'")
+
+
+def _check_type(where: str, ftype, v) -> None:
+    origin = typing.get_origin(ftype)
+    ok = True
+    if ftype is int:
+        ok = isinstance(v, int) and not isinstance(v, bool)
+    elif ftype is float:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    elif ftype is str:
+        ok = isinstance(v, str)
+    elif ftype is bool:
+        ok = isinstance(v, bool)
+    elif origin is tuple:
+        inner = typing.get_args(ftype)[0]
+        ok = isinstance(v, list) and all(
+            (isinstance(x, int) and not isinstance(x, bool)) if inner is int else isinstance(x, (int, float)) for x in v)
+    if not ok:
+        name = getattr(ftype, "__name__", str(ftype))
+        raise HandNasError(f"{where}.choices: {v!r} is not a valid {name} for this field")
+
+
+def _check_values(space: SearchSpace) -> None:
+    """Every value builds a valid config with the others at their base; the budget is reachable."""
+    from hand_nas.search.gate import estimate_gmacs
+
+    base = {p.label: space.corner_values(p)[0] for p in space.all_params()}
+    cheapest: dict = {}
+    for p in space.all_params():
+        best = None
+        for v in space.corner_values(p):
+            params = dict(base, **{p.label: v})
+            try:
+                cfg = space.build(params)
+            except HandNasError as exc:
+                raise HandNasError(f"{space.source}: params.{p.label}: value {v!r} gives an invalid model "
+                                   f"({str(exc).split(': ', 1)[-1]})") from None
+            g = estimate_gmacs(cfg)
+            if best is None or g < best[0]:
+                best = (g, v)
+        cheapest[p.label] = best[1]
+    candidates = [cheapest] + [space.random_params(np.random.default_rng(i)) for i in range(64)]
+    lowest = np.inf
+    for params in candidates:
+        try:
+            lowest = min(lowest, estimate_gmacs(space.build(params)))
+        except HandNasError:
+            continue
+    if lowest > space.budget_gmacs:
+        raise HandNasError(f"{space.source}: budget.gmacs: {space.budget_gmacs} is below every configuration of "
+                           f"the space (cheapest found {lowest:.4f} GMACs); refused before any training")
+
+
+def grid_size(space: SearchSpace) -> float:
+    """Number of distinct configurations (inf with float ranges)."""
+    total = 1.0
+    for p in space.params:
+        total *= len(p.values) if p.kind in ("choices", "scale") else (p.high - p.low + 1 if p.kind == "int" else np.inf)
+    return total * len(space.base)
+
+

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hand_nas.errors import HandNasError
+from hand_nas.search.gate import gate
+from hand_nas.search.space import load_space
+
+SPACES = ["tiny", "lwa", "lagc", "joint"]
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_shipped_spaces_load_and_sample(name):
+    space = load_space(f"search_spaces/{name}.yaml")
+    rng = np.random.default_rng(0)
+    feasible = 0
+    for _ in range(20):
+        cfg = space.build(space.random_params(rng))
+        feasible += gate(cfg, space.budget_gmacs).feasible
+    assert feasible > 0
+
+
+BAD = {
+    "unknown field": ("params:\n  graph.colour: {choices: [1, 2]}", "params.graph.colour: unknown field 'colour'"),
+    "empty choices": ("params:\n  encoder.tokens: {choices: []}", "params.encoder.tokens.choices: expected a non-empty list"),
+    "wrong type": ("params:\n  encoder.tokens: {choices: [2, four]}", "params.encoder.tokens.choices: 'four' is not a valid int"),
+    "bad registry name": ("params:\n  graph.cross_hand: {choices: [separable, telepathy]}", "params.graph.cross_hand: value 'telepathy'"),
+    "range on a string": ("params:\n  bridge.attention: {low: 1, high: 2}", "params.bridge.attention: a range needs a numeric field"),
+    "low above high": ("params:\n  bridge.blocks: {low: 4, high: 1}", "params.bridge.blocks: low (4) is above high (1)"),
+    "index out of range": ("params:\n  encoder.stages.9.width: {choices: [8]}", "params.encoder.stages.9.width: index '9' out of range"),
+    "unknown top-level key": ("params:\n  encoder.tokens: {choices: [2]}\nbudgett: 1", "budgett: unknown field"),
+    "bad objective": ("objectives: [gmacs]\nparams:\n  encoder.tokens: {choices: [2]}", "objectives: expected mpjpe first"),
+    "unknown proxy field": ("proxy: {epochs: 3}\nparams:\n  encoder.tokens: {choices: [2]}", "proxy.epochs: unknown field"),
+    "out-of-range value": ("params:\n  bridge.levels: {choices: [2, 5]}", "params.bridge.levels: value 5 gives an invalid model"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_malformed_spaces_give_one_line_errors_naming_the_field(tmp_path, case):
+    body, expected = BAD[case]
+    path = tmp_path / "space.yaml"
+    budget = "" if "budgett" in body else "budget: {gmacs: 0.47}\n"
+    path.write_text(f"base: lwa_hand\n{budget}{body}\n")
+    with pytest.raises(HandNasError) as err:
+        load_space(path)
+    msg = str(err.value)
+    assert "\n" not in msg and str(path) in msg and expected in msg, msg
+
+
+def test_an_unreachable_budget_is_refused_before_training(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("base: lwa_hand\nbudget: {gmacs: 0.05}\nparams:\n  encoder.tokens: {choices: [2, 4]}\n")
+    with pytest.raises(HandNasError, match=r"budget.gmacs: 0.05 is below every configuration .*cheapest found 0\.\d+"):
+        load_space(path)
+
+
+def test_gate_is_fast_and_matches_fvcore():
+    import time
+
+    from hand_nas.cost.flops import model_cost
+    from hand_nas.models import build_model
+
+    space = load_space("search_spaces/lwa.yaml")
+    rng = np.random.default_rng(1)
+    cfgs = [space.build(space.random_params(rng)) for _ in range(60)]
+    t = time.perf_counter()
+    results = [gate(c, space.budget_gmacs) for c in cfgs]
+    rate = len(cfgs) / (time.perf_counter() - t)
+    assert rate > 20, rate  # the floor: 20 configurations per second through the gate
+    checked = list(zip(cfgs, results))[:2]
+    for name in ("lagc", "joint", "tiny"):  # cross-check the closed form against fvcore on every space
+        other = load_space(f"search_spaces/{name}.yaml")
+        for _ in range(2):
+            cfg = other.build(other.random_params(rng))
+            checked.append((cfg, gate(cfg, other.budget_gmacs)))
+    for cfg, g in checked:
+        r = model_cost(build_model(cfg))
+        assert abs(r.gmacs_image - g.gmacs_image) < 1e-9 and abs(r.gmacs_pose - g.gmacs_pose) < 1e-9, cfg
