@@ -32,14 +32,11 @@ def save_checkpoint(folder: str | Path, model: torch.nn.Module, cfg: ModelCfg, *
 
 
 def read_config(folder: str | Path) -> dict:
+    from hand_nas.files import read_json
+
     path = Path(folder) / CONFIG
-    if not path.is_file():
-        raise HandNasError(f"{path}: missing (not a hand-nas checkpoint)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise HandNasError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if "model" not in data:
+    data = read_json(path, "hand-nas checkpoint config")
+    if not isinstance(data, dict) or "model" not in data:
         raise HandNasError(f"{path}: no 'model' field")
     return data
 

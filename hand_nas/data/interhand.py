@@ -16,13 +16,13 @@ rendered from the meshes.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hand_nas.errors import HandNasError
+from hand_nas.files import read_json
 from hand_nas.hand.topology import HANDS
 
 SPLITS = ("train", "val", "test")
@@ -48,16 +48,6 @@ def annotation_paths(root: Path, split: str, subset: str = "HM") -> dict[str, Pa
     else:
         raise HandNasError(f"{v1}: missing (expected InterHand2.6M's annotations/<split>/ folder)")
     return {k: folder / f"InterHand2.6M_{split}_{k}.json" for k in KINDS}
-
-
-def _read_json(path: Path):
-    if not path.is_file():
-        raise HandNasError(f"{path}: missing")
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise HandNasError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
 
 
 def _field(obj: dict, key: str, path: Path, where: str):
@@ -89,9 +79,9 @@ def select_records(root: str | Path, split: str, subset: str = "HM", hands: str 
         raise HandNasError(f"hands {hands!r}: expected 'interacting', 'single' or 'all'")
     root = Path(root)
     paths = annotation_paths(root, split, subset)
-    data = _read_json(paths["data"])
-    cameras = _read_json(paths["camera"])
-    mano = _read_json(paths["MANO_NeuralAnnot"])
+    data = read_json(paths["data"])
+    cameras = read_json(paths["camera"])
+    mano = read_json(paths["MANO_NeuralAnnot"])
     if not paths["joint_3d"].is_file():
         raise HandNasError(f"{paths['joint_3d']}: missing")
     images = {int(_field(im, "id", paths["data"], "an images[] entry")): im

@@ -118,16 +118,14 @@ def open_samples(folder: str | Path) -> SampleSet:
         HandNasError: naming the file and what was expected, if anything is missing or malformed.
     """
     folder = Path(folder)
+    from hand_nas.files import read_json
+
     meta_path = folder / "meta.json"
-    if not meta_path.is_file():
-        raise HandNasError(f"{meta_path}: missing (not a hand-nas sample directory; create one with "
-                           f"'hand-nas data synth' or 'hand-nas data prepare')")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise HandNasError(f"{meta_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if meta.get("format") != FORMAT:
-        raise HandNasError(f"{meta_path}: field 'format' is {meta.get('format')!r}, expected {FORMAT!r}")
+    meta = read_json(meta_path, "not a hand-nas sample directory; create one with 'hand-nas data synth' or "
+                                "'hand-nas data prepare'")
+    found = meta.get("format") if isinstance(meta, dict) else None
+    if found != FORMAT:
+        raise HandNasError(f"{meta_path}: field 'format' is {found!r}, expected {FORMAT!r}")
     if meta.get("version") != VERSION:
         raise HandNasError(f"{meta_path}: field 'version' is {meta.get('version')!r}, expected {VERSION}")
     arrays = {}

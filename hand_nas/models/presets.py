@@ -151,17 +151,12 @@ def resolve_model(spec: str) -> ModelCfg:
 
     if spec in PRESETS:
         return PRESETS.get(spec)()
+    from hand_nas.files import read_yaml
+
     path = Path(spec)
     if not path.is_file():
         raise HandNasError(f"{spec}: neither a preset ({', '.join(PRESETS.names())}) nor a config file")
-    import json
-
-    import yaml
-
-    try:
-        data = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise HandNasError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path, "model config")
     if isinstance(data, dict) and "model" in data and isinstance(data["model"], dict):
         data = data["model"]
     try:

@@ -18,6 +18,12 @@ class Proposal:
     number: int
     params: dict
     handle: object = None
+    tag: str = ""
+
+    @property
+    def name(self) -> str:
+        """Folder name of the trial's checkpoint."""
+        return self.tag or f"trial_{self.number:04d}"
 
 
 @dataclass

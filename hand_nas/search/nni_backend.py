@@ -21,8 +21,8 @@ import numpy as np
 
 from hand_nas.errors import HandNasError
 from hand_nas.search.backend import Backend, Outcome, Proposal
-from hand_nas.search.optuna_backend import (CONSTRAINT, PENALTY_MM, encode, finished_count, open_study)
-from hand_nas.search.space import SearchSpace
+from hand_nas.search.optuna_backend import CONSTRAINT, PENALTY_MM, finished_count, open_study
+from hand_nas.search.space import SearchSpace, encode
 
 STRATEGIES = ("evolution", "random")
 
@@ -132,8 +132,11 @@ class NniBackend(Backend):
 
         if strategy not in STRATEGIES:
             raise HandNasError(f"NNI strategy {strategy!r}: expected one of {STRATEGIES}")
-        logging.getLogger("nni").setLevel(logging.WARNING)
         from nni.nas.strategy import Random, RegularizedEvolution
+
+        # NNI configures its loggers on import; quiet them afterwards (the runner shows progress).
+        for name in ("nni", "nni.nas", "nni.nas.strategy", "nni.nas.strategy.evolution", "nni.nas.strategy.bruteforce"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
         self.space = space
         self.values = _choices(space)
@@ -173,11 +176,12 @@ class NniBackend(Backend):
         params = {k: self.values[k][i] for k, i in model.sample.items()}
         number = self._next_number
         self._next_number += 1
-        return Proposal(number, params, handle=model)
+        # optuna numbers NNI's trials when they are added (in completion order), so checkpoints
+        # are named by NNI's own submission order instead.
+        return Proposal(number, params, handle=model, tag=f"nni_{number:04d}")
 
     def tell(self, proposal: Proposal, outcome: Outcome) -> None:
         import optuna
-        from optuna.distributions import CategoricalDistribution
         from optuna.trial import TrialState
 
         ok = outcome.state in ("complete", "infeasible")
@@ -186,7 +190,7 @@ class NniBackend(Backend):
         state = {"complete": TrialState.COMPLETE, "infeasible": TrialState.COMPLETE, "pruned": TrialState.PRUNED,
                  "failed": TrialState.FAIL}[outcome.state]
         params = {k: encode(v) for k, v in proposal.params.items()}
-        dists = {k: CategoricalDistribution([encode(v) for v in self.values[k]]) for k in params}
+        dists = self.space.distributions()
         attrs = dict(outcome.attrs, backend=self.name)
         trial = optuna.trial.create_trial(
             params=params, distributions=dists, values=list(outcome.values) if ok else None, state=state,

@@ -11,8 +11,6 @@
 """
 from __future__ import annotations
 
-import json
-
 from hand_nas.errors import HandNasError
 from hand_nas.search.backend import Backend, Outcome, Proposal
 from hand_nas.search.space import SearchSpace
@@ -72,10 +70,6 @@ def open_study(study_name: str, storage_url: str, space: SearchSpace, sampler=No
         raise HandNasError(f"study {study_name!r} has {len(study.directions)} objective(s); the space "
                            f"{space.source} has {len(directions)} ({', '.join(space.objectives)})")
     return study
-
-
-def encode(value):
-    return json.dumps(value) if isinstance(value, (list, tuple)) else value
 
 
 def record_constraint(study, trial_id: int, value: float) -> None:

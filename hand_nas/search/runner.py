@@ -142,7 +142,7 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                     continue
                 if executor is None:
                     executor = make_executor(cfg)
-                ckpt = Path(cfg.out) / cfg.study / f"trial_{p.number:04d}"
+                ckpt = Path(cfg.out) / cfg.study / p.name
                 key = executor.submit(_evaluate, model_cfg.to_dict(), space.proxy.to_dict(), str(data), str(ckpt),
                                       backend.reporter(p), cfg.latency)
                 running[key] = (p, g, attrs)

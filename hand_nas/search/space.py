@@ -92,14 +92,26 @@ class SearchSpace:
         out = {}
         for p in self.all_params():
             if p.kind in ("choices", "scale"):
-                # optuna's categorical values must be scalars: lists go in as JSON strings.
-                enc = [json.dumps(v) if isinstance(v, (list, tuple)) else v for v in p.values]
-                v = trial.suggest_categorical(p.label, enc)
+                v = trial.suggest_categorical(p.label, [encode(v) for v in p.values])
                 out[p.label] = json.loads(v) if isinstance(v, str) and v[:1] == "[" else v
             elif p.kind == "int":
                 out[p.label] = trial.suggest_int(p.label, int(p.low), int(p.high), log=p.log)
             else:
                 out[p.label] = trial.suggest_float(p.label, p.low, p.high, log=p.log)
+        return out
+
+    def distributions(self) -> dict:
+        """The optuna distributions ``suggest`` uses, per parameter (for trials added from elsewhere)."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        out = {}
+        for p in self.all_params():
+            if p.kind in ("choices", "scale"):
+                out[p.label] = CategoricalDistribution([encode(v) for v in p.values])
+            elif p.kind == "int":
+                out[p.label] = IntDistribution(int(p.low), int(p.high), log=p.log)
+            else:
+                out[p.label] = FloatDistribution(p.low, p.high, log=p.log)
         return out
 
     def build(self, params: dict) -> ModelCfg:
@@ -141,6 +153,11 @@ class SearchSpace:
                 out[p.label] = float(np.exp(rng.uniform(np.log(p.low), np.log(p.high))) if p.log
                                      else rng.uniform(p.low, p.high))
         return out
+
+
+def encode(value):
+    """optuna's categorical values must be scalars: lists and tuples go in as JSON strings."""
+    return json.dumps(list(value)) if isinstance(value, (list, tuple)) else value
 
 
 def _resolve(d, parts: list[str], path: str, source: str):
@@ -202,16 +219,11 @@ def _field_type(cfg: ModelCfg, path: str):
 
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a space file; one-line errors name the file and the field."""
-    import yaml
+    from hand_nas.files import read_yaml
 
     path = Path(path)
     src = str(path)
-    if not path.is_file():
-        raise HandNasError(f"{src}: search space file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise HandNasError(f"{src}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path, "search space file")
     if not isinstance(raw, dict):
         raise HandNasError(f"{src}: expected a mapping at the top level")
     unknown = sorted(set(raw) - set(TOP_KEYS))
