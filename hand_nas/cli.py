@@ -160,7 +160,6 @@ def cmd_train(args) -> None:
 # --- search -------------------------------------------------------------------------------------
 
 def cmd_search(args) -> None:
-    import logging
 
     from hand_nas.config import StudyCfg
     from hand_nas.search.records import best_feasible, format_table, pareto_front
@@ -240,6 +239,34 @@ def cmd_trial_show(args) -> None:
         with atomic_file(args.config_out, "w") as fh:
             yaml.safe_dump({"model": cfg.to_dict()}, fh, sort_keys=False)
         print(f"wrote {args.config_out}")
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+def cmd_reproduce(args) -> None:
+    from pathlib import Path
+
+    from hand_nas.atomic import atomic_file
+    from hand_nas.report import tables
+
+    best = None
+    if args.study:
+        from hand_nas.search.records import best_feasible, load_rows
+
+        row = best_feasible(load_rows(args.study, args.storage))
+        if row is None:
+            raise HandNasError(f"study {args.study!r}: no feasible completed trial to add to the table")
+        best = {"name": f"best searched ({args.study} #{row['number']})", "gmacs_total": row["gmacs"],
+                "gmacs_image": row["gmacs_image"], "gmacs_pose": row["gmacs_pose"]}
+    rows = tables.lwa_table1_rows(best)
+    md = tables.to_markdown(rows, tables.LWA_TABLE1_NOTES)
+    print(md)
+    if args.out:
+        out = Path(args.out)
+        for name, text in ((f"{args.table}.md", md), (f"{args.table}.csv", tables.to_csv(rows))):
+            with atomic_file(out / name, "w") as fh:
+                fh.write(text)
+        print(f"wrote {out / (args.table + '.md')} and {out / (args.table + '.csv')}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -352,6 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build", action="store_true", help="also build the model and count it with fvcore")
     p.add_argument("--config-out", help="write the trial's model config as YAML")
     p.set_defaults(func=cmd_trial_show)
+    p = sub.add_parser("reproduce", help="reproduce a paper table (Markdown + CSV)")
+    p.add_argument("table", choices=["lwa-table1"])
+    p.add_argument("--study", help="add the best feasible trial of this study")
+    p.add_argument("--storage", default="sqlite:///runs/studies.db")
+    p.add_argument("--out", help="folder for TABLE.md and TABLE.csv")
+    p.set_defaults(func=cmd_reproduce)
     return parser
 
 

@@ -140,7 +140,7 @@ def model_cost(cfg: ModelCfg, size: int = 256) -> Cost:
     image, chans, gdim = encoder(cfg.encoder, size, tokens_read=cfg.bridge.attention == "light_cross")
     for d in cfg.decoders:
         image += decoder(chans[3], d.channels, d.separable, d.kind, size)
-    b, g = cfg.bridge, cfg.graph
+    b = cfg.bridge
     fmap_ch = [0] * b.levels
     for lvl in range(b.levels if b.attention != "none" else 0):  # only bridges read the fused maps
         r = size // 32 * 2 ** lvl

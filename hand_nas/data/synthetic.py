@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hand_nas.data.render import Shading, project, render_hands
+from hand_nas.data.render import Shading, render_hands
 from hand_nas.hand import articulation
 from hand_nas.hand.topology import faces_fingerprint
 

@@ -1,0 +1,1 @@
+"""Pure table/plot data from presets and studies, then rendering (Markdown, CSV)."""
