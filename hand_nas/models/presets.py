@@ -25,7 +25,7 @@ def intaghand() -> ModelCfg:
     3-value right-minus-left root head is added (6 kMACs) so MRRPE can be scored.
 
     fvcore eval: 8.3695 = 7.3111 (image) + 1.0585 (pose) GMACs. The paper's 8.42 = 7.36 + 1.06
-    counts BatchNorm at 5 flops per element (fvcore's training-mode rate): 8.4183 = 7.3598 + 1.0585.
+    counts BatchNorm at 5 flops per element (fvcore's training-mode rate): 8.4184 = 7.3598 + 1.0586.
     """
     return ModelCfg(
         name="intaghand", head="graph", encoder=EncoderCfg(type="resnet50"),
