@@ -385,12 +385,3 @@ def _check_values(space: SearchSpace) -> None:
         raise HandNasError(f"{space.source}: budget.gmacs: {space.budget_gmacs} is below every configuration of "
                            f"the space (cheapest found {lowest:.4f} GMACs); refused before any training")
 
-
-def grid_size(space: SearchSpace) -> float:
-    """Number of distinct configurations (inf with float ranges)."""
-    total = 1.0
-    for p in space.params:
-        total *= len(p.values) if p.kind in ("choices", "scale") else (p.high - p.low + 1 if p.kind == "int" else np.inf)
-    return total * len(space.base)
-
-
