@@ -50,7 +50,7 @@ class _StageEncoder(nn.Module):
             raise ValueError("encoder.stages: at least one stage is needed")
         self.cfg = cfg
         self.stem = conv_bn(3, cfg.stem, 3, 2, act=act)
-        blocks, taps, stride, cin = [], {}, 2, cfg.stem
+        blocks, taps, width, stride, cin = [], {}, {}, 2, cfg.stem
         for s in cfg.stages:
             for i in range(s.depth):
                 blocks.append(self._block(cin, s.width, s.stride if i == 0 else 1, s.expansion))
@@ -58,29 +58,17 @@ class _StageEncoder(nn.Module):
             stride *= s.stride
             if s.attn_dim > 0:
                 blocks.append(MobileViTBlock(cin, s.attn_dim, s.attn_layers, cfg.attention))
-            taps[stride] = len(blocks) - 1
+            taps[stride], width[stride] = len(blocks) - 1, cin  # the last stage at a stride is its tap
         if sorted(taps)[-4:] != [4, 8, 16, 32]:
             raise ValueError(f"encoder.stages: strides reached {sorted(taps)}, need 4, 8, 16 and 32")
         self.blocks = nn.ModuleList(blocks)
         self.taps = {taps[s]: k for k, s in enumerate((4, 8, 16, 32))}
-        chans = [0, 0, 0, 0]
-        w = cfg.stem
-        for idx, blk in enumerate(blocks):
-            w = self._out_channels(blk, w)
-            if idx in self.taps:
-                chans[self.taps[idx]] = w
+        chans = [width[s] for s in (4, 8, 16, 32)]
         self.head = conv_bn(chans[3], cfg.head_channels, 1, act=act) if cfg.head_channels else None
         if self.head is not None:
             chans[3] = cfg.head_channels
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.info = FeatureInfo(tuple(chans), chans[3])
-
-    @staticmethod
-    def _out_channels(blk, w):
-        if isinstance(blk, (InvertedResidual, _DnaBlock)):
-            inner = blk.mobile if isinstance(blk, _DnaBlock) else blk
-            return inner.block[-1][0].out_channels
-        return w
 
     def _block(self, cin, cout, stride, expansion) -> nn.Module:
         return InvertedResidual(cin, cout, stride, expansion)
