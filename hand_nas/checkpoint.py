@@ -2,7 +2,9 @@
 
 A checkpoint directory can always be rebuilt from its files alone: the config gives the
 architecture, the weights must match it exactly (missing, unexpected or mis-shaped tensors are an
-error naming them).
+error naming them). A structurally pruned model also stores its ``shapes`` (``shape_record``): the
+widths of every layer after pruning, as plain JSON, applied to the freshly built model before its
+weights are loaded.
 """
 from __future__ import annotations
 
@@ -10,11 +12,48 @@ import json
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from hand_nas.config import ModelCfg
 from hand_nas.errors import HandNasError
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+SHAPE_ATTRS = ("in_features", "out_features", "in_channels", "out_channels", "groups", "num_features",
+               "normalized_shape", "heads")
+
+
+def shape_record(model: nn.Module) -> dict:
+    """{'modules': {name: {attr: value}}, 'tensors': {state key: shape}}: what a pruned model looks like."""
+    modules = {}
+    for name, m in model.named_modules():
+        attrs = {k: list(v) if isinstance(v, tuple) else v for k in SHAPE_ATTRS
+                 if isinstance(v := getattr(m, k, None), (int, tuple)) and not isinstance(v, bool)}
+        if attrs:
+            modules[name] = attrs
+    return {"modules": modules, "tensors": {k: list(v.shape) for k, v in model.state_dict().items()}}
+
+
+def apply_shape_record(model: nn.Module, record: dict, source: str = "config.json") -> nn.Module:
+    """Resize ``model``'s layers in place to the recorded widths (weights are loaded afterwards)."""
+    mods = dict(model.named_modules())
+    for name, attrs in record.get("modules", {}).items():
+        if name not in mods:
+            raise HandNasError(f"{source}: shapes.modules.{name}: no such module in the configured model")
+        for k, v in attrs.items():
+            setattr(mods[name], k, tuple(v) if isinstance(v, list) else v)
+    for key, shape in record.get("tensors", {}).items():
+        owner_name, _, attr = key.rpartition(".")
+        owner = mods.get(owner_name)
+        old = getattr(owner, attr, None) if owner is not None else None
+        if not isinstance(old, torch.Tensor):
+            raise HandNasError(f"{source}: shapes.tensors.{key}: no such tensor in the configured model")
+        if list(old.shape) != list(shape):
+            new = torch.zeros(shape, dtype=old.dtype)
+            if isinstance(old, nn.Parameter):
+                setattr(owner, attr, nn.Parameter(new, requires_grad=old.requires_grad))
+            else:
+                owner._buffers[attr] = new
+    return model
 
 
 def save_checkpoint(folder: str | Path, model: torch.nn.Module, cfg: ModelCfg, **info) -> Path:
@@ -76,5 +115,7 @@ def load_checkpoint(folder: str | Path, mano_dir=None):
     data = read_config(folder)
     cfg = ModelCfg.from_dict(data["model"])
     model = build_model(cfg, mano_dir)
+    if data.get("shapes"):
+        apply_shape_record(model, data["shapes"], str(Path(folder) / CONFIG))
     load_weights(model, Path(folder) / WEIGHTS)
     return model.eval(), data

@@ -43,20 +43,33 @@ class TrainResult:
 
 def evaluate(model: torch.nn.Module, loader) -> Metrics:
     """Held-out metrics; predictions are root-relative, so the relative root comes from ``rel_root``."""
+    def predict(images):
+        out = model(images)
+        return out.verts, out.joints, out.rel_root
+
     model.eval()
-    acc = MetricAccumulator()
     with torch.no_grad():
-        for batch in loader:
-            out = model(batch["image"])
-            gt_j = batch["joints"] - batch["joints"][:, :1, 9:10]  # left root at the origin
-            gt_v = batch["verts"] - batch["joints"][:, :1, 9:10]
-            pj = out.joints.clone()
-            pj[:, 1] += out.rel_root.unsqueeze(1) if out.rel_root is not None else 0
-            pv = out.verts.clone() if out.verts is not None else gt_v * float("nan")
-            if out.verts is not None:
-                pv[:, 1] += out.rel_root.unsqueeze(1)
-            acc.update(pv, pj, gt_v, gt_j)
+        metrics = evaluate_outputs(predict, loader)
     model.train()
+    return metrics
+
+
+def evaluate_outputs(predict, loader) -> Metrics:
+    """Metrics of any predictor (torch, onnxruntime): ``predict(images) -> (verts|None, joints, rel_root|None)``.
+
+    Shapes: images (B, 3, S, S); verts (B, 2, 778, 3), joints (B, 2, 21, 3), rel_root (B, 3), metres.
+    """
+    acc = MetricAccumulator()
+    for batch in loader:
+        verts, joints, rel_root = (torch.as_tensor(t) if t is not None else None for t in predict(batch["image"]))
+        gt_j = batch["joints"] - batch["joints"][:, :1, 9:10]  # left root at the origin
+        gt_v = batch["verts"] - batch["joints"][:, :1, 9:10]
+        pj = joints.clone()
+        pj[:, 1] += rel_root.unsqueeze(1) if rel_root is not None else 0
+        pv = verts.clone() if verts is not None else gt_v * float("nan")
+        if verts is not None and rel_root is not None:
+            pv[:, 1] += rel_root.unsqueeze(1)
+        acc.update(pv, pj, gt_v, gt_j)
     return acc.result()
 
 
@@ -64,6 +77,15 @@ def _loader(ds, batch: int, shuffle: bool, seed: int, workers: int):
     g = torch.Generator().manual_seed(seed)
     return torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=shuffle, generator=g, num_workers=workers,
                                        drop_last=shuffle, persistent_workers=workers > 0)
+
+
+def held_out_loader(data: str | Path, cfg: TrainCfg, batch: int = 16):
+    """The deterministic held-out split of ``data`` at ``cfg.resolution`` (what ``train`` evaluates on)."""
+    from hand_nas.data.dataset import TwoHandDataset, split_indices
+    from hand_nas.data.samples import open_samples
+
+    _, va_idx = split_indices(len(open_samples(data)), cfg.val_fraction, seed=0)
+    return _loader(TwoHandDataset(data, cfg.resolution, va_idx), batch, False, cfg.seed, 0)
 
 
 def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: str | Path | None = None, mano_dir=None,
@@ -89,11 +111,10 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     n = len(open_samples(data))
-    tr_idx, va_idx = split_indices(n, cfg.val_fraction, seed=0)
+    tr_idx, _ = split_indices(n, cfg.val_fraction, seed=0)
     train_ds = TwoHandDataset(data, cfg.resolution, tr_idx, AugmentCfg() if cfg.augment else None, heatmaps=True, seed=cfg.seed)
-    val_ds = TwoHandDataset(data, cfg.resolution, va_idx)
     train_dl = _loader(train_ds, cfg.batch, True, cfg.seed, cfg.workers)
-    val_dl = _loader(val_ds, max(cfg.batch, 16), False, cfg.seed, 0)
+    val_dl = held_out_loader(data, cfg, max(cfg.batch, 16))
     model = build_model(model_cfg, mano_dir) if model is None else model
     topo = hand_topology(mano_dir)
     faces = torch.as_tensor(topo.faces)

@@ -77,7 +77,12 @@ class TokenUpdate(nn.Module):
         self.to_vertex = nn.Linear(token_dim, dim)
 
     def forward(self, fmap: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.m2f(self.pool(fmap), z)
+        # A map smaller than g x g (inputs below 256 px) would be "pooled" by replicating each pixel
+        # equally often, which leaves the attention unchanged: use it as it is (ONNX cannot export
+        # an adaptive pool that upsamples).
+        g = self.pool.output_size
+        small = fmap.shape[-1] < g and g % fmap.shape[-1] == 0 and fmap.shape[-2] == fmap.shape[-1]
+        z = self.m2f(fmap if small else self.pool(fmap), z)
         return z, self.to_vertex(z)
 
 

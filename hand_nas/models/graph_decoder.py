@@ -106,7 +106,10 @@ class GraphDecoder(nn.Module):
         if self.levels < 3:
             x = [t.repeat_interleave(2 ** (3 - self.levels), dim=1) for t in x]
         coarse = torch.stack([self.coord(t) for t in x], 1) * COORD_SCALE + self.template252  # (B, 2, 252, 3)
-        cam = torch.stack([self.cam(self.avg(t.transpose(1, 2)).squeeze(-1)) for t in x], 1)  # (B, 2, 3)
+        # The vertex average is a matmul with the layer's weight, not a call of the layer: structured
+        # pruning then never mistakes the vertex axis for channels (same MACs as the Linear).
+        cam = torch.stack([self.cam(torch.matmul(t.transpose(1, 2), self.avg.weight.t()).squeeze(-1) + self.avg.bias)
+                           for t in x], 1)  # (B, 2, 3)
         verts = self.upsample(coarse.transpose(2, 3)).transpose(2, 3)  # (B, 2, 778, 3)
         # (B, 2, 3, 778) @ (778, 21): batched operand first, so fvcore counts every MAC
         joints = torch.matmul(verts.transpose(-1, -2), self.regressor_t).transpose(-1, -2)

@@ -1,0 +1,155 @@
+"""ONNX files of a (pruned) model: fp32, brevitas QCDQ int8, onnxruntime static int8; op types, parity.
+
+Both int8 routes are built because neither is always faster (reference: peer_tools_and_pitfalls §3d):
+brevitas' QCDQ export carries the QAT scales but leaves Linear layers on 3-D inputs as float Gemm
+after onnxruntime's fusion; onnxruntime's own ``quantize_static`` (QOperator, uint8 activations,
+per-channel int8 weights) quantizes MatMuls too. The TorchScript exporter (``dynamo=False``) is used
+throughout: the dynamo path keeps quantization scales as graph inputs and onnxruntime cannot fuse them.
+"""
+from __future__ import annotations
+
+import tempfile
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+OUTPUTS = ("verts", "joints", "camera", "rel_root", "verts2d")
+INT8_OPS = ("QLinearConv", "QLinearMatMul", "MatMulInteger", "MatMulIntegerToFloat", "ConvInteger", "QGemm",
+            "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearAveragePool", "QLinearGlobalAveragePool",
+            "QLinearConcat", "QLinearSoftmax", "DynamicQuantizeMatMul", "QLinearLeakyRelu")
+
+
+class Deploy(nn.Module):
+    """The model's deployment outputs as a tuple, in ``OUTPUTS`` order (absent ones skipped)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image):
+        out = self.net(image)
+        return tuple(getattr(out, k) for k in OUTPUTS if getattr(out, k) is not None)
+
+
+def output_names(model: nn.Module, size: int) -> list[str]:
+    with torch.no_grad():
+        out = model.eval()(torch.zeros(1, 3, size, size))
+    return [k for k in OUTPUTS if getattr(out, k) is not None]
+
+
+def strip_initializer_inputs(path: str | Path) -> None:
+    """Remove initializers listed as graph inputs (they block constant folding and Q/DQ fusion)."""
+    import onnx
+
+    m = onnx.load(str(path))
+    inits = {i.name for i in m.graph.initializer}
+    keep = [i for i in m.graph.input if i.name not in inits]
+    del m.graph.input[:]
+    m.graph.input.extend(keep)
+    onnx.save(m, str(path))
+
+
+def export_fp32(model: nn.Module, path: str | Path, size: int) -> Path:
+    path = Path(path)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Deploy(model).eval(), (torch.rand(1, 3, size, size),), str(path), opset_version=17,
+                          input_names=["image"], output_names=output_names(model, size), dynamo=False)
+    return path
+
+
+def export_qcdq(qmodel: nn.Module, path: str | Path, size: int) -> Path:
+    """brevitas QCDQ (QuantizeLinear/Clip/DequantizeLinear around every quantized layer), dynamo=False."""
+    from brevitas.export import export_onnx_qcdq
+
+    path = Path(path)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_onnx_qcdq(Deploy(qmodel).eval(), args=torch.rand(1, 3, size, size), export_path=str(path),
+                         dynamo=False, opset_version=17, input_names=["image"],
+                         output_names=output_names(qmodel, size))
+    strip_initializer_inputs(path)
+    return path
+
+
+def float_tail(model: nn.Module, onnx_path: str | Path) -> list[str]:
+    """ONNX node names kept float by onnxruntime quantization: the output heads and the pose module's own ops
+    (template offset, 252 -> 778 upsampling, joint regression, root subtraction). Quantizing these
+    costs millimetres for almost no MACs (measured on lwa_hand: 15 mm -> 2.5 mm mean vertex error)."""
+    import onnx
+
+    from compress.prune import output_layers
+
+    names = {id(m): n for n, m in model.named_modules()}
+    prefixes = ["/net/" + names[id(m)].replace(".", "/") + "/" for m in output_layers(model) if id(m) in names]
+    tail = []
+    for node in onnx.load(str(onnx_path)).graph.node:
+        rest = node.name[len("/net/pose/"):] if node.name.startswith("/net/pose/") else None
+        if any(node.name.startswith(p) for p in prefixes) or (rest is not None and "/" not in rest):
+            tail.append(node.name)
+    return tail
+
+
+def export_ort_static(fp32_path: str | Path, path: str | Path, calib_images: np.ndarray,
+                      keep_float: list[str] = ()) -> Path:
+    """onnxruntime static quantization: QOperator format, per-channel int8 weights, uint8 activations.
+
+    Args:
+        calib_images: (N, 3, H, W) float32 images at the file's input size, run one at a time.
+        keep_float: node names left in float (``float_tail``).
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"image": img[None].astype(np.float32)} for img in calib_images])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(path), Reader(), quant_format=QuantFormat.QOperator, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=list(keep_float))
+    return path
+
+
+def optimized_op_types(path: str | Path) -> dict[str, int]:
+    """Op type counts of the graph onnxruntime actually runs (after its CPU graph optimisations)."""
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.optimized_model_filepath = str(Path(tmp) / "opt.onnx")
+        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        m = onnx.load(opts.optimized_model_filepath)
+    return dict(Counter(n.op_type for n in m.graph.node).most_common())
+
+
+def int8_ops(op_types: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in op_types.items() if k in INT8_OPS}
+
+
+def ort_outputs(path_or_session, images: np.ndarray) -> list[np.ndarray]:
+    """Run an ONNX file/session over (N, 3, H, W) images one at a time; outputs stacked along N."""
+    from hand_nas.cost.latency import ort_session
+
+    sess = ort_session(path_or_session) if isinstance(path_or_session, (str, Path)) else path_or_session
+    runs = [sess.run(None, {"image": img[None].astype(np.float32)}) for img in images]
+    return [np.concatenate([r[i] for r in runs]) for i in range(len(runs[0]))]
+
+
+def relative_error(ref: list, got: list) -> float:
+    """max |got - ref| / max |ref| over all outputs."""
+    return max(float(np.abs(np.asarray(g) - np.asarray(r)).max() / (np.abs(np.asarray(r)).max() + 1e-12))
+               for r, g in zip(ref, got))

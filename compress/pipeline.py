@@ -1,0 +1,249 @@
+"""From a trained checkpoint to a verified bundle: prune -> fine-tune -> QAT -> export -> measure.
+
+``compress`` reads a checkpoint (weights + config), never live search state. Every figure of the
+report is measured in this run: GMACs (fvcore convention, 3x256x256, batch 1), parameters, held-out
+MPJPE/MPVPE (mm, IntagHand protocol, the checkpoint's own held-out split and resolution) and CPU
+latency (batch 1, median after warm-up, ``threads`` threads) for the fp32 model, the pruned model
+and the pruned int8 model. Both int8 routes are built and measured; the faster one whose MPJPE
+holds (within ``int8_tolerance_mm`` of the fake-quantized model) becomes ``model.int8.onnx``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from compress.prune import PruneCfg, prune_to_target
+from compress.quantize import QuantCfg, calibrate, quantize_model
+from hand_nas.config import ModelCfg, TrainCfg
+from hand_nas.cost.flops import model_cost
+from hand_nas.errors import HandNasError
+
+
+@dataclass(frozen=True)
+class CompressCfg:
+    """Attributes:
+        prune: pruning target; quant: QAT settings.
+        finetune_steps: steps of fine-tuning after pruning (the checkpoint's resolution and batch).
+        lr: fine-tuning learning rate (QAT uses a tenth).
+        size: input size of the exported ONNX files and of the latencies (256: the deployment input).
+        threads: intra-op threads for every latency.
+        int8: 'auto' (faster of the two that holds accuracy), 'brevitas' or 'onnxruntime'.
+        int8_tolerance_mm: MPJPE an int8 file may add to the fake-quantized model's and still "hold".
+        calib_images: images for activation calibration (both routes).
+        repeats: timed runs per latency (after 10 warm-up runs); the median is reported.
+    """
+
+    prune: PruneCfg = field(default_factory=lambda: PruneCfg(target_gmacs=0.25))
+    quant: QuantCfg = field(default_factory=QuantCfg)
+    finetune_steps: int = 200
+    lr: float = 5e-4
+    size: int = 256
+    threads: int = 1
+    int8: str = "auto"
+    int8_tolerance_mm: float = 3.0
+    calib_images: int = 32
+    repeats: int = 50
+
+
+def _git_revision() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _calibration(data: str, train: TrainCfg, n: int, size: int) -> np.ndarray:
+    """(n, 3, size, size) training-split images, unaugmented."""
+    from hand_nas.data.dataset import TwoHandDataset, split_indices
+    from hand_nas.data.samples import open_samples
+
+    tr_idx, _ = split_indices(len(open_samples(data)), train.val_fraction, seed=0)
+    ds = TwoHandDataset(data, size, tr_idx[:n])
+    return np.stack([ds[i]["image"].numpy() for i in range(len(ds))])
+
+
+def _ort_metrics(path: Path, loader, threads: int):
+    from compress.onnx_export import ort_outputs
+    from hand_nas.cost.latency import ort_session
+    from hand_nas.train import evaluate_outputs
+
+    sess = ort_session(path, threads)
+    names = [o.name for o in sess.get_outputs()]
+
+    def predict(images):
+        out = dict(zip(names, ort_outputs(sess, images.numpy())))
+        return out.get("verts"), out["joints"], out.get("rel_root")
+
+    return evaluate_outputs(predict, loader)
+
+
+def _row(name, cost, metrics, **lat) -> dict:
+    return {"model": name, "gmacs": round(cost.gmacs_total, 4), "gmacs_image": round(cost.gmacs_image, 4),
+            "gmacs_pose": round(cost.gmacs_pose, 4), "params_m": round(cost.params_m, 4),
+            "mpjpe_mm": round(metrics.mpjpe_mm, 2), "mpvpe_mm": round(metrics.mpvpe_mm, 2),
+            **{k: (round(v, 2) if v is not None else None) for k, v in lat.items()}}
+
+
+def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = CompressCfg(), provenance: dict | None = None,
+             data: str | None = None, mano_dir=None, log=print) -> dict:
+    """Prune, fine-tune, quantize and export ``checkpoint`` into the bundle ``out``; returns the report."""
+    from compress import onnx_export as ox
+    from compress.bundle import write_manifest
+    from hand_nas.atomic import atomic_dir
+    from hand_nas.checkpoint import CONFIG, WEIGHTS, load_checkpoint, shape_record
+    from hand_nas.cost import latency
+
+    def ort_latency_ms(path, size, threads):
+        return latency.ort_latency_ms(path, size, threads, warmup=10, repeats=cfg.repeats)
+
+    def torch_latency_ms(net, size, threads):
+        return latency.torch_latency_ms(net, size, threads, warmup=10, repeats=cfg.repeats)
+    from hand_nas.train import evaluate, held_out_loader, train
+
+    if cfg.int8 not in ("auto", "brevitas", "onnxruntime"):
+        raise HandNasError(f"int8 {cfg.int8!r}: expected auto, brevitas or onnxruntime")
+    t0 = time.perf_counter()
+    model, ck = load_checkpoint(checkpoint, mano_dir)
+    model_cfg = ModelCfg.from_dict(ck["model"])
+    data = data or ck.get("data")
+    if not data or not Path(data).is_dir():
+        raise HandNasError(f"{Path(checkpoint) / CONFIG}: field 'data': sample folder {data!r} not found "
+                           "(pass --data)")
+    base_train = TrainCfg.from_dict(ck["train"]) if "train" in ck else TrainCfg()
+    val = held_out_loader(data, base_train)
+    lat = dict(threads=cfg.threads, size=cfg.size)
+    rows = []
+
+    log(f"[1/6] fp32 reference: cost, held-out metrics at {base_train.resolution} px, latency")
+    cost0, m0 = model_cost(model), evaluate(model, val)
+    with tempfile.TemporaryDirectory() as tmp:
+        ort0 = ort_latency_ms(ox.export_fp32(model, Path(tmp) / "fp32.onnx", cfg.size), cfg.size, cfg.threads)
+    rows.append(_row("fp32", cost0, m0, latency_ms_torch=torch_latency_ms(model, cfg.size, cfg.threads),
+                     latency_ms_ort_fp32=ort0, latency_ms_ort_int8=None))
+
+    log(f"[2/6] pruning {cost0.gmacs_total:.4f} -> {cfg.prune.target_gmacs or cfg.prune.ratio} (bisection on the ratio)")
+    pr = prune_to_target(model, cfg.prune, progress=lambda r, g: log(f"      ratio {r:.3f}: {g:.4f} GMACs"))
+    pruned = pr.model
+    ft = dataclasses.replace(base_train, steps=cfg.finetune_steps, lr=cfg.lr, warmup=min(20, cfg.finetune_steps // 5),
+                             eval_every=0)
+    log(f"[3/6] fine-tuning the pruned model: {ft.steps} steps at {ft.resolution} px")
+    m_pruned = train(model_cfg, ft, data, mano_dir=mano_dir, progress=True, model=pruned).metrics \
+        if ft.steps else evaluate(pruned, val)
+    cost1 = model_cost(pruned)
+
+    log(f"[4/6] int8 QAT (brevitas, {cfg.quant.weight_bits}-bit weights per channel, {cfg.quant.act_bits}-bit "
+        f"activations per tensor): calibration, {cfg.quant.qat_steps} steps")
+    qmodel = quantize_model(pruned, cfg.quant)
+    calib_train = torch.as_tensor(_calibration(data, base_train, cfg.calib_images, base_train.resolution))
+    calibrate(qmodel, calib_train.split(8))
+    qt = dataclasses.replace(ft, steps=cfg.quant.qat_steps, lr=cfg.lr / 10, warmup=0)
+    m_fq = train(model_cfg, qt, data, mano_dir=mano_dir, progress=True, model=qmodel).metrics \
+        if qt.steps else evaluate(qmodel, val)
+    pruned.eval()
+    qmodel.eval()
+
+    log(f"[5/6] ONNX: fp32, brevitas QCDQ and onnxruntime static int8 at {cfg.size} px; accuracy at "
+        f"{base_train.resolution} px")
+    calib_deploy = _calibration(data, base_train, cfg.calib_images, cfg.size)
+    with atomic_dir(out, overwrite=False) as tmp_out, tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        fp32_path = ox.export_fp32(pruned, tmp_out / "model.onnx", cfg.size)
+        cands = {"brevitas": ox.export_qcdq(qmodel, scratch / "qcdq.onnx", cfg.size),
+                 "onnxruntime": ox.export_ort_static(fp32_path, scratch / "ort.onnx", calib_deploy,
+                                                     ox.float_tail(pruned, fp32_path))}
+        # accuracy files at the evaluation resolution (same procedure)
+        if cfg.size == base_train.resolution:
+            eval_files = dict(cands, fp32=fp32_path)
+        else:
+            f32e = ox.export_fp32(pruned, scratch / "fp32_eval.onnx", base_train.resolution)
+            eval_files = {"fp32": f32e,
+                          "brevitas": ox.export_qcdq(qmodel, scratch / "qcdq_eval.onnx", base_train.resolution),
+                          "onnxruntime": ox.export_ort_static(f32e, scratch / "ort_eval.onnx", calib_train.numpy(),
+                                                              ox.float_tail(pruned, f32e))}
+        int8 = {}
+        for name, path in cands.items():
+            ops = ox.optimized_op_types(path)
+            int8[name] = {"latency_ms": ort_latency_ms(path, cfg.size, cfg.threads),
+                          "mpjpe_mm": _ort_metrics(eval_files[name], val, cfg.threads).mpjpe_mm,
+                          "int8_ops": ox.int8_ops(ops), "float_compute_ops": {k: v for k, v in ops.items() if k in
+                                                                            ("Conv", "FusedConv", "Gemm", "MatMul", "FusedMatMul")}}
+            log(f"      {name}: {int8[name]['latency_ms']:.2f} ms, MPJPE {int8[name]['mpjpe_mm']:.2f} mm")
+        holds = {k: v for k, v in int8.items() if v["mpjpe_mm"] <= m_fq.mpjpe_mm + cfg.int8_tolerance_mm}
+        if cfg.int8 != "auto":
+            chosen, why = cfg.int8, "requested"
+        elif holds:
+            chosen = min(holds, key=lambda k: holds[k]["latency_ms"])
+            why = "faster of those within the MPJPE tolerance" if len(holds) > 1 else "the only one within the MPJPE tolerance"
+        else:
+            chosen = min(int8, key=lambda k: int8[k]["mpjpe_mm"])
+            why = "neither held the MPJPE tolerance: the more accurate one"
+        (tmp_out / "model.int8.onnx").write_bytes(cands[chosen].read_bytes())
+        log(f"      model.int8.onnx <- {chosen} ({why})")
+
+        log("[6/6] parity, latency, bundle")
+        x = calib_deploy[:4]
+        with torch.no_grad():
+            ref = [t.numpy() for t in ox.Deploy(pruned)(torch.as_tensor(x))]
+            fq = [t.numpy() for t in ox.Deploy(qmodel)(torch.as_tensor(x))]
+        names = ox.output_names(pruned, cfg.size)
+        got32 = ox.ort_outputs(fp32_path, x)
+        got8 = ox.ort_outputs(tmp_out / "model.int8.onnx", x)
+        parity = {"fp32_onnx_vs_torch_rel": ox.relative_error(ref, got32),
+                  "int8_onnx_vs_fake_quant_mm": {n: round(float(np.abs(a - b).max()) * 1000, 3)
+                                                 for n, a, b in zip(names, fq, got8) if n in ("verts", "joints")},
+                  "int8_onnx_vs_fake_quant_rel": {n: float(np.abs(a - b).max() / (np.abs(a).max() + 1e-12))
+                                                  for n, a, b in zip(names, fq, got8)}}
+        if parity["fp32_onnx_vs_torch_rel"] > 1e-4:
+            raise HandNasError(f"fp32 ONNX differs from torch by {parity['fp32_onnx_vs_torch_rel']:.2e} (relative) "
+                               "> 1e-4; refusing to write the bundle")
+        rows.append(_row("pruned", cost1, m_pruned, latency_ms_torch=torch_latency_ms(pruned, cfg.size, cfg.threads),
+                         latency_ms_ort_fp32=ort_latency_ms(fp32_path, cfg.size, cfg.threads), latency_ms_ort_int8=None))
+        m8 = _ort_metrics(eval_files[chosen], val, cfg.threads)
+        rows.append(_row("pruned+int8", cost1, m8, latency_ms_torch=None, latency_ms_ort_fp32=None,
+                         latency_ms_ort_int8=int8[chosen]["latency_ms"]))
+        from safetensors.torch import save_file
+
+        save_file({k: v.detach().contiguous() for k, v in pruned.state_dict().items()}, str(tmp_out / WEIGHTS))
+        config = {"model": model_cfg.to_dict(), "shapes": shape_record(pruned), "train": base_train.to_dict(),
+                  "input_size": base_train.resolution, "data": str(data),
+                  "provenance": {"checkpoint": str(checkpoint), "git_revision": _git_revision(),
+                                 "source_metrics": ck.get("metrics"), **(provenance or {})},
+                  "compress": _cfg_dict(cfg), "metrics": m_pruned.to_dict()}
+        import json
+
+        (tmp_out / CONFIG).write_text(json.dumps(config, indent=2, default=str))
+        report = {"units": "GMACs counted the fvcore way (one fused multiply-add = one flop), batch 1, 3x256x256; "
+                           f"MPJPE/MPVPE in mm on the held-out split at {base_train.resolution} px (IntagHand "
+                           f"protocol); latency ms at batch 1, {cfg.size} px, {cfg.threads} thread(s), median after "
+                           "warm-up",
+                  "rows": rows, "prune": {"ratio": pr.ratio, "target_gmacs": cfg.prune.target_gmacs,
+                                          "tries": pr.tries},
+                  "fake_quant": m_fq.to_dict(), "int8": {"chosen": chosen, "why": why, "candidates": int8},
+                  "parity": parity, "seconds": round(time.perf_counter() - t0, 1), **lat}
+        (tmp_out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+        write_manifest(tmp_out)
+    return report
+
+
+def _cfg_dict(cfg: CompressCfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def format_report(report: dict) -> str:
+    """The fp32 / pruned / pruned+int8 table as fixed-width text."""
+    cols = [("model", "{}"), ("gmacs", "{:.4f}"), ("params_m", "{:.3f}"), ("mpjpe_mm", "{:.2f}"), ("mpvpe_mm", "{:.2f}"),
+            ("latency_ms_torch", "{:.2f}"), ("latency_ms_ort_fp32", "{:.2f}"), ("latency_ms_ort_int8", "{:.2f}")]
+    lines = ["  ".join(f"{c:>19}" for c, _ in cols)]
+    for r in report["rows"]:
+        lines.append("  ".join(f"{(f.format(r[c]) if r.get(c) is not None else '-'):>19}" for c, f in cols))
+    lines.append(report["units"])
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""Pruning, quantization, bundles and predict on small models (seconds each)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from model_configs import small_model
+
+from compress.bundle import open_bundle, verify_bundle
+from compress.pipeline import CompressCfg, compress
+from compress.prune import PruneCfg, head_layers, prune_once, prune_to_target
+from compress.quantize import QuantCfg, calibrate, quantize_model, quantized_layers
+from hand_nas.checkpoint import load_checkpoint, save_checkpoint, shape_record
+from hand_nas.config import TrainCfg
+from hand_nas.cost.flops import model_cost
+from hand_nas.errors import HandNasError
+from hand_nas.models import build_model
+
+FAMILY = [dict(encoder="mobile_former", bridge="light_cross", cross="separable"),
+          dict(encoder="mobilevit_v3", attention="softmax", bridge="mhsa", cross="softmax"),
+          dict(encoder="mobilenet_v2", bridge="mhsa", cross="elementwise")]
+
+
+@pytest.mark.parametrize("kw", FAMILY, ids=lambda kw: kw["encoder"])
+@pytest.mark.parametrize("heads", [False, True], ids=["head-dims", "whole-heads"])
+def test_pruned_models_run_and_keep_their_outputs(kw, heads, hand_home):
+    model = build_model(small_model(**kw)).eval()
+    net = prune_once(model, 0.4, PruneCfg(prune_heads=heads))
+    assert model_cost(net).gmacs_total < model_cost(model).gmacs_total
+    with torch.no_grad():
+        out = net(torch.rand(2, 3, 64, 64))
+    assert out.verts.shape == (2, 2, 778, 3) and out.joints.shape == (2, 2, 21, 3)
+    assert out.heatmaps.shape[1] == 42 and out.camera.shape == (2, 2, 3)
+    for layer, h in head_layers(net).items():  # attention stays consistent: every head has the same width
+        assert layer.out_features % h == 0
+
+
+def test_pruning_lands_within_tolerance_of_the_target(hand_home):
+    model = build_model(small_model(encoder="mobile_former", bridge="light_cross", cross="separable")).eval()
+    g0 = model_cost(model).gmacs_total
+    res = prune_to_target(model, PruneCfg(target_gmacs=0.6 * g0))
+    assert abs(res.gmacs_after - 0.6 * g0) <= 0.03 * 0.6 * g0
+    assert res.params_m_after < res.params_m_before
+
+
+def test_pruning_refuses_an_impossible_target(hand_home):
+    model = build_model(small_model()).eval()
+    with pytest.raises(HandNasError, match="target_gmacs"):
+        prune_to_target(model, PruneCfg(target_gmacs=10.0))
+
+
+def test_pruned_checkpoint_round_trip(tmp_path, hand_home):
+    cfg = small_model(encoder="mobile_former", bridge="light_cross", cross="separable")
+    net = prune_once(build_model(cfg).eval(), 0.3)
+    save_checkpoint(tmp_path / "ck", net, cfg, shapes=shape_record(net))
+    back, _ = load_checkpoint(tmp_path / "ck")
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(back(x).verts, net(x).verts)
+
+
+def test_fake_quant_model_tracks_the_float_model(hand_home):
+    net = build_model(small_model(encoder="mobile_former", bridge="light_cross", cross="separable")).eval()
+    q = quantize_model(net, QuantCfg(weight_bits=8))
+    assert quantized_layers(q) > 20
+    x = torch.rand(4, 3, 64, 64)
+    calibrate(q, [x])
+    with torch.no_grad():
+        ref, got = net(x).joints, q(x).joints
+    assert (got - ref).abs().max() < 0.1 * ref.abs().max() + 1e-3
+    q4 = quantize_model(net, QuantCfg(weight_bits=4))
+    calibrate(q4, [x])
+    with torch.no_grad():
+        assert not torch.equal(q4(x).joints, got)  # lower-bit weights change the result
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, synth_dir, hand_home):
+    from hand_nas.train import train
+
+    root = tmp_path_factory.mktemp("bundle")
+    cfg = small_model(encoder="mobile_former", bridge="light_cross", cross="separable")
+    train(cfg, TrainCfg(resolution=128, steps=2, batch=4, eval_every=0), synth_dir, checkpoint_dir=root / "ck")
+    g0 = model_cost(build_model(cfg)).gmacs_total
+    report = compress(root / "ck", root / "bundle", CompressCfg(
+        prune=PruneCfg(target_gmacs=0.7 * g0), quant=QuantCfg(qat_steps=2, calib_batches=1), finetune_steps=2,
+        size=128, calib_images=4, repeats=2), log=lambda *a: None)
+    return root / "bundle", report
+
+
+def test_bundle_files_report_and_parity(bundle):
+    folder, report = bundle
+    names = {p.name for p in folder.iterdir()}
+    assert names == {"model.safetensors", "config.json", "model.onnx", "model.int8.onnx", "report.json", "manifest.json"}
+    assert [r["model"] for r in report["rows"]] == ["fp32", "pruned", "pruned+int8"]
+    assert report["parity"]["fp32_onnx_vs_torch_rel"] < 1e-4
+    assert report["int8"]["chosen"] in ("brevitas", "onnxruntime")
+    assert report["int8"]["candidates"]["onnxruntime"]["int8_ops"]  # integer kernels present
+    config = json.loads((folder / "config.json").read_text())
+    assert config["provenance"]["git_revision"] is None or len(config["provenance"]["git_revision"]) == 40
+    assert "shapes" in config
+
+
+def test_bundle_reloads_in_a_fresh_process_with_its_reported_mpjpe(bundle):
+    folder, report = bundle
+    code = (f"from compress.bundle import open_bundle; from hand_nas.train import evaluate, held_out_loader; "
+            f"from hand_nas.config import TrainCfg; m, c, r = open_bundle({str(folder)!r}); "
+            f"print(evaluate(m, held_out_loader(c['data'], TrainCfg.from_dict(c['train']))).mpjpe_mm)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert abs(float(out.strip().splitlines()[-1]) - report["rows"][1]["mpjpe_mm"]) < 0.01
+
+
+def test_a_changed_byte_is_refused(bundle, tmp_path):
+    import shutil
+
+    folder = tmp_path / "b"
+    shutil.copytree(bundle[0], folder)
+    verify_bundle(folder)
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (folder / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(HandNasError, match="model.safetensors: sha256 differs"):
+        open_bundle(folder)
+    (folder / "notes.txt").write_text("x")
+    (folder / "model.safetensors").write_bytes((bundle[0] / "model.safetensors").read_bytes())
+    with pytest.raises(HandNasError, match="notes.txt: not listed"):
+        verify_bundle(folder)
+
+
+def test_predict_writes_meshes_and_overlay(bundle, synth_dir, tmp_path):
+    from PIL import Image
+
+    from hand_nas.cli import main
+    from hand_nas.data.samples import open_samples
+
+    img = tmp_path / "hands.png"
+    Image.fromarray(np.asarray(open_samples(synth_dir)["images"][0])).save(img)
+    assert main(["predict", str(img), "--checkpoint", str(bundle[0]), "--out", str(tmp_path / "pred")]) == 0
+    obj = (tmp_path / "pred" / "left.obj").read_text().splitlines()
+    assert sum(line.startswith("v ") for line in obj) == 778 and sum(line.startswith("f ") for line in obj) == 1538
+    assert (tmp_path / "pred" / "right.obj").is_file()
+    assert Image.open(tmp_path / "pred" / "overlay.png").size[0] >= 256
+    assert main(["predict", str(tmp_path / "missing.png"), "--checkpoint", str(bundle[0])]) == 2
