@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from hand_nas.errors import HandNasError
 
@@ -241,25 +242,134 @@ def cmd_trial_show(args) -> None:
         print(f"wrote {args.config_out}")
 
 
+# --- compression and inference ----------------------------------------------------------------
+
+def _trial_checkpoint(study: str, trial: str, storage: str) -> tuple[str, dict]:
+    """(checkpoint folder, provenance) of a stored trial: 'best' (best feasible) or a trial number."""
+    from hand_nas.search.records import best_feasible, load_rows
+
+    try:
+        rows = load_rows(study, storage)
+    except KeyError:
+        raise HandNasError(f"{storage}: no study named {study!r}") from None
+    if trial == "best":
+        row = best_feasible(rows)
+        if row is None:
+            raise HandNasError(f"study {study!r}: no feasible completed trial")
+    else:
+        if not trial.isdigit():
+            raise HandNasError(f"--trial {trial!r}: expected 'best' or a trial number")
+        row = next((r for r in rows if r["number"] == int(trial)), None)
+        if row is None:
+            raise HandNasError(f"study {study!r}: no trial {trial}")
+    if not row.get("checkpoint") or not Path(row["checkpoint"]).is_dir():
+        raise HandNasError(f"study {study!r} trial {row['number']}: no checkpoint on disk ({row.get('checkpoint')})")
+    return row["checkpoint"], {"study": study, "trial": row["number"], "storage": storage,
+                               "trial_mpjpe_mm": row["mpjpe_mm"], "trial_gmacs": row["gmacs"]}
+
+
+def cmd_compress(args) -> None:
+    from compress.pipeline import CompressCfg, compress, format_report
+    from compress.prune import PruneCfg
+    from compress.quantize import QuantCfg
+
+    if bool(args.study) == bool(args.checkpoint):
+        raise HandNasError("give either --study NAME [--trial best|N] or --checkpoint DIR")
+    if args.study:
+        checkpoint, prov = _trial_checkpoint(args.study, args.trial, args.storage)
+    else:
+        checkpoint, prov = args.checkpoint, {}
+    cfg = CompressCfg(prune=PruneCfg(target_gmacs=args.target_gmacs, ratio=args.ratio, prune_heads=args.prune_heads),
+                      quant=QuantCfg(weight_bits=args.bits, qat_steps=args.qat_steps),
+                      finetune_steps=args.finetune_steps, size=args.size, threads=args.threads, int8=args.int8)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise HandNasError(f"{out}: already exists (pass --overwrite to replace it)")
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    report = compress(checkpoint, out, cfg, provenance=prov, data=args.data, mano_dir=args.mano)
+    print(format_report(report))
+    i8 = report["int8"]
+    c = i8["candidates"][i8["chosen"]]
+    print(f"int8: {i8['chosen']} ({i8['why']}); integer kernels {c['int8_ops']}")
+    print(f"fp32 ONNX vs torch: {report['parity']['fp32_onnx_vs_torch_rel']:.2e} relative; int8 ONNX vs fake-quant: "
+          f"{report['parity']['int8_onnx_vs_fake_quant_mm']} mm (max)")
+    print(f"bundle: {out} ({', '.join(sorted(p.name for p in out.iterdir()))})")
+
+
+def _open_model(path: str, mano_dir):
+    """(model, config) of a bundle (hashes verified) or a plain checkpoint folder."""
+    from compress.bundle import is_bundle, open_bundle
+    from hand_nas.checkpoint import load_checkpoint
+
+    if is_bundle(path):
+        model, config, _ = open_bundle(path, mano_dir)
+        return model, config
+    return load_checkpoint(path, mano_dir)
+
+
+def cmd_predict(args) -> None:
+    from hand_nas.hand.mano import HandModel
+    from hand_nas.predict import load_image, predict_image, write_prediction
+
+    model, config = _open_model(args.checkpoint, args.mano)
+    size = args.size or config.get("input_size") or config.get("train", {}).get("resolution", 256)
+    image = load_image(args.image, size)
+    pred = predict_image(model, image)
+    out = Path(args.out) if args.out else Path(args.image).with_suffix("").with_name(Path(args.image).stem + "_hands")
+    for p in write_prediction(pred, image, HandModel(args.mano).faces, out):
+        print(f"wrote {p}")
+
+
+def cmd_evaluate(args) -> None:
+    from hand_nas.config import TrainCfg
+    from hand_nas.train import evaluate, held_out_loader
+
+    model, config = _open_model(args.checkpoint, args.mano)
+    data = args.data or config.get("data")
+    if not data or not Path(data).is_dir():
+        raise HandNasError(f"{args.checkpoint}/config.json: field 'data': sample folder {data!r} not found (pass --data)")
+    train_cfg = TrainCfg.from_dict(config["train"]) if "train" in config else TrainCfg()
+    m = evaluate(model, held_out_loader(data, train_cfg))
+    print(f"held-out ({m.count} samples at {train_cfg.resolution} px, IntagHand protocol): MPJPE {m.mpjpe_mm:.2f} mm, "
+          f"MPVPE {m.mpvpe_mm:.2f} mm")
+    recorded = config.get("metrics", {})
+    if recorded.get("mpjpe_mm") is not None:
+        print(f"recorded in {args.checkpoint}: MPJPE {recorded['mpjpe_mm']:.2f} mm, MPVPE {recorded['mpvpe_mm']:.2f} mm")
+
+
 # --- reports ------------------------------------------------------------------------------------
 
 def cmd_reproduce(args) -> None:
-    from pathlib import Path
-
     from hand_nas.atomic import atomic_file
     from hand_nas.report import tables
 
-    best = None
-    if args.study:
-        from hand_nas.search.records import best_feasible, load_rows
+    if args.table == "lwa-table1":
+        best = None
+        if args.study:
+            from hand_nas.search.records import best_feasible, load_rows
 
-        row = best_feasible(load_rows(args.study, args.storage))
-        if row is None:
-            raise HandNasError(f"study {args.study!r}: no feasible completed trial to add to the table")
-        best = {"name": f"best searched ({args.study} #{row['number']})", "gmacs_total": row["gmacs"],
-                "gmacs_image": row["gmacs_image"], "gmacs_pose": row["gmacs_pose"]}
-    rows = tables.lwa_table1_rows(best)
-    md = tables.to_markdown(rows, tables.LWA_TABLE1_NOTES)
+            row = best_feasible(load_rows(args.study, args.storage))
+            if row is None:
+                raise HandNasError(f"study {args.study!r}: no feasible completed trial to add to the table")
+            best = {"name": f"best searched ({args.study} #{row['number']})", "gmacs_total": row["gmacs"],
+                    "gmacs_image": row["gmacs_image"], "gmacs_pose": row["gmacs_pose"]}
+        rows, notes = tables.lwa_table1_rows(best), tables.LWA_TABLE1_NOTES
+    else:
+        from hand_nas.report import reproduce
+
+        train_cfg, data = reproduce.resolve_proxy(args.proxy, args.data)
+        print(f"proxy '{args.proxy}': {train_cfg.steps} steps, batch {train_cfg.batch}, {train_cfg.resolution} px, "
+              f"data {data}")
+        if args.table == "lagc-table2":
+            rows = reproduce.lagc_table2_rows(train_cfg, data, args.mano)
+            notes = reproduce.LAGC_TABLE2_NOTES + (f"Proxy '{args.proxy}' on {data}.",)
+        else:
+            rows = reproduce.ablation_rows(args.table, train_cfg, data, args.mano)
+            notes = reproduce.ablation_notes(args.table, args.proxy, data)
+    md = tables.to_markdown(rows, notes)
     print(md)
     if args.out:
         out = Path(args.out)
@@ -267,6 +377,111 @@ def cmd_reproduce(args) -> None:
             with atomic_file(out / name, "w") as fh:
                 fh.write(text)
         print(f"wrote {out / (args.table + '.md')} and {out / (args.table + '.csv')}")
+
+
+def cmd_report(args) -> None:
+    from hand_nas.report.page import write_report
+    from hand_nas.report.study_data import add_references, load_study_data
+
+    sd = load_study_data(args.study, args.storage)
+    if not sd.rows:
+        raise HandNasError(f"study {args.study!r}: no trials yet")
+    if args.references:
+        add_references(sd, [n for n in args.references.split(",") if n], mano_dir=args.mano)
+    for p in write_report(sd, args.out):
+        print(f"wrote {p}")
+
+
+def cmd_dashboard(args) -> None:
+    from hand_nas.report.dashboard import serve
+
+    serve(args.study, args.storage, args.host, args.port)
+
+
+# --- the main job ------------------------------------------------------------------------------
+
+def cmd_demo(args) -> None:
+    """Synthesize data, search with a small budget, report, compress the winner, export, predict."""
+    import time
+
+    import numpy as np
+    import optuna
+
+    from compress.pipeline import CompressCfg, compress, format_report
+    from compress.prune import PruneCfg
+    from compress.quantize import QuantCfg
+    from hand_nas.config import StudyCfg
+    from hand_nas.data.synthetic import cached_synthetic
+    from hand_nas.report.page import write_report
+    from hand_nas.report.study_data import add_references, load_study_data
+    from hand_nas.search.records import best_feasible, format_table, pareto_front
+    from hand_nas.search.runner import run_search
+    from hand_nas.search.space import load_space
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    storage = f"sqlite:///{out / 'studies.db'}"
+    space = load_space(args.space)
+    stage = lambda i, text: print(f"\n== [{i}/6] {text} ({time.perf_counter() - t0:.0f} s)", flush=True)  # noqa: E731
+
+    stage(1, f"synthetic two-hand data ({space.synthetic_n} images, procedural MANO-format hand)")
+    data = cached_synthetic(space.synthetic_n)
+    print(f"data: {data}")
+
+    stage(2, f"search: {args.trials} trials of {args.space} on {args.workers} Ray workers, budget "
+             f"{space.budget_gmacs} GMACs ({FLOPS_NOTE})")
+    summary = run_search(StudyCfg(space=args.space, study=args.study, storage=storage, trials=args.trials,
+                                  workers=args.workers, out=str(out / "trials"), data=str(data), seed=args.seed),
+                         progress=True, space=space)
+    print(format_table(pareto_front(summary.rows)))
+    best = best_feasible(summary.rows)
+    if best is None:
+        raise HandNasError(f"study {args.study!r}: no feasible completed trial to compress")
+    print(f"winner: trial {best['number']}, MPJPE {best['mpjpe_mm']:.2f} mm at {best['gmacs']:.4f} GMACs")
+
+    stage(3, "report: Pareto front, history, importances, references trained under the same proxy")
+    sd = load_study_data(args.study, storage)
+    add_references(sd, ("lwa_hand", "lagc_hand"), mano_dir=args.mano)
+    report_files = write_report(sd, out / "report")
+
+    target = round(args.prune_to * best["gmacs"], 4)
+    stage(4, f"compress the winner: prune to {target} GMACs, fine-tune, int8 QAT, export")
+    bundle = out / "bundle"
+    if bundle.exists():
+        import shutil
+
+        shutil.rmtree(bundle)
+    rep = compress(best["checkpoint"], bundle, CompressCfg(
+        prune=PruneCfg(target_gmacs=target), quant=QuantCfg(qat_steps=args.qat_steps),
+        finetune_steps=args.finetune_steps, repeats=20),
+        provenance={"study": args.study, "trial": best["number"], "storage": storage}, mano_dir=args.mano)
+    print(format_report(rep))
+
+    stage(5, "predict with the bundle on a held-out synthetic image")
+    from PIL import Image
+
+    from hand_nas.data.samples import open_samples
+
+    img = out / "predict" / "input.png"
+    img.parent.mkdir(parents=True, exist_ok=True)
+    s = open_samples(data)
+    Image.fromarray(np.asarray(s["images"][len(s) - 1])).save(img)
+    cmd_predict(argparse.Namespace(image=str(img), checkpoint=str(bundle), out=str(out / "predict"), size=None,
+                                   mano=args.mano))
+
+    stage(6, "done")
+    print(f"artifacts ({time.perf_counter() - t0:.0f} s in all):")
+    print(f"  data            {data}")
+    print(f"  study           {storage} (study {args.study!r}); live view: hand-nas dashboard --study {args.study} "
+          f"--storage {storage}")
+    print(f"  trial weights   {out / 'trials' / args.study}")
+    for p in report_files:
+        print(f"  report          {p}")
+    for p in sorted(bundle.iterdir()):
+        print(f"  bundle          {p}")
+    for p in sorted((out / "predict").iterdir()):
+        print(f"  prediction      {p}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -379,11 +594,71 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build", action="store_true", help="also build the model and count it with fvcore")
     p.add_argument("--config-out", help="write the trial's model config as YAML")
     p.set_defaults(func=cmd_trial_show)
+    p = sub.add_parser("compress", help="prune, fine-tune, quantize (int8) and export a verified bundle")
+    p.add_argument("--study", help="take the checkpoint of a stored trial of this study")
+    p.add_argument("--trial", default="best", help="'best' (best feasible) or a trial number")
+    p.add_argument("--storage", default="sqlite:///runs/studies.db")
+    p.add_argument("--checkpoint", help="or: a checkpoint folder (model.safetensors + config.json)")
+    p.add_argument("--target-gmacs", type=float, default=0.25, help="GMACs after pruning (fvcore convention, 256 px)")
+    p.add_argument("--ratio", type=float, help="prune every layer by this channel ratio instead of a GMACs target")
+    p.add_argument("--prune-heads", action="store_true", help="also remove whole attention heads")
+    p.add_argument("--bits", type=int, default=8, help="weight bit width (activations stay 8-bit)")
+    p.add_argument("--finetune-steps", type=int, default=200)
+    p.add_argument("--qat-steps", type=int, default=50)
+    p.add_argument("--int8", choices=["auto", "brevitas", "onnxruntime"], default="auto")
+    p.add_argument("--size", type=int, default=256, help="input size of the ONNX files and latencies")
+    p.add_argument("--threads", type=int, default=1, help="threads for every latency")
+    p.add_argument("--data", help="sample folder (default: the one the checkpoint was trained on)")
+    p.add_argument("--out", required=True, help="bundle folder")
+    p.add_argument("--overwrite", action="store_true")
+    _add_mano(p)
+    p.set_defaults(func=cmd_compress)
+    p = sub.add_parser("predict", help="both hands' meshes (OBJ) and an overlay PNG from one image")
+    p.add_argument("image")
+    p.add_argument("--checkpoint", required=True, help="a bundle or a checkpoint folder")
+    p.add_argument("--out", help="output folder (default: IMAGE_hands next to the image)")
+    p.add_argument("--size", type=int, help="network input size (default: the checkpoint's training resolution)")
+    _add_mano(p)
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("evaluate", help="held-out MPJPE/MPVPE of a bundle or checkpoint (bundle hashes verified)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", help="sample folder (default: the recorded one)")
+    _add_mano(p)
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("report", help="a study's self-contained HTML report and PNG figures")
+    p.add_argument("--study", required=True)
+    p.add_argument("--storage", default="sqlite:///runs/studies.db")
+    p.add_argument("--out", required=True, help="report folder (index.html, *.png, trials.json)")
+    p.add_argument("--references", default="lwa_hand,lagc_hand",
+                   help="presets trained under the study's proxy as reference points ('' for none); kept in the study")
+    _add_mano(p)
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("dashboard", help="optuna-dashboard on a stored study (optuna- or nni-backed)")
+    p.add_argument("--study", required=True)
+    p.add_argument("--storage", default="sqlite:///runs/studies.db")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default: this machine only)")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=cmd_dashboard)
+    p = sub.add_parser("demo", help="the main job end to end on the embedded synthetic data (minutes on 2 cores)")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--space", default=str(Path(__file__).resolve().parent.parent / "search_spaces" / "tiny.yaml"))
+    p.add_argument("--study", default="demo")
+    p.add_argument("--trials", type=int, default=12)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--prune-to", type=float, default=0.75, help="prune the winner to this share of its GMACs")
+    p.add_argument("--finetune-steps", type=int, default=60)
+    p.add_argument("--qat-steps", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    _add_mano(p)
+    p.set_defaults(func=cmd_demo)
     p = sub.add_parser("reproduce", help="reproduce a paper table (Markdown + CSV)")
-    p.add_argument("table", choices=["lwa-table1"])
+    p.add_argument("table", choices=["lwa-table1", "lagc-table2", "tokens", "bridges", "attention"])
+    p.add_argument("--proxy", default="quick", help="named proxy budget for tables that train: quick, standard, full")
+    p.add_argument("--data", default="synthetic", help="'synthetic' (the proxy's cached set) or a sample folder")
     p.add_argument("--study", help="add the best feasible trial of this study")
     p.add_argument("--storage", default="sqlite:///runs/studies.db")
     p.add_argument("--out", help="folder for TABLE.md and TABLE.csv")
+    _add_mano(p)
     p.set_defaults(func=cmd_reproduce)
     return parser
 

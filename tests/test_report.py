@@ -1,0 +1,142 @@
+"""Study reports, the dashboard launcher and the reproduced tables (small studies, seconds)."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from hand_nas.config import StudyCfg, TrainCfg
+from hand_nas.report.study_data import (StudyData, best_so_far, hypervolume_2d, hypervolume_history,
+                                        load_study_data)
+from hand_nas.search.runner import run_search
+
+SPACE = """
+name: rep
+base: lwa_hand
+budget: {gmacs: 0.40}
+objectives: [mpjpe]
+proxy: {resolution: 64, steps: 2, batch: 4, eval_every: 1, warmup: 1, augment: false}
+data: {synthetic_n: 24}
+params:
+  encoder.tokens: {choices: [2, 4, 6]}
+  graph.cross_hand: {choices: [separable, elementwise, none]}
+  encoder.stages.*.width: {scale: [0.75, 1.0, 1.25], round: 8}
+"""
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, hand_home):
+    root = tmp_path_factory.mktemp("rep")
+    (root / "rep.yaml").write_text(SPACE)
+    cfg = StudyCfg(space=str(root / "rep.yaml"), study="rep", storage=f"sqlite:///{root}/st.db", trials=6, workers=1,
+                   executor="local", out=str(root / "runs"), sampler="random", seed=3)
+    run_search(cfg, progress=False)
+    return root, cfg.storage
+
+
+def test_history_and_hypervolume_are_pure_and_monotone():
+    rows = [{"number": i, "state": "complete", "feasible": True, "mpjpe_mm": m, "gmacs": g}
+            for i, (m, g) in enumerate([(50, 0.3), (40, 0.4), (60, 0.2), (45, 0.1)])]
+    rows.append({"number": 4, "state": "infeasible", "feasible": False, "mpjpe_mm": None, "gmacs": 0.6})
+    assert [v for _, v in best_so_far(rows)] == [50, 40, 40, 40, 40]
+    assert hypervolume_2d([(1, 1)], (2, 2)) == 1.0
+    assert hypervolume_2d([(1, 1), (0.5, 1.5)], (2, 2)) == 1.0 + 0.25
+    hv = [v for _, v in hypervolume_history(rows)]
+    assert all(b >= a for a, b in zip(hv, hv[1:])) and hv[-1] > hv[0]
+
+
+def test_report_page_and_pngs(study, tmp_path):
+    from hand_nas.cli import main
+
+    root, storage = study
+    out = tmp_path / "report"
+    assert main(["report", "--study", "rep", "--storage", storage, "--out", str(out), "--references", ""]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"index.html", "pareto.png", "history.png", "trials.json"} <= names
+    page = (out / "index.html").read_text()
+    assert "Pareto front" in page and "fvcore" in page and 'class="sortable"' in page
+    assert "cdn.plot.ly" not in page and len(page) > 1_000_000  # plotly.js embedded: opens offline
+    assert "published points are not drawn" in page  # synthetic data: no paper points
+    rows = json.loads((out / "trials.json").read_text())["rows"]
+    assert len(rows) == 6
+
+
+def test_published_points_only_on_interhand():
+    sd = StudyData("s", "x", [], ["mpjpe"], 0.47, None, "synthetic", None)
+    assert sd.published == []
+    sd.data_source = "interhand2.6m"
+    assert {p["name"] for p in sd.published} >= {"IntagHand", "LWA-HAND", "LAGCHand"}
+
+
+def test_references_are_trained_once_and_kept_in_the_study(study, monkeypatch):
+    import hand_nas.train as train_mod
+    from hand_nas.report import study_data
+
+    _, storage = study
+    calls = []
+    real = train_mod.train
+
+    def counting(*a, **k):
+        calls.append(a[0].name)
+        return real(*a, **k)
+
+    monkeypatch.setattr(train_mod, "train", counting)
+    sd = load_study_data("rep", storage)
+    study_data.add_references(sd, ("lwa_hand",), log=lambda *a: None)
+    assert calls == ["lwa_hand"] and sd.references[0]["gmacs"] == pytest.approx(0.4697, abs=1e-3)
+    again = load_study_data("rep", storage)
+    study_data.add_references(again, ("lwa_hand",), log=lambda *a: None)
+    assert calls == ["lwa_hand"] and again.references[0]["mpjpe_mm"] == sd.references[0]["mpjpe_mm"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dashboard_serves_the_study_on_localhost(study):
+    _, storage = study
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "hand_nas.cli", "dashboard", "--study", "rep", "--storage", storage,
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        status, body = None, b""
+        for _ in range(60):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    status, body = r.status, r.read()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200 and b'"rep"' in body
+        with socket.socket() as s:  # bound to loopback only
+            s.bind(("0.0.0.0", port))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_dashboard_refuses_an_unknown_study(study):
+    from hand_nas.cli import main
+
+    assert main(["dashboard", "--study", "nope", "--storage", study[1]]) == 2
+
+
+def test_ablation_and_lagc_rows_use_the_cache(hand_home, synth_dir, monkeypatch):
+    from hand_nas.report import reproduce
+
+    proxy = TrainCfg(resolution=64, steps=1, batch=4, eval_every=0, warmup=1, augment=False)
+    monkeypatch.setitem(reproduce.ABLATIONS, "tokens", ("encoder.tokens", (2, 6)))
+    rows = reproduce.ablation_rows("tokens", proxy, str(synth_dir), log=lambda *a: None)
+    assert [r["encoder.tokens"] for r in rows] == [2, 6] and rows[1]["preset_value"]
+    assert rows[0]["gmacs"] < rows[1]["gmacs"] and rows[1]["gmacs"] == pytest.approx(0.4697, abs=1e-3)
+    assert all(r["proxy_mpjpe_mm"] > 0 for r in rows)
+    monkeypatch.setattr("hand_nas.train.train", lambda *a, **k: pytest.fail("retrained"))  # from the cache now
+    again = reproduce.ablation_rows("tokens", proxy, str(synth_dir), log=lambda *a: None)
+    assert again == rows
