@@ -228,6 +228,7 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
                   "rows": rows, "prune": {"ratio": pr.ratio, "target_gmacs": cfg.prune.target_gmacs,
                                           "tries": pr.tries},
                   "fake_quant": m_fq.to_dict(), "int8": {"chosen": chosen, "why": why, "candidates": int8},
+                  "int8_speedup_vs_fp32_onnx": round(rows[1]["latency_ms_ort_fp32"] / rows[2]["latency_ms_ort_int8"], 3),
                   "parity": parity, "seconds": round(time.perf_counter() - t0, 1), **lat}
         (tmp_out / "report.json").write_text(json.dumps(report, indent=2, default=str))
         write_manifest(tmp_out)

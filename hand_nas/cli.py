@@ -294,6 +294,10 @@ def cmd_compress(args) -> None:
     i8 = report["int8"]
     c = i8["candidates"][i8["chosen"]]
     print(f"int8: {i8['chosen']} ({i8['why']}); integer kernels {c['int8_ops']}")
+    print(f"int8 vs fp32 ONNX latency: {report['int8_speedup_vs_fp32_onnx']:.2f}x "
+          f"({'faster' if report['int8_speedup_vs_fp32_onnx'] > 1 else 'not faster on this CPU'}); "
+          f"candidates: " + ", ".join(f"{k} {v['latency_ms']:.2f} ms / MPJPE {v['mpjpe_mm']:.2f} mm"
+                                      for k, v in i8["candidates"].items()))
     print(f"fp32 ONNX vs torch: {report['parity']['fp32_onnx_vs_torch_rel']:.2e} relative; int8 ONNX vs fake-quant: "
           f"{report['parity']['int8_onnx_vs_fake_quant_mm']} mm (max)")
     print(f"bundle: {out} ({', '.join(sorted(p.name for p in out.iterdir()))})")
