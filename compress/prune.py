@@ -131,12 +131,21 @@ def prune_once(model: nn.Module, ratio: float, cfg: PruneCfg = PruneCfg(), pose_
             round_to=cfg.round_to, unwrapped_parameters=_unwrapped(net), output_transform=_outputs)
         with torch.no_grad():
             pruner.step()
+    seen = set(pruner.DG.module2node)
+    unseen = [n for n, m in net.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d)) and m not in seen
+              and m not in output_layers(net)]
     if cfg.prune_heads:  # attention reshapes by ``heads``: update it before anything runs
         for m in net.modules():
             for name in HEAD_PROJECTIONS:
                 layer = getattr(m, name, None)
                 if layer in pruner.num_heads and isinstance(getattr(m, "heads", None), int):
                     m.heads = pruner.num_heads[layer]
+    try:
+        with torch.no_grad():
+            net(_example(net))
+    except RuntimeError as exc:
+        raise HandNasError(f"the pruned model does not run ({str(exc).splitlines()[0]}); layers outside the "
+                           f"dependency graph (their output reaches no model output): {unseen[:5] or 'none'}") from None
     return net
 
 

@@ -24,13 +24,11 @@ class QuantCfg:
     """Attributes:
         weight_bits: weight bit width (8 = int8; 4..7 for lower-bit weights).
         act_bits: activation bit width.
-        calib_batches: batches for activation-range calibration.
         qat_steps: fine-tuning steps with fake quantization (0: calibration only).
     """
 
     weight_bits: int = 8
     act_bits: int = 8
-    calib_batches: int = 8
     qat_steps: int = 50
 
 

@@ -85,7 +85,9 @@ class ImagePart(nn.Module):
         self.cfg = cfg
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.encoder = ENCODERS.get(cfg.encoder.type)(cfg.encoder)
+        enc_cls = ENCODERS.get(cfg.encoder.type)
+        extra = {"tokens_read": cfg.bridge.attention == "light_cross"} if getattr(enc_cls, "has_tokens", False) else {}
+        self.encoder = enc_cls(cfg.encoder, **extra)
         info = self.encoder.info
         self.decoders = nn.ModuleDict({d.kind: DECODERS.get(d.kind)(info.channels[3], d) for d in cfg.decoders})
         if len(self.decoders) != len(cfg.decoders):

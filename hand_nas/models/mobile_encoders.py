@@ -28,15 +28,16 @@ class _DnaBlock(nn.Module):
     """One Mobile-Former block: (features, tokens) -> (features, tokens)."""
 
     def __init__(self, cin: int, cout: int, stride: int, expansion: float, token_dim: int, heads: int,
-                 former_to_mobile: bool) -> None:
+                 former_to_mobile: bool, with_tokens: bool = True) -> None:
         super().__init__()
-        self.m2f = MobileToFormer(cin, token_dim, heads)
-        self.former = Former(token_dim)
+        self.m2f = MobileToFormer(cin, token_dim, heads) if with_tokens else None
+        self.former = Former(token_dim) if with_tokens else None
         self.mobile = InvertedResidual(cin, cout, stride, expansion)
         self.f2m = FormerToMobile(cout, token_dim, heads) if former_to_mobile else None
 
     def forward(self, x, z):
-        z = self.former(self.m2f(x, z))
+        if self.m2f is not None:
+            z = self.former(self.m2f(x, z))
         x = self.mobile(x)
         if self.f2m is not None:
             x = self.f2m(x, z)
@@ -102,20 +103,27 @@ class MobileViTv3Encoder(_StageEncoder):
 
 @ENCODERS.register("mobile_former")
 class MobileFormerEncoder(_StageEncoder):
-    def __init__(self, cfg: EncoderCfg) -> None:
+    """``tokens_read``: something downstream reads the tokens (a ``light_cross`` bridge). Without it and
+    without Former->Mobile the token path is dead code: it is not built (fvcore and ONNX drop it anyway,
+    and structured pruning cannot see, so cannot keep consistent, layers whose output reaches nothing)."""
+
+    has_tokens = True
+
+    def __init__(self, cfg: EncoderCfg, tokens_read: bool = True) -> None:
         if not 1 <= cfg.tokens <= 6:
             raise ValueError(f"encoder.tokens: {cfg.tokens}; Mobile-Former uses 1..6 global tokens")
+        self.token_path = cfg.former_to_mobile or tokens_read
         super().__init__(cfg)
-        self.tokens = nn.Parameter(torch.randn(cfg.tokens, cfg.token_dim) * 0.02)
+        self.tokens = nn.Parameter(torch.randn(cfg.tokens, cfg.token_dim) * 0.02) if self.token_path else None
         self.info = FeatureInfo(self.info.channels, self.info.global_dim, cfg.token_dim, cfg.tokens)
 
     def _block(self, cin, cout, stride, expansion) -> nn.Module:
         c = self.cfg
-        return _DnaBlock(cin, cout, stride, expansion, c.token_dim, c.bridge_heads, c.former_to_mobile)
+        return _DnaBlock(cin, cout, stride, expansion, c.token_dim, c.bridge_heads, c.former_to_mobile, self.token_path)
 
     def forward(self, x: torch.Tensor) -> EncoderOut:
         x = self.stem(x)
-        z = self.tokens.unsqueeze(0).expand(x.shape[0], -1, -1)
+        z = self.tokens.unsqueeze(0).expand(x.shape[0], -1, -1) if self.tokens is not None else None
         maps = [None] * 4
         for idx, blk in enumerate(self.blocks):
             x, z = blk(x, z) if isinstance(blk, _DnaBlock) else (blk(x), z)
