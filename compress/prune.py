@@ -39,7 +39,8 @@ class PruneCfg:
         tolerance: relative tolerance on the target.
         prune_heads: also remove whole attention heads (else only channels within each head).
         max_ratio: no layer loses more than this share of its channels.
-        round_to: keep channel counts multiples of this (None: 1).
+        round_to: keep channel counts multiples of this (8: the SIMD width onnxruntime's blocked conv kernels
+            want; measured on lwa_hand at 0.25 GMACs: 13.4 ms vs 14.7 ms with None).
     """
 
     target_gmacs: float | None = None
@@ -47,7 +48,7 @@ class PruneCfg:
     tolerance: float = 0.03
     prune_heads: bool = False
     max_ratio: float = 0.9
-    round_to: int | None = None
+    round_to: int | None = 8
 
 
 @dataclass
