@@ -16,7 +16,7 @@ from hand_nas.config import ModelCfg, TrainCfg, replace
 
 # name -> (training run, synthetic set size when data is 'synthetic'); FLOPs are always at 256 px.
 PROXIES = {
-    "quick": (TrainCfg(resolution=128, steps=120, batch=16, lr=1e-3, warmup=10, eval_every=0), 400),
+    "quick": (TrainCfg(resolution=128, steps=48, batch=8, lr=1e-3, warmup=5, eval_every=0), 400),
     "standard": (TrainCfg(resolution=128, steps=500, batch=16, lr=1e-3, warmup=20, eval_every=0), 2000),
     "full": (TrainCfg(resolution=256, steps=20000, batch=32, lr=1e-3, warmup=500, eval_every=2000, workers=4), 20000),
 }
