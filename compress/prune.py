@@ -17,6 +17,7 @@ MAC convention) lands within ``tolerance`` of the target. The result's shapes ar
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -159,8 +160,10 @@ def prune_to_target(model: nn.Module, cfg: PruneCfg, progress=None) -> PruneResu
     before = model_cost(model)
     tries = []
 
+    run_cfg = cfg
+
     def attempt(r, pose_r=None):
-        net = prune_once(model, r, cfg, pose_r)
+        net = prune_once(model, r, run_cfg, pose_r)
         g = model_cost(net).gmacs_total
         tries.append((round(r, 4), round(g, 4)) if pose_r is None else (round(r, 4), round(g, 4), round(pose_r, 4)))
         if progress:
@@ -190,10 +193,19 @@ def prune_to_target(model: nn.Module, cfg: PruneCfg, progress=None) -> PruneResu
             lo, hi = (mid, hi) if g > target else (lo, mid)
         return False
 
-    if not bisect(lambda r: (r, None), 0.0, cfg.max_ratio):
-        above = [t[0] for t in tries if t[1] > target]
+    def search() -> bool:
+        start = len(tries)
+        if bisect(lambda r: (r, None), 0.0, cfg.max_ratio):
+            return True
+        above = [t[0] for t in tries[start:] if len(t) == 2 and t[1] > target]
         r0 = max(above) if above else 0.0
-        bisect(lambda r: (r0, r), r0, cfg.max_ratio)
+        return bisect(lambda r: (r0, r), r0, cfg.max_ratio)
+
+    # Rounding channel counts to 8 can make the count jump past the target (small models, widths that
+    # are not multiples of 8): then the search runs again without rounding.
+    if not search() and cfg.round_to:
+        run_cfg = dataclasses.replace(cfg, round_to=None)
+        search()
     net, g, r = best
     if abs(g - target) > cfg.tolerance * target:
         raise HandNasError(f"pruning could not land within {cfg.tolerance:.0%} of {target} GMACs "

@@ -41,7 +41,7 @@ def predict_image(model: nn.Module, image: np.ndarray) -> dict[str, np.ndarray]:
         and joints2d (2, 21, 2) pixel coordinates in the input image.
     """
     size = image.shape[0]
-    x = torch.from_numpy(image).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div(255).unsqueeze(0)
     model.eval()
     with torch.no_grad():
         out = model(x)
