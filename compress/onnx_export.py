@@ -1,9 +1,10 @@
 """ONNX files of a (pruned) model: fp32, brevitas QCDQ int8, onnxruntime static int8; op types, parity.
 
-Both int8 routes are built because neither is always faster (reference: peer_tools_and_pitfalls §3d):
+Several int8 routes are built because none is always faster (reference: peer_tools_and_pitfalls §3d):
 brevitas' QCDQ export carries the QAT scales but leaves Linear layers on 3-D inputs as float Gemm
 after onnxruntime's fusion; onnxruntime's own ``quantize_static`` (QOperator, uint8 activations,
-per-channel int8 weights) quantizes MatMuls too. The TorchScript exporter (``dynamo=False``) is used
+per-channel int8 weights) quantizes MatMuls too, either everywhere but the output tail or on the
+image part's convolution path only (which wins on CPUs without VNNI). The TorchScript exporter (``dynamo=False``) is used
 throughout: the dynamo path keeps quantization scales as graph inputs and onnxruntime cannot fuse them.
 """
 from __future__ import annotations
@@ -92,6 +93,22 @@ def float_tail(model: nn.Module, onnx_path: str | Path) -> list[str]:
         if any(node.name.startswith(p) for p in prefixes) or (rest is not None and "/" not in rest):
             tail.append(node.name)
     return tail
+
+
+def conv_path_only(model: nn.Module, onnx_path: str | Path) -> list[str]:
+    """ONNX node names outside the image part's convolution path (the pose part, token/attention modules,
+    heads): excluded, they leave onnxruntime quantizing the conv chain alone. On a CPU without VNNI this
+    was the only int8 layout faster than fp32 (lwa_hand at 0.25 GMACs: 14.10 vs 15.64 ms), as int8 GEMMs
+    on small matrices, QLinearSoftmax and the Q/DQ around LayerNorm cost more than they save."""
+    import onnx
+
+    from hand_nas.layers.mobile_former import Former, FormerToMobile, MobileToFormer
+    from hand_nas.layers.mobilevit_block import MobileViTBlock
+
+    attn = (MobileToFormer, Former, FormerToMobile, MobileViTBlock)
+    prefixes = ["/net/" + n.replace(".", "/") + "/" for n, m in model.named_modules() if isinstance(m, attn)]
+    return [node.name for node in onnx.load(str(onnx_path)).graph.node
+            if not node.name.startswith("/net/image/") or any(node.name.startswith(p) for p in prefixes)]
 
 
 def export_ort_static(fp32_path: str | Path, path: str | Path, calib_images: np.ndarray,

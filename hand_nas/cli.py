@@ -609,7 +609,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", type=int, default=8, help="weight bit width (activations stay 8-bit)")
     p.add_argument("--finetune-steps", type=int, default=200)
     p.add_argument("--qat-steps", type=int, default=50)
-    p.add_argument("--int8", choices=["auto", "brevitas", "onnxruntime"], default="auto")
+    p.add_argument("--int8", choices=["auto", "brevitas", "onnxruntime", "onnxruntime-conv"], default="auto",
+                   help="int8 file: the fastest candidate within the MPJPE tolerance (auto) or a named one")
     p.add_argument("--size", type=int, default=256, help="input size of the ONNX files and latencies")
     p.add_argument("--threads", type=int, default=1, help="threads for every latency")
     p.add_argument("--data", help="sample folder (default: the one the checkpoint was trained on)")

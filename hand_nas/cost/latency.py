@@ -69,6 +69,26 @@ def ort_latency_ms(path: str | Path, size: int = 256, threads: int = 1, warmup: 
     return _median_ms(lambda: sess.run(None, {name: x}), warmup, repeats)
 
 
+def ort_latency_interleaved_ms(paths: dict, size: int = 256, threads: int = 1, warmup: int = 10, rounds: int = 8,
+                               per_round: int = 10) -> dict:
+    """{name: median ms per run} for several ONNX files timed in alternating rounds, so that a slow
+    moment of a shared machine hits all of them alike (for ratios between files)."""
+    sessions = {k: ort_session(p, threads) for k, p in paths.items()}
+    x = np.random.rand(1, 3, size, size).astype(np.float32)
+    feeds = {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}
+    for k, s in sessions.items():
+        for _ in range(warmup):
+            s.run(None, feeds[k])
+    times = {k: [] for k in sessions}
+    for _ in range(rounds):
+        for k, s in sessions.items():
+            t = time.perf_counter()
+            for _ in range(per_round):
+                s.run(None, feeds[k])
+            times[k].append((time.perf_counter() - t) * 1000.0 / per_round)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def model_latency(model: nn.Module, size: int = 256, threads: int = 1, warmup: int = 5, repeats: int = 20) -> dict:
     """{'latency_ms_torch', 'latency_ms_ort', 'threads', 'input_size'} for a model, fp32, batch 1."""
     with tempfile.TemporaryDirectory() as tmp:
