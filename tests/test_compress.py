@@ -98,7 +98,8 @@ def test_bundle_files_report_and_parity(bundle):
     assert names == {"model.safetensors", "config.json", "model.onnx", "model.int8.onnx", "report.json", "manifest.json"}
     assert [r["model"] for r in report["rows"]] == ["fp32", "pruned", "pruned+int8"]
     assert report["parity"]["fp32_onnx_vs_torch_rel"] < 1e-4
-    assert report["int8"]["chosen"] in ("brevitas", "onnxruntime")
+    assert report["int8"]["chosen"] in ("brevitas", "onnxruntime", "onnxruntime-conv")
+    assert report["int8"]["candidates"]["onnxruntime-conv"]["int8_ops"].get("QLinearConv")
     assert report["int8"]["candidates"]["onnxruntime"]["int8_ops"]  # integer kernels present
     config = json.loads((folder / "config.json").read_text())
     assert config["provenance"]["git_revision"] is None or len(config["provenance"]["git_revision"]) == 40
