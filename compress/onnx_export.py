@@ -77,6 +77,23 @@ def export_qcdq(qmodel: nn.Module, path: str | Path, size: int) -> Path:
     return path
 
 
+def onnx_scope(module_path: str) -> str:
+    """The TorchScript exporter's node-name prefix of a module under ``Deploy`` (exact for children of
+    ModuleLists, which are not called themselves; used for the output heads): container indices stay
+    on their parent's name ('pose.cross.0.attn' -> '/net/pose/cross.0/attn/'; 'pose.init.0.0' ->
+    '/net/pose/init.0/init.0.0/')."""
+    out, anchor, prev_digit = [], "", False
+    for part in module_path.split("."):
+        if part.isdigit() and out:
+            anchor = f"{anchor if prev_digit else out.pop()}.{part}"
+            out.append(anchor)
+            prev_digit = True
+        else:
+            out.append(part)
+            prev_digit = False
+    return "/net/" + "/".join(out) + "/"
+
+
 def float_tail(model: nn.Module, onnx_path: str | Path) -> list[str]:
     """ONNX node names kept float by onnxruntime quantization: the output heads and the pose module's own ops
     (template offset, 252 -> 778 upsampling, joint regression, root subtraction). Quantizing these
@@ -86,7 +103,7 @@ def float_tail(model: nn.Module, onnx_path: str | Path) -> list[str]:
     from compress.prune import output_layers
 
     names = {id(m): n for n, m in model.named_modules()}
-    prefixes = ["/net/" + names[id(m)].replace(".", "/") + "/" for m in output_layers(model) if id(m) in names]
+    prefixes = [onnx_scope(names[id(m)]) for m in output_layers(model) if id(m) in names]
     tail = []
     for node in onnx.load(str(onnx_path)).graph.node:
         rest = node.name[len("/net/pose/"):] if node.name.startswith("/net/pose/") else None
@@ -95,29 +112,30 @@ def float_tail(model: nn.Module, onnx_path: str | Path) -> list[str]:
     return tail
 
 
+CONV_PATH_OPS = ("Conv", "Clip", "Relu", "Add", "Mul", "Concat", "Resize", "AveragePool", "GlobalAveragePool",
+                 "MaxPool")
+
+
 def conv_path_only(model: nn.Module, onnx_path: str | Path) -> list[str]:
-    """ONNX node names outside the image part's convolution path (the pose part, token/attention modules,
-    heads): excluded, they leave onnxruntime quantizing the conv chain alone. On a CPU without VNNI this
-    was the only int8 layout faster than fp32 (lwa_hand at 0.25 GMACs: 14.10 vs 15.64 ms), as int8 GEMMs
-    on small matrices, QLinearSoftmax and the Q/DQ around LayerNorm cost more than they save."""
+    """ONNX node names outside the image part (the pose part and the heads). With ``CONV_PATH_OPS`` as
+    the op types to quantize, onnxruntime then quantizes the image part's convolution chain alone and
+    leaves its attention (MatMul, Softmax, LayerNorm) float: on a CPU without VNNI the int8 GEMMs on
+    small matrices, QLinearSoftmax and the Q/DQ around LayerNorm cost more than they save."""
     import onnx
 
-    from hand_nas.layers.mobile_former import Former, FormerToMobile, MobileToFormer
-    from hand_nas.layers.mobilevit_block import MobileViTBlock
-
-    attn = (MobileToFormer, Former, FormerToMobile, MobileViTBlock)
-    prefixes = ["/net/" + n.replace(".", "/") + "/" for n, m in model.named_modules() if isinstance(m, attn)]
-    return [node.name for node in onnx.load(str(onnx_path)).graph.node
-            if not node.name.startswith("/net/image/") or any(node.name.startswith(p) for p in prefixes)]
+    return [node.name for node in onnx.load(str(onnx_path)).graph.node if not node.name.startswith("/net/image/")]
 
 
 def export_ort_static(fp32_path: str | Path, path: str | Path, calib_images: np.ndarray,
-                      keep_float: list[str] = ()) -> Path:
+                      keep_float=None, op_types: tuple[str, ...] | None = None) -> Path:
     """onnxruntime static quantization: QOperator format, per-channel int8 weights, uint8 activations.
 
     Args:
         calib_images: (N, 3, H, W) float32 images at the file's input size, run one at a time.
-        keep_float: node names left in float (``float_tail``).
+        keep_float: ``fn(onnx_path) -> node names`` left in float (``float_tail``, ``conv_path_only``); it
+            is applied to the file after onnxruntime's pre-processing, whose node names are the ones
+            the quantizer matches.
+        op_types: the op types to quantize (None: every op onnxruntime can).
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -135,7 +153,8 @@ def export_ort_static(fp32_path: str | Path, path: str | Path, calib_images: np.
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(path), Reader(), quant_format=QuantFormat.QOperator, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=list(keep_float))
+                        nodes_to_exclude=list(keep_float(pre)) if keep_float else [],
+                        **({"op_types_to_quantize": list(op_types)} if op_types else {}))
     return path
 
 

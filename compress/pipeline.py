@@ -159,11 +159,11 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
     with atomic_dir(out, overwrite=False) as tmp_out, tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         fp32_path = ox.export_fp32(pruned, tmp_out / "model.onnx", cfg.size)
+        tail, conv = (lambda p: ox.float_tail(pruned, p)), (lambda p: ox.conv_path_only(pruned, p))  # noqa: E731
         cands = {"brevitas": ox.export_qcdq(qmodel, scratch / "qcdq.onnx", cfg.size),
-                 "onnxruntime": ox.export_ort_static(fp32_path, scratch / "ort.onnx", calib_deploy,
-                                                     ox.float_tail(pruned, fp32_path)),
-                 "onnxruntime-conv": ox.export_ort_static(fp32_path, scratch / "ortc.onnx", calib_deploy,
-                                                          ox.conv_path_only(pruned, fp32_path))}
+                 "onnxruntime": ox.export_ort_static(fp32_path, scratch / "ort.onnx", calib_deploy, tail),
+                 "onnxruntime-conv": ox.export_ort_static(fp32_path, scratch / "ortc.onnx", calib_deploy, conv,
+                                                          ox.CONV_PATH_OPS)}
         # accuracy files at the evaluation resolution (same procedure)
         if cfg.size == base_train.resolution:
             eval_files = dict(cands, fp32=fp32_path)
@@ -172,9 +172,9 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
             eval_files = {"fp32": f32e,
                           "brevitas": ox.export_qcdq(qmodel, scratch / "qcdq_eval.onnx", base_train.resolution),
                           "onnxruntime": ox.export_ort_static(f32e, scratch / "ort_eval.onnx", calib_train.numpy(),
-                                                              ox.float_tail(pruned, f32e)),
+                                                              tail),
                           "onnxruntime-conv": ox.export_ort_static(f32e, scratch / "ortc_eval.onnx",
-                                                                   calib_train.numpy(), ox.conv_path_only(pruned, f32e))}
+                                                                   calib_train.numpy(), conv, ox.CONV_PATH_OPS)}
         lat8 = latency.ort_latency_interleaved_ms({"fp32": fp32_path, **cands}, cfg.size, cfg.threads,
                                                   per_round=max(1, cfg.repeats // 8))
         int8 = {}
