@@ -10,6 +10,7 @@ holds (within ``int8_tolerance_mm`` of the fake-quantized model) becomes ``model
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import tempfile
 import time
@@ -95,21 +96,26 @@ def _row(name, cost, metrics, **lat) -> dict:
 
 
 def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = CompressCfg(), provenance: dict | None = None,
-             data: str | None = None, mano_dir=None, log=print) -> dict:
-    """Prune, fine-tune, quantize and export ``checkpoint`` into the bundle ``out``; returns the report."""
+             data: str | None = None, mano_dir=None, log=print, overwrite: bool = False) -> dict:
+    """Prune, fine-tune, quantize and export ``checkpoint`` into the bundle ``out``; returns the report.
+
+    ``out`` is written as a whole at the end (an existing bundle is replaced only with ``overwrite``).
+    """
     from compress import onnx_export as ox
     from compress.bundle import write_manifest
     from hand_nas.atomic import atomic_dir
-    from hand_nas.checkpoint import CONFIG, WEIGHTS, load_checkpoint, shape_record
+    from hand_nas.checkpoint import CONFIG, load_checkpoint, shape_record, write_checkpoint_files
     from hand_nas.cost import latency
+    from hand_nas.train import evaluate, held_out_loader, train
 
     def ort_latency_ms(path, size, threads):
         return latency.ort_latency_ms(path, size, threads, warmup=10, repeats=cfg.repeats)
 
     def torch_latency_ms(net, size, threads):
         return latency.torch_latency_ms(net, size, threads, warmup=10, repeats=cfg.repeats)
-    from hand_nas.train import evaluate, held_out_loader, train
 
+    if Path(out).exists() and not overwrite:  # before the long work, not after it
+        raise HandNasError(f"{out}: already exists (pass --overwrite to replace it)")
     if cfg.int8 not in ("auto", "brevitas", "onnxruntime", "onnxruntime-conv"):
         raise HandNasError(f"int8 {cfg.int8!r}: expected auto, brevitas, onnxruntime or onnxruntime-conv")
     t0 = time.perf_counter()
@@ -156,7 +162,7 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
         f"at {cfg.size} px; accuracy at "
         f"{base_train.resolution} px")
     calib_deploy = _calibration(data, base_train, cfg.calib_images, cfg.size)
-    with atomic_dir(out, overwrite=False) as tmp_out, tempfile.TemporaryDirectory() as scratch:
+    with atomic_dir(out, overwrite=overwrite) as tmp_out, tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         fp32_path = ox.export_fp32(pruned, tmp_out / "model.onnx", cfg.size)
         tail, conv = (lambda p: ox.float_tail(pruned, p)), (lambda p: ox.conv_path_only(pruned, p))  # noqa: E731
@@ -218,17 +224,11 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
         m8 = _ort_metrics(eval_files[chosen], val, cfg.threads)
         rows.append(_row("pruned+int8", cost1, m8, latency_ms_torch=None, latency_ms_ort_fp32=None,
                          latency_ms_ort_int8=int8[chosen]["latency_ms"]))
-        from safetensors.torch import save_file
-
-        save_file({k: v.detach().contiguous() for k, v in pruned.state_dict().items()}, str(tmp_out / WEIGHTS))
-        config = {"model": model_cfg.to_dict(), "shapes": shape_record(pruned), "train": base_train.to_dict(),
-                  "input_size": base_train.resolution, "data": str(data),
-                  "provenance": {"checkpoint": str(checkpoint), "git_revision": _git_revision(),
-                                 "source_metrics": ck.get("metrics"), **(provenance or {})},
-                  "compress": _cfg_dict(cfg), "metrics": m_pruned.to_dict()}
-        import json
-
-        (tmp_out / CONFIG).write_text(json.dumps(config, indent=2, default=str))
+        write_checkpoint_files(tmp_out, pruned, model_cfg, shapes=shape_record(pruned), train=base_train.to_dict(),
+                               input_size=base_train.resolution, data=str(data),
+                               provenance={"checkpoint": str(checkpoint), "git_revision": _git_revision(),
+                                           "source_metrics": ck.get("metrics"), **(provenance or {})},
+                               compress=dataclasses.asdict(cfg), metrics=m_pruned.to_dict())
         report = {"units": "GMACs counted the fvcore way (one fused multiply-add = one flop), batch 1, 3x256x256; "
                            f"MPJPE/MPVPE in mm on the held-out split at {base_train.resolution} px (IntagHand "
                            f"protocol); latency ms at batch 1, {cfg.size} px, {cfg.threads} thread(s), median after "
@@ -241,10 +241,6 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
         (tmp_out / "report.json").write_text(json.dumps(report, indent=2, default=str))
         write_manifest(tmp_out)
     return report
-
-
-def _cfg_dict(cfg: CompressCfg) -> dict:
-    return dataclasses.asdict(cfg)
 
 
 def format_report(report: dict) -> str:

@@ -58,16 +58,21 @@ def apply_shape_record(model: nn.Module, record: dict, source: str = "config.jso
 
 def save_checkpoint(folder: str | Path, model: torch.nn.Module, cfg: ModelCfg, **info) -> Path:
     """Write weights and config (atomically, as one directory); ``info`` goes into config.json."""
-    from safetensors.torch import save_file
-
     from hand_nas.atomic import atomic_dir
 
     folder = Path(folder)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_dir(folder, overwrite=True) as tmp:
-        save_file(state, str(tmp / WEIGHTS))
-        (tmp / CONFIG).write_text(json.dumps({"model": cfg.to_dict(), **info}, indent=2, default=str))
+        write_checkpoint_files(tmp, model, cfg, **info)
     return folder
+
+
+def write_checkpoint_files(folder: Path, model: torch.nn.Module, cfg: ModelCfg, **info) -> None:
+    """model.safetensors + config.json into an existing (temporary) folder; bundles add files beside them."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS))
+    (folder / CONFIG).write_text(json.dumps({"model": cfg.to_dict(), **info}, indent=2, default=str))
 
 
 def read_config(folder: str | Path) -> dict:

@@ -283,13 +283,8 @@ def cmd_compress(args) -> None:
                       quant=QuantCfg(weight_bits=args.bits, qat_steps=args.qat_steps),
                       finetune_steps=args.finetune_steps, size=args.size, threads=args.threads, int8=args.int8)
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise HandNasError(f"{out}: already exists (pass --overwrite to replace it)")
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    report = compress(checkpoint, out, cfg, provenance=prov, data=args.data, mano_dir=args.mano)
+    report = compress(checkpoint, out, cfg, provenance=prov, data=args.data, mano_dir=args.mano,
+                      overwrite=args.overwrite)
     print(format_report(report))
     i8 = report["int8"]
     c = i8["candidates"][i8["chosen"]]
@@ -452,14 +447,11 @@ def cmd_demo(args) -> None:
     target = round(args.prune_to * best["gmacs"], 4)
     stage(4, f"compress the winner: prune to {target} GMACs, fine-tune, int8 QAT, export")
     bundle = out / "bundle"
-    if bundle.exists():
-        import shutil
-
-        shutil.rmtree(bundle)
     rep = compress(best["checkpoint"], bundle, CompressCfg(
         prune=PruneCfg(target_gmacs=target), quant=QuantCfg(qat_steps=args.qat_steps),
         finetune_steps=args.finetune_steps, repeats=20),
-        provenance={"study": args.study, "trial": best["number"], "storage": storage}, mano_dir=args.mano)
+        provenance={"study": args.study, "trial": best["number"], "storage": storage}, mano_dir=args.mano,
+        overwrite=True)
     print(format_report(rep))
 
     stage(5, "predict with the bundle on a held-out synthetic image")
