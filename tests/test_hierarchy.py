@@ -62,3 +62,34 @@ def test_unknown_topology_asks_for_a_build(faces):
     other = faces[:, [0, 2, 1]]
     with pytest.raises(HandNasError, match="build-graph"):
         hierarchy.load_hierarchy(other)
+
+
+def _other_kernel() -> str:
+    """An OpenBLAS core type other than the one this process runs (older than any current x86-64)."""
+    import os
+
+    return "Sandybridge" if os.environ.get("OPENBLAS_CORETYPE", "").lower() == "prescott" else "Prescott"
+
+
+def test_checksum_is_the_same_under_another_blas_kernel(built):
+    """Rebuild in a subprocess with another OpenBLAS kernel: LAPACK rounds lmax differently there
+    (a few ulp, measured), and the checksum must not see it (issue: shipped file vs a user's CPU)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from hand_nas.hand import hierarchy, procedural;"
+            "print(hierarchy.build_hierarchy(procedural.build_pair()['right']['f']).checksum)")
+    env = dict(os.environ, OPENBLAS_CORETYPE=_other_kernel())
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip() == built.checksum
+
+
+def test_checksum_ignores_last_bits_but_not_structure(built):
+    arrays = dict(adjacency=list(built.adjacency), laplacian=list(built.laplacian), lmax=list(built.lmax),
+                  mask=list(built.mask), slot_of_vertex=built.slot_of_vertex, vertex_of_slot=built.vertex_of_slot,
+                  upsample=built.upsample)
+    nudged = dict(arrays, lmax=[x + 4e-15 for x in built.lmax])
+    assert hierarchy._checksum(nudged, built.fingerprint) == built.checksum
+    swapped = dict(arrays, slot_of_vertex=built.slot_of_vertex[::-1].copy())
+    assert hierarchy._checksum(swapped, built.fingerprint) != built.checksum

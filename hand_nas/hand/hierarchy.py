@@ -11,7 +11,7 @@ schedule so the coarsest level has exactly 63 real nodes (see ``min_clusters``).
 252->778 upsampling layer.
 
 The result is deterministic (stable sorts) and stored as an ``.npz`` with a sha256 checksum over
-its arrays. The procedural hand's file ships with the package; for another topology (a real MANO
+what defines the structure (see ``_checksum``), so the same mesh gives the same checksum on every CPU. The procedural hand's file ships with the package; for another topology (a real MANO
 model) ``hand-nas hand build-graph --mano DIR`` builds it once into the hand-nas cache. Loading
 never rebuilds silently.
 """
@@ -30,7 +30,10 @@ from hand_nas.hand.topology import NUM_VERTS, faces_fingerprint
 LEVELS = 5  # 1008, 504, 252, 126, 63 slots
 COARSEST = 63
 SIZES = tuple(COARSEST * 2 ** (LEVELS - 1 - k) for k in range(LEVELS))  # finest first
-VERSION = 1
+VERSION = 2  # 2: machine-independent checksum; version-1 files still load (see load_hierarchy_file)
+# Floats enter the checksum rounded to this many decimals: far above the few-ulp differences that BLAS/LAPACK
+# kernels (OpenBLAS core type, SIMD dispatch) introduce, far below any value the hierarchy can take.
+CHECKSUM_DECIMALS = 6
 ASSETS = Path(__file__).parent / "assets"
 
 
@@ -124,7 +127,7 @@ class MeshHierarchy:
             sibling's vertex, so gathering with it always yields data).
         upsample: (778, 252) float32 row-stochastic map from level-2 nodes to mesh vertices.
         fingerprint: sha256 of the mesh faces the hierarchy was built from.
-        checksum: sha256 over all arrays.
+        checksum: sha256 over the structure (integer arrays, floats rounded; see ``_checksum``).
     """
 
     adjacency: tuple[np.ndarray, ...]
@@ -221,7 +224,33 @@ def build_hierarchy(faces: np.ndarray) -> MeshHierarchy:
 
 
 def _checksum(arrays: dict, fingerprint: str) -> str:
+    """sha256 identifying the hierarchy's structure, the same on every CPU.
+
+    Integer and bool arrays enter as they are. Float arrays that the build computes (adjacency edge
+    counts, the upsampling map, ``lmax``) enter rounded to ``CHECKSUM_DECIMALS`` decimals as int64:
+    ``lmax`` comes from LAPACK's ``eigvalsh``, whose last bits depend on the kernel the CPU selects
+    (measured: 2e-16..4e-15 between OpenBLAS core types). The Laplacians are left out: they are a
+    function of the adjacency and are recomputed from it on load.
+    """
     h = hashlib.sha256(f"v{VERSION}:{fingerprint}".encode())
+    for key in sorted(arrays):
+        if key == "laplacian":
+            continue
+        values = arrays[key] if isinstance(arrays[key], (list, tuple)) else [arrays[key]]
+        if key == "lmax":
+            values = [np.asarray(values, dtype=np.float64)]
+        for v in values:
+            a = np.asarray(v)
+            if a.dtype.kind == "f":
+                a = np.rint(a.astype(np.float64) * 10 ** CHECKSUM_DECIMALS).astype(np.int64)
+            a = np.ascontiguousarray(a.astype(np.int64) if a.dtype.kind in "biu" else a)
+            h.update(key.encode() + str(a.shape).encode() + a.tobytes())
+    return h.hexdigest()
+
+
+def _checksum_v1(arrays: dict, fingerprint: str) -> str:
+    """The version-1 checksum (raw bytes of every array): only reproducible on the CPU that built the file."""
+    h = hashlib.sha256(f"v1:{fingerprint}".encode())
     for key in sorted(arrays):
         values = arrays[key] if isinstance(arrays[key], (list, tuple)) else [arrays[key]]
         for v in values:
@@ -254,8 +283,9 @@ def load_hierarchy_file(path: str | Path) -> MeshHierarchy:
         z = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise HandNasError(f"{path}: unreadable mesh hierarchy ({exc})") from None
-    if int(z["version"]) != VERSION:
-        raise HandNasError(f"{path}: mesh hierarchy version {int(z['version'])}, expected {VERSION}; rebuild it")
+    version = int(z["version"])
+    if version not in (1, VERSION):
+        raise HandNasError(f"{path}: mesh hierarchy version {version}, expected {VERSION}; rebuild it")
     adjacency, laplacian, mask = [], [], []
     for lvl, n in enumerate(SIZES):
         a = np.zeros((n, n), dtype=np.float32)
@@ -267,8 +297,11 @@ def load_hierarchy_file(path: str | Path) -> MeshHierarchy:
                   slot_of_vertex=z["slot_of_vertex"], vertex_of_slot=z["vertex_of_slot"], upsample=z["upsample"])
     fp = str(z["fingerprint"])
     checksum = _checksum(arrays, fp)
-    if checksum != str(z["checksum"]):
-        raise HandNasError(f"{path}: checksum mismatch (file {str(z['checksum'])[:12]}, contents {checksum[:12]}); "
+    # A version-1 file carries the old raw-bytes checksum, which only the CPU that built it reproduces.
+    stored, recomputed = str(z["checksum"]), checksum if version == VERSION else _checksum_v1(arrays, fp)
+    if recomputed != stored:
+        why = ("version-1 checksum, CPU-dependent" if version == 1 else "the file was changed or damaged")
+        raise HandNasError(f"{path}: checksum mismatch (file {stored[:12]}, contents {recomputed[:12]}; {why}); "
                            f"rebuild it with 'hand-nas hand build-graph'")
     return MeshHierarchy(**{k: tuple(v) if isinstance(v, list) else v for k, v in arrays.items()},
                          fingerprint=fp, checksum=checksum)

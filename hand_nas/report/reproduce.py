@@ -63,6 +63,8 @@ def proxy_metrics(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str, mano_dir=
     from hand_nas.paths import home
     from hand_nas.train import train
 
+    # Cache key, machine-independent by construction: JSON of the configs (float repr is exact and portable)
+    # and the data folder's path; it never hashes computed floats.
     key = hashlib.sha256(json.dumps([model_cfg.to_dict(), train_cfg.to_dict(), str(data)], sort_keys=True)
                          .encode()).hexdigest()[:16]
     path = home() / "proxy_runs" / f"{model_cfg.name}-{key}.json"

@@ -105,6 +105,7 @@ def hypervolume_history(rows: list[dict], ref: tuple[float, float] | None = None
 
 
 def proxy_key(proxy: dict, data: str | None) -> str:
+    # Machine-independent by construction: JSON of config values (Python's float repr is exact and portable).
     return hashlib.sha256(json.dumps([proxy, data], sort_keys=True).encode()).hexdigest()[:12]
 
 
