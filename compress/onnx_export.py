@@ -18,28 +18,16 @@ import numpy as np
 import torch
 from torch import nn
 
-OUTPUTS = ("verts", "joints", "camera", "rel_root", "verts2d")
+from hand_nas.export import OPSET, export_onnx
+from hand_nas.models.traceable import DEPLOY_OUTPUTS, TupleOutputs, present_outputs
+
 INT8_OPS = ("QLinearConv", "QLinearMatMul", "MatMulInteger", "MatMulIntegerToFloat", "ConvInteger", "QGemm",
             "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearAveragePool", "QLinearGlobalAveragePool",
             "QLinearConcat", "QLinearSoftmax", "DynamicQuantizeMatMul", "QLinearLeakyRelu")
 
 
-class Deploy(nn.Module):
-    """The model's deployment outputs as a tuple, in ``OUTPUTS`` order (absent ones skipped)."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, image):
-        out = self.net(image)
-        return tuple(getattr(out, k) for k in OUTPUTS if getattr(out, k) is not None)
-
-
 def output_names(model: nn.Module, size: int) -> list[str]:
-    with torch.no_grad():
-        out = model.eval()(torch.zeros(1, 3, size, size))
-    return [k for k in OUTPUTS if getattr(out, k) is not None]
+    return present_outputs(model, size, DEPLOY_OUTPUTS)
 
 
 def strip_initializer_inputs(path: str | Path) -> None:
@@ -55,12 +43,8 @@ def strip_initializer_inputs(path: str | Path) -> None:
 
 
 def export_fp32(model: nn.Module, path: str | Path, size: int) -> Path:
-    path = Path(path)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(Deploy(model).eval(), (torch.rand(1, 3, size, size),), str(path), opset_version=17,
-                          input_names=["image"], output_names=output_names(model, size), dynamo=False)
-    return path
+    """The deployment graph in fp32: hand-nas' one exporter (``hand_nas.export``)."""
+    return export_onnx(model, path, size)
 
 
 def export_qcdq(qmodel: nn.Module, path: str | Path, size: int) -> Path:
@@ -70,15 +54,15 @@ def export_qcdq(qmodel: nn.Module, path: str | Path, size: int) -> Path:
     path = Path(path)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        export_onnx_qcdq(Deploy(qmodel).eval(), args=torch.rand(1, 3, size, size), export_path=str(path),
-                         dynamo=False, opset_version=17, input_names=["image"],
+        export_onnx_qcdq(TupleOutputs(qmodel, DEPLOY_OUTPUTS).eval(), args=torch.rand(1, 3, size, size), export_path=str(path),
+                         dynamo=False, opset_version=OPSET, input_names=["image"],
                          output_names=output_names(qmodel, size))
     strip_initializer_inputs(path)
     return path
 
 
 def onnx_scope(module_path: str) -> str:
-    """The TorchScript exporter's node-name prefix of a module under ``Deploy`` (exact for children of
+    """The TorchScript exporter's node-name prefix of a module under ``TupleOutputs`` (exact for children of
     ModuleLists, which are not called themselves; used for the output heads): container indices stay
     on their parent's name ('pose.cross.0.attn' -> '/net/pose/cross.0/attn/'; 'pose.init.0.0' ->
     '/net/pose/init.0/init.0.0/')."""

@@ -206,8 +206,8 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
         log("[6/6] parity, latency, bundle")
         x = calib_deploy[:4]
         with torch.no_grad():
-            ref = [t.numpy() for t in ox.Deploy(pruned)(torch.as_tensor(x))]
-            fq = [t.numpy() for t in ox.Deploy(qmodel)(torch.as_tensor(x))]
+            ref = [t.numpy() for t in ox.TupleOutputs(pruned, ox.DEPLOY_OUTPUTS)(torch.as_tensor(x))]
+            fq = [t.numpy() for t in ox.TupleOutputs(qmodel, ox.DEPLOY_OUTPUTS)(torch.as_tensor(x))]
         names = ox.output_names(pruned, cfg.size)
         got32 = ox.ort_outputs(fp32_path, x)
         got8 = ox.ort_outputs(tmp_out / "model.int8.onnx", x)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from hand_nas.cost.flops import model_cost
+from hand_nas.models.traceable import output_tensors
 from hand_nas.errors import HandNasError
 
 HEAD_PROJECTIONS = ("q", "k", "v", "qkv")
@@ -107,11 +108,6 @@ def _example(model: nn.Module) -> torch.Tensor:
     return torch.zeros(1, 3, 256, 256)
 
 
-def _outputs(out) -> list[torch.Tensor]:
-    return [t for t in (out.verts, out.joints, out.camera, out.rel_root, out.heatmaps, out.masks, out.dense)
-            if t is not None]
-
-
 def prune_once(model: nn.Module, ratio: float, cfg: PruneCfg = PruneCfg(), pose_ratio: float | None = None
                ) -> nn.Module:
     """A pruned deep copy of ``model`` at a per-layer channel ``ratio`` (L2 magnitude importance).
@@ -130,7 +126,7 @@ def prune_once(model: nn.Module, ratio: float, cfg: PruneCfg = PruneCfg(), pose_
             pruning_ratio_dict=per_part,
             max_pruning_ratio=cfg.max_ratio, ignored_layers=output_layers(net), num_heads=heads,
             prune_num_heads=cfg.prune_heads, prune_head_dims=True, head_pruning_ratio=ratio if cfg.prune_heads else 0.0,
-            round_to=cfg.round_to, unwrapped_parameters=_unwrapped(net), output_transform=_outputs)
+            round_to=cfg.round_to, unwrapped_parameters=_unwrapped(net), output_transform=output_tensors)
         with torch.no_grad():
             pruner.step()
     seen = set(pruner.DG.module2node)

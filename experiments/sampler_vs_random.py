@@ -15,20 +15,10 @@ import tempfile
 import numpy as np
 
 from hand_nas.config import StudyCfg
-from hand_nas.search.records import best_feasible, pareto_front
+from hand_nas.search.pareto import hypervolume
+from hand_nas.search.records import best_trained, pareto_front
 from hand_nas.search.runner import run_search
 from hand_nas.search.space import load_space
-
-
-def hypervolume(front: list[dict], ref: tuple[float, float]) -> float:
-    """2-D hypervolume (both minimised) of rows with mpjpe_mm and gmacs, against ``ref``."""
-    pts = sorted((r["mpjpe_mm"], r["gmacs"]) for r in front if r["mpjpe_mm"] < ref[0] and r["gmacs"] < ref[1])
-    hv, prev_g = 0.0, ref[1]
-    for m, g in pts:  # ascending MPJPE: each point adds the strip below the previous GMACs
-        if g < prev_g:
-            hv += (ref[0] - m) * (prev_g - g)
-            prev_g = g
-    return hv
 
 
 def main() -> None:
@@ -56,12 +46,14 @@ def main() -> None:
                 cfg = StudyCfg(space=args.space, study=f"{sampler}-{seed}", storage=f"sqlite:///{tmp}/s.db",
                                sampler=sampler, pruner="none", trials=args.trials, workers=args.workers,
                                executor="ray", out=f"{tmp}/runs", seed=seed)
-                rows = run_search(cfg, progress=False, space=space).rows
+                records = run_search(cfg, progress=False, space=space).records
                 if space.multi_objective:
-                    value = hypervolume(pareto_front(rows), (100.0, space.budget_gmacs))
+                    front = pareto_front(records, space.objectives)
+                    ref = (100.0, space.budget_gmacs) + (1e3,) * (len(space.objectives) - 2)
+                    value = hypervolume([[r.objective(o) for o in space.objectives] for r in front], ref)
                 else:
-                    best = best_feasible(rows)
-                    value = best["mpjpe_mm"] if best else float("nan")
+                    best = best_trained(records)
+                    value = best.mpjpe_mm if best else float("nan")
                 results[sampler].append(value)
                 row.append(value)
             print(f"seed {seed}: {smart} {row[0]:.3f}  random {row[1]:.3f}")

@@ -29,7 +29,7 @@ def main() -> None:
     space = load_space(args.space)
     space = dataclasses.replace(space, proxy=dataclasses.replace(space.proxy, steps=args.steps,
                                                                   eval_every=args.steps), budget_gmacs=10.0)
-    import optuna
+    import optuna  # trial start/complete times are optuna's own bookkeeping, not part of a TrialRecord
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rates, spans = {}, {}

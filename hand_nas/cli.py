@@ -1,5 +1,9 @@
 """``hand-nas``: the command line. Each subcommand parses arguments and calls one library function.
 
+Workflows live in the libraries (``hand_nas.search.runner``, ``hand_nas.report``, ``compress.workflows``);
+this module only parses, delegates and prints. It is the one ``hand_nas`` module that imports
+``compress`` (the command line dispatches to both packages); the libraries never do.
+
 Errors a user can fix (bad paths, malformed files) are ``HandNasError``s and print as one line,
 ``hand-nas: error: <what and where>``, with exit status 2.
 """
@@ -13,6 +17,7 @@ from pathlib import Path
 from hand_nas.errors import HandNasError
 
 FLOPS_NOTE = "GMACs counted the fvcore way: one fused multiply-add = one flop"
+STORAGE_HELP = "study storage: sqlite:///FILE (default), journal:///FILE or postgresql://USER@HOST/DB"
 
 
 def _add_mano(p: argparse.ArgumentParser) -> None:
@@ -161,71 +166,54 @@ def cmd_train(args) -> None:
 # --- search -------------------------------------------------------------------------------------
 
 def cmd_search(args) -> None:
-
     from hand_nas.config import StudyCfg
-    from hand_nas.search.records import best_feasible, format_table, pareto_front
+    from hand_nas.search.records import best_trained, format_table, pareto_front
     from hand_nas.search.runner import run_search
-    from hand_nas.search.space import load_space
+    from hand_nas.search.space import load_space, with_budget
 
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = load_space(args.space)
-    sampler = args.sampler or ("evolution" if args.backend == "nni" else "tpe")
+    space = with_budget(load_space(args.space), args.budget)
     cfg = StudyCfg(space=args.space, study=args.study or space.name, storage=args.storage, backend=args.backend,
-                   sampler=sampler, pruner=args.pruner, trials=args.trials, workers=args.workers,
+                   sampler=args.sampler or "", pruner=args.pruner, trials=args.trials, workers=args.workers,
                    executor="local" if args.local else "ray", ray_address=args.ray_address or "",
-                   cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                   budget_gmacs=args.budget or 0.0, data=args.data, out=args.out, seed=args.seed, latency=args.latency)
+                   cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, data=args.data,
+                   out=args.out, seed=args.seed, latency=args.latency, heartbeat_s=args.heartbeat_s)
     r = run_search(cfg, progress=not args.quiet, space=space)
-    budget = args.budget or space.budget_gmacs
     print(f"study {r.study} ({r.storage}): {r.finished} finished trials, {r.ran} run now in {r.seconds:.0f} s"
           + (f", {r.recovered} interrupted trial(s) marked failed" if r.recovered else ""))
-    print(f"budget {budget} GMACs at 256x256 ({FLOPS_NOTE}); MPJPE/MPVPE held-out, mm, IntagHand protocol")
-    shown = pareto_front(r.rows) if space.multi_objective else sorted(
-        [x for x in r.rows if x["state"] in ("complete", "pruned") and x["mpjpe_mm"] is not None],
-        key=lambda x: x["mpjpe_mm"])[:10]
-    print("Pareto front (feasible):" if space.multi_objective else "best trials:")
-    print(format_table(shown))
-    best = best_feasible(r.rows)
+    print(f"budget {space.budget_gmacs} GMACs at 256x256 ({FLOPS_NOTE}); MPJPE/MPVPE held-out, mm, IntagHand protocol")
+    if space.multi_objective:
+        print(f"Pareto front over ({', '.join(space.objectives)}), feasible trials:")
+        print(format_table(pareto_front(r.records, space.objectives)))
+    else:
+        print("best trials:")
+        print(format_table(sorted((x for x in r.records if x.state in ("complete", "pruned") and x.mpjpe_mm is not None),
+                                  key=lambda x: x.mpjpe_mm)[:10]))
+    best = best_trained(r.records)
     if best:
-        print(f"best feasible: trial {best['number']}, MPJPE {best['mpjpe_mm']:.2f} mm at {best['gmacs']:.4f} GMACs; "
-              f"checkpoint {best['checkpoint']}")
+        print(f"best feasible: trial {best.number}, MPJPE {best.mpjpe_mm:.2f} mm at {best.gmacs:.4f} GMACs; "
+              f"checkpoint {best.checkpoint}")
     else:
         print("no feasible completed trial yet")
 
 
 def cmd_trial_show(args) -> None:
-    import optuna
-
     from hand_nas.config import ModelCfg
     from hand_nas.search.gate import cost_of
-    from hand_nas.search.optuna_backend import make_storage
-    from hand_nas.search.records import trial_row
+    from hand_nas.search.storage import read_records, select_trial
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.load_study(study_name=args.study, storage=make_storage(args.storage))
-    except KeyError:
-        raise HandNasError(f"{args.storage}: no study named {args.study!r}") from None
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    if args.number not in trials:
-        raise HandNasError(f"study {args.study!r}: no trial {args.number} (trials 0..{len(trials) - 1})")
-    t = trials[args.number]
-    row = trial_row(t)
+    rec = select_trial(read_records(args.study, args.storage), args.number, args.study)
+    row = rec.row()
     print(json.dumps({k: row[k] for k in ("number", "state", "backend", "mpjpe_mm", "mpvpe_mm", "gmacs", "gmacs_image",
-                                          "gmacs_pose", "feasible", "checkpoint", "error")}, indent=2))
-    print("params:", json.dumps(row["params"]))
-    ua = t.user_attrs
-    print("proxy:", json.dumps(ua.get("proxy")), "seed:", ua.get("seed"), "data:", ua.get("data"))
-    if "config" not in ua:
+                                          "gmacs_pose", "feasible", "checkpoint", "node", "error")}, indent=2))
+    print("params:", json.dumps(rec.params))
+    print("proxy:", json.dumps(rec.proxy), "seed:", rec.seed, "data:", rec.data)
+    if rec.config is None:
         print("no model config stored (the trial failed before its configuration was built)")
         return
-    cfg = ModelCfg.from_dict(ua["config"])
+    cfg = ModelCfg.from_dict(rec.config)
     image, pose = cost_of(cfg)
-    stored = ua.get("cost", {})
     print(f"rebuilt from storage: {cfg.name}; {image + pose:.4f} GMACs = {image:.4f} image + {pose:.4f} pose "
-          f"(stored {stored.get('gmacs_total')}; {FLOPS_NOTE})")
+          f"(stored {rec.gmacs}; {FLOPS_NOTE})")
     if args.build:
         from hand_nas.cost.flops import model_cost
         from hand_nas.models import build_model
@@ -242,43 +230,19 @@ def cmd_trial_show(args) -> None:
         print(f"wrote {args.config_out}")
 
 
-# --- compression and inference ----------------------------------------------------------------
-
-def _trial_checkpoint(study: str, trial: str, storage: str) -> tuple[str, dict]:
-    """(checkpoint folder, provenance) of a stored trial: 'best' (best feasible) or a trial number."""
-    from hand_nas.search.records import best_feasible, load_rows
-
-    try:
-        rows = load_rows(study, storage)
-    except KeyError:
-        raise HandNasError(f"{storage}: no study named {study!r}") from None
-    if trial == "best":
-        row = best_feasible(rows)
-        if row is None:
-            raise HandNasError(f"study {study!r}: no feasible completed trial")
-    else:
-        if not trial.isdigit():
-            raise HandNasError(f"--trial {trial!r}: expected 'best' or a trial number")
-        row = next((r for r in rows if r["number"] == int(trial)), None)
-        if row is None:
-            raise HandNasError(f"study {study!r}: no trial {trial}")
-    if not row.get("checkpoint") or not Path(row["checkpoint"]).is_dir():
-        raise HandNasError(f"study {study!r} trial {row['number']}: no checkpoint on disk ({row.get('checkpoint')})")
-    return row["checkpoint"], {"study": study, "trial": row["number"], "storage": storage,
-                               "trial_mpjpe_mm": row["mpjpe_mm"], "trial_gmacs": row["gmacs"]}
-
+# --- compression and inference (the compress package: see compress/workflows.py) ------------------
 
 def cmd_compress(args) -> None:
     from compress.pipeline import CompressCfg, compress, format_report
     from compress.prune import PruneCfg
     from compress.quantize import QuantCfg
+    from compress.workflows import trial_checkpoint
 
     if bool(args.study) == bool(args.checkpoint):
         raise HandNasError("give either --study NAME [--trial best|N] or --checkpoint DIR")
+    checkpoint, prov = trial_checkpoint(args.study, args.trial, args.storage) if args.study else (args.checkpoint, {})
     if args.study:
-        checkpoint, prov = _trial_checkpoint(args.study, args.trial, args.storage)
-    else:
-        checkpoint, prov = args.checkpoint, {}
+        print(f"compressing trial {prov['trial']} of study {args.study!r}: {checkpoint}")
     cfg = CompressCfg(prune=PruneCfg(target_gmacs=args.target_gmacs, ratio=args.ratio, prune_heads=args.prune_heads),
                       quant=QuantCfg(weight_bits=args.bits, qat_steps=args.qat_steps),
                       finetune_steps=args.finetune_steps, size=args.size, threads=args.threads, int8=args.int8)
@@ -298,43 +262,19 @@ def cmd_compress(args) -> None:
     print(f"bundle: {out} ({', '.join(sorted(p.name for p in out.iterdir()))})")
 
 
-def _open_model(path: str, mano_dir):
-    """(model, config) of a bundle (hashes verified) or a plain checkpoint folder."""
-    from compress.bundle import is_bundle, open_bundle
-    from hand_nas.checkpoint import load_checkpoint
-
-    if is_bundle(path):
-        model, config, _ = open_bundle(path, mano_dir)
-        return model, config
-    return load_checkpoint(path, mano_dir)
-
-
 def cmd_predict(args) -> None:
-    from hand_nas.hand.mano import HandModel
-    from hand_nas.predict import load_image, predict_image, write_prediction
+    from compress.workflows import predict_files
 
-    model, config = _open_model(args.checkpoint, args.mano)
-    size = args.size or config.get("input_size") or config.get("train", {}).get("resolution", 256)
-    image = load_image(args.image, size)
-    pred = predict_image(model, image)
-    out = Path(args.out) if args.out else Path(args.image).with_suffix("").with_name(Path(args.image).stem + "_hands")
-    for p in write_prediction(pred, image, HandModel(args.mano).faces, out):
+    for p in predict_files(args.image, args.checkpoint, args.out, args.size, args.mano):
         print(f"wrote {p}")
 
 
 def cmd_evaluate(args) -> None:
-    from hand_nas.config import TrainCfg
-    from hand_nas.train import evaluate, held_out_loader
+    from compress.workflows import evaluate_checkpoint
 
-    model, config = _open_model(args.checkpoint, args.mano)
-    data = args.data or config.get("data")
-    if not data or not Path(data).is_dir():
-        raise HandNasError(f"{args.checkpoint}/config.json: field 'data': sample folder {data!r} not found (pass --data)")
-    train_cfg = TrainCfg.from_dict(config["train"]) if "train" in config else TrainCfg()
-    m = evaluate(model, held_out_loader(data, train_cfg))
+    m, train_cfg, recorded = evaluate_checkpoint(args.checkpoint, args.data, args.mano)
     print(f"held-out ({m.count} samples at {train_cfg.resolution} px, IntagHand protocol): MPJPE {m.mpjpe_mm:.2f} mm, "
           f"MPVPE {m.mpvpe_mm:.2f} mm")
-    recorded = config.get("metrics", {})
     if recorded.get("mpjpe_mm") is not None:
         print(f"recorded in {args.checkpoint}: MPJPE {recorded['mpjpe_mm']:.2f} mm, MPVPE {recorded['mpvpe_mm']:.2f} mm")
 
@@ -342,40 +282,14 @@ def cmd_evaluate(args) -> None:
 # --- reports ------------------------------------------------------------------------------------
 
 def cmd_reproduce(args) -> None:
-    from hand_nas.atomic import atomic_file
-    from hand_nas.report import tables
+    from hand_nas.report.reproduce import reproduce_table
+    from hand_nas.report.tables import to_markdown, write_table
 
-    if args.table == "lwa-table1":
-        best = None
-        if args.study:
-            from hand_nas.search.records import best_feasible, load_rows
-
-            row = best_feasible(load_rows(args.study, args.storage))
-            if row is None:
-                raise HandNasError(f"study {args.study!r}: no feasible completed trial to add to the table")
-            best = {"name": f"best searched ({args.study} #{row['number']})", "gmacs_total": row["gmacs"],
-                    "gmacs_image": row["gmacs_image"], "gmacs_pose": row["gmacs_pose"]}
-        rows, notes = tables.lwa_table1_rows(best), tables.LWA_TABLE1_NOTES
-    else:
-        from hand_nas.report import reproduce
-
-        train_cfg, data = reproduce.resolve_proxy(args.proxy, args.data)
-        print(f"proxy '{args.proxy}': {train_cfg.steps} steps, batch {train_cfg.batch}, {train_cfg.resolution} px, "
-              f"data {data}")
-        if args.table == "lagc-table2":
-            rows = reproduce.lagc_table2_rows(train_cfg, data, args.mano)
-            notes = reproduce.LAGC_TABLE2_NOTES + (f"Proxy '{args.proxy}' on {data}.",)
-        else:
-            rows = reproduce.ablation_rows(args.table, train_cfg, data, args.mano)
-            notes = reproduce.ablation_notes(args.table, args.proxy, data)
-    md = tables.to_markdown(rows, notes)
-    print(md)
+    rows, notes = reproduce_table(args.table, args.proxy, args.data, args.study, args.storage, args.mano)
+    print(to_markdown(rows, notes))
     if args.out:
-        out = Path(args.out)
-        for name, text in ((f"{args.table}.md", md), (f"{args.table}.csv", tables.to_csv(rows))):
-            with atomic_file(out / name, "w") as fh:
-                fh.write(text)
-        print(f"wrote {out / (args.table + '.md')} and {out / (args.table + '.csv')}")
+        md, csv = write_table(args.out, args.table, rows, notes)
+        print(f"wrote {md} and {csv}")
 
 
 def cmd_report(args) -> None:
@@ -383,7 +297,7 @@ def cmd_report(args) -> None:
     from hand_nas.report.study_data import add_references, load_study_data
 
     sd = load_study_data(args.study, args.storage)
-    if not sd.rows:
+    if not sd.records:
         raise HandNasError(f"study {args.study!r}: no trials yet")
     if args.references:
         add_references(sd, [n for n in args.references.split(",") if n], mano_dir=args.mano)
@@ -400,87 +314,27 @@ def cmd_dashboard(args) -> None:
 # --- the main job ------------------------------------------------------------------------------
 
 def cmd_demo(args) -> None:
-    """Synthesize data, search with a small budget, report, compress the winner, export, predict."""
-    import time
+    from compress.workflows import DemoCfg, run_demo
 
-    import numpy as np
-    import optuna
-
-    from compress.pipeline import CompressCfg, compress, format_report
-    from compress.prune import PruneCfg
-    from compress.quantize import QuantCfg
-    from hand_nas.config import StudyCfg
-    from hand_nas.data.synthetic import cached_synthetic
-    from hand_nas.report.page import write_report
-    from hand_nas.report.study_data import add_references, load_study_data
-    from hand_nas.search.records import best_feasible, format_table, pareto_front
-    from hand_nas.search.runner import run_search
-    from hand_nas.search.space import load_space
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    t0 = time.perf_counter()
-    out = Path(args.out)
-    storage = f"sqlite:///{out / 'studies.db'}"
-    space = load_space(args.space)
-    stage = lambda i, text: print(f"\n== [{i}/6] {text} ({time.perf_counter() - t0:.0f} s)", flush=True)  # noqa: E731
-
-    stage(1, f"synthetic two-hand data ({space.synthetic_n} images, procedural MANO-format hand)")
-    data = cached_synthetic(space.synthetic_n)
-    print(f"data: {data}")
-
-    stage(2, f"search: {args.trials} trials of {args.space} on {args.workers} Ray workers, budget "
-             f"{space.budget_gmacs} GMACs ({FLOPS_NOTE})")
-    summary = run_search(StudyCfg(space=args.space, study=args.study, storage=storage, trials=args.trials,
-                                  workers=args.workers, out=str(out / "trials"), data=str(data), seed=args.seed),
-                         progress=True, space=space)
-    print(format_table(pareto_front(summary.rows)))
-    best = best_feasible(summary.rows)
-    if best is None:
-        raise HandNasError(f"study {args.study!r}: no feasible completed trial to compress")
-    print(f"winner: trial {best['number']}, MPJPE {best['mpjpe_mm']:.2f} mm at {best['gmacs']:.4f} GMACs")
-
-    stage(3, "report: Pareto front, history, importances, references trained under the same proxy")
-    sd = load_study_data(args.study, storage)
-    add_references(sd, ("lwa_hand", "lagc_hand"), mano_dir=args.mano)
-    report_files = write_report(sd, out / "report")
-
-    target = round(args.prune_to * best["gmacs"], 4)
-    stage(4, f"compress the winner: prune to {target} GMACs, fine-tune, int8 QAT, export")
-    bundle = out / "bundle"
-    rep = compress(best["checkpoint"], bundle, CompressCfg(
-        prune=PruneCfg(target_gmacs=target), quant=QuantCfg(qat_steps=args.qat_steps),
-        finetune_steps=args.finetune_steps, repeats=20),
-        provenance={"study": args.study, "trial": best["number"], "storage": storage}, mano_dir=args.mano,
-        overwrite=True)
-    print(format_report(rep))
-
-    stage(5, "predict with the bundle on a held-out synthetic image")
-    from PIL import Image
-
-    from hand_nas.data.samples import open_samples
-
-    img = out / "predict" / "input.png"
-    img.parent.mkdir(parents=True, exist_ok=True)
-    s = open_samples(data)
-    Image.fromarray(np.asarray(s["images"][len(s) - 1])).save(img)
-    cmd_predict(argparse.Namespace(image=str(img), checkpoint=str(bundle), out=str(out / "predict"), size=None,
-                                   mano=args.mano))
-
-    stage(6, "done")
-    print(f"artifacts ({time.perf_counter() - t0:.0f} s in all):")
-    print(f"  data            {data}")
-    print(f"  study           {storage} (study {args.study!r}); live view: hand-nas dashboard --study {args.study} "
-          f"--storage {storage}")
-    print(f"  trial weights   {out / 'trials' / args.study}")
-    for p in report_files:
-        print(f"  report          {p}")
-    for p in sorted(bundle.iterdir()):
-        print(f"  bundle          {p}")
-    for p in sorted((out / "predict").iterdir()):
-        print(f"  prediction      {p}")
+    r = run_demo(DemoCfg(out=args.out, space=args.space, study=args.study, trials=args.trials, workers=args.workers,
+                         prune_to=args.prune_to, finetune_steps=args.finetune_steps, qat_steps=args.qat_steps,
+                         seed=args.seed, mano=args.mano), log=lambda text: print(text, flush=True))
+    print(f"artifacts ({r.seconds:.0f} s in all):")
+    print(f"  data            {r.data}")
+    print(f"  study           {r.storage} (study {args.study!r}); live view: hand-nas dashboard --study {args.study} "
+          f"--storage {r.storage}")
+    print(f"  trial weights   {r.trials}")
+    for label, paths in (("report", r.report), ("bundle", r.bundle), ("prediction", r.prediction)):
+        for p in paths:
+            print(f"  {label:<15} {p}")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from compress.workflows import DemoCfg
+    from hand_nas.config import DEFAULT_STORAGE, StudyCfg, TrainCfg
+    from hand_nas.report.reproduce import TABLES
+    from hand_nas.search.strategy import SAMPLERS
+
     parser = argparse.ArgumentParser(prog="hand-nas", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -549,30 +403,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a preset name or a YAML/JSON model config")
     p.add_argument("--data", default="synthetic", help="'synthetic' (the cached embedded set) or a sample directory")
     p.add_argument("--synthetic-n", type=int, default=2000)
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--resolution", type=int, default=128)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--eval-every", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--steps", type=int, default=TrainCfg.steps)
+    p.add_argument("--resolution", type=int, default=TrainCfg.resolution)
+    p.add_argument("--batch", type=int, default=TrainCfg.batch)
+    p.add_argument("--lr", type=float, default=TrainCfg.lr)
+    p.add_argument("--eval-every", type=int, default=TrainCfg.eval_every)
+    p.add_argument("--seed", type=int, default=TrainCfg.seed)
+    p.add_argument("--workers", type=int, default=TrainCfg.workers)
     p.add_argument("--out", help="checkpoint directory")
     p.add_argument("--quiet", action="store_true")
     _add_mano(p)
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("search", help="budget-constrained architecture search (optuna or nni, on Ray)")
-    p.add_argument("--space", required=True, help="search space YAML (search_spaces/*.yaml)")
-    p.add_argument("--budget", type=float, help="max GMACs at 256x256 (default: the space's)")
+    p.add_argument("--space", required=True, help="a search space YAML, or a shipped space's name (tiny, lwa, lagc, joint)")
+    p.add_argument("--budget", type=float, help="max GMACs at 256x256, finite and > 0 (default: the space's)")
     p.add_argument("--trials", type=int, default=20, help="finished trials the study should hold")
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--backend", default="optuna", choices=["optuna", "nni"])
-    p.add_argument("--sampler", choices=["tpe", "nsga2", "random", "evolution"],
-                   help="optuna: tpe (default), nsga2, random; nni: evolution (default), random")
+    p.add_argument("--backend", default="optuna", choices=sorted(SAMPLERS))
+    p.add_argument("--sampler", help="; ".join(f"{b}: {', '.join(s)} (default {s[0]})" for b, s in SAMPLERS.items()))
     p.add_argument("--pruner", default="median", choices=["median", "none"])
     p.add_argument("--study", help="study name (default: the space's name); the same name resumes")
-    p.add_argument("--storage", default="sqlite:///runs/studies.db", help="optuna storage URL")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=STORAGE_HELP)
     p.add_argument("--data", default="synthetic")
-    p.add_argument("--out", default="runs", help="checkpoints go to OUT/STUDY/trial_NNNN")
+    p.add_argument("--out", default="runs", help="checkpoints go to OUT/STUDY/trial_NNNN (stored as absolute paths)")
+    p.add_argument("--heartbeat-s", type=float, default=StudyCfg.heartbeat_s,
+                   help="seconds between heartbeats; a trial silent for 3 intervals is taken as killed")
     p.add_argument("--ray-address", help="join a running Ray cluster")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--gpus-per-trial", type=float, default=0.0)
@@ -586,14 +441,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = trial.add_parser("show", help="a trial's record; rebuilds its model from the storage alone")
     p.add_argument("study")
     p.add_argument("number", type=int)
-    p.add_argument("--storage", default="sqlite:///runs/studies.db")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=STORAGE_HELP)
     p.add_argument("--build", action="store_true", help="also build the model and count it with fvcore")
     p.add_argument("--config-out", help="write the trial's model config as YAML")
     p.set_defaults(func=cmd_trial_show)
     p = sub.add_parser("compress", help="prune, fine-tune, quantize (int8) and export a verified bundle")
     p.add_argument("--study", help="take the checkpoint of a stored trial of this study")
     p.add_argument("--trial", default="best", help="'best' (best feasible) or a trial number")
-    p.add_argument("--storage", default="sqlite:///runs/studies.db")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=STORAGE_HELP)
     p.add_argument("--checkpoint", help="or: a checkpoint folder (model.safetensors + config.json)")
     p.add_argument("--target-gmacs", type=float, default=0.25, help="GMACs after pruning (fvcore convention, 256 px)")
     p.add_argument("--ratio", type=float, help="prune every layer by this channel ratio instead of a GMACs target")
@@ -624,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("report", help="a study's self-contained HTML report and PNG figures")
     p.add_argument("--study", required=True)
-    p.add_argument("--storage", default="sqlite:///runs/studies.db")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=STORAGE_HELP)
     p.add_argument("--out", required=True, help="report folder (index.html, *.png, trials.json)")
     p.add_argument("--references", default="lwa_hand,lagc_hand",
                    help="presets trained under the study's proxy as reference points ('' for none); kept in the study")
@@ -632,28 +487,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("dashboard", help="optuna-dashboard on a stored study (optuna- or nni-backed)")
     p.add_argument("--study", required=True)
-    p.add_argument("--storage", default="sqlite:///runs/studies.db")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=STORAGE_HELP)
     p.add_argument("--host", default="127.0.0.1", help="listen address (default: this machine only)")
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(func=cmd_dashboard)
     p = sub.add_parser("demo", help="the main job end to end on the embedded synthetic data (minutes on 2 cores)")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--space", default=str(Path(__file__).resolve().parent.parent / "search_spaces" / "tiny.yaml"))
-    p.add_argument("--study", default="demo")
-    p.add_argument("--trials", type=int, default=12)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--prune-to", type=float, default=0.75, help="prune the winner to this share of its GMACs")
-    p.add_argument("--finetune-steps", type=int, default=60)
-    p.add_argument("--qat-steps", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
+    demo = DemoCfg()
+    p.add_argument("--out", default=demo.out)
+    p.add_argument("--space", default=demo.space, help="a search space YAML or a shipped space's name")
+    p.add_argument("--study", default=demo.study)
+    p.add_argument("--trials", type=int, default=demo.trials)
+    p.add_argument("--workers", type=int, default=demo.workers)
+    p.add_argument("--prune-to", type=float, default=demo.prune_to, help="prune the winner to this share of its GMACs")
+    p.add_argument("--finetune-steps", type=int, default=demo.finetune_steps)
+    p.add_argument("--qat-steps", type=int, default=demo.qat_steps)
+    p.add_argument("--seed", type=int, default=demo.seed)
     _add_mano(p)
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("reproduce", help="reproduce a paper table (Markdown + CSV)")
-    p.add_argument("table", choices=["lwa-table1", "lagc-table2", "tokens", "bridges", "attention"])
+    p.add_argument("table", choices=TABLES)
     p.add_argument("--proxy", default="quick", help="named proxy budget for tables that train: quick, standard, full")
     p.add_argument("--data", default="synthetic", help="'synthetic' (the proxy's cached set) or a sample folder")
     p.add_argument("--study", help="add the best feasible trial of this study")
-    p.add_argument("--storage", default="sqlite:///runs/studies.db")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=STORAGE_HELP)
     p.add_argument("--out", help="folder for TABLE.md and TABLE.csv")
     _add_mano(p)
     p.set_defaults(func=cmd_reproduce)

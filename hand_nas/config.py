@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 
 from hand_nas.errors import HandNasError
 
+# Where studies live unless told otherwise (relative to the working folder, like optuna's examples).
+DEFAULT_STORAGE = "sqlite:///runs/studies.db"
+
 
 @dataclass(frozen=True)
 class StageCfg:
@@ -296,27 +299,29 @@ class StudyCfg:
     Attributes:
         space: search-space YAML file.
         study: study name (re-running with the same name resumes it).
-        storage: optuna storage URL (SQLite by default; PostgreSQL on clusters).
+        storage: study storage URL: sqlite:///FILE (default), journal:///FILE, postgresql://...
         backend: optuna or nni.
-        sampler: optuna: tpe, nsga2, random; nni: evolution, random.
+        sampler: optuna: tpe, nsga2, random; nni: evolution, random ('' = the backend's default).
         pruner: median (single-objective early stopping) or none.
         trials: finished trials the study should reach (earlier runs count).
         workers: trials in parallel.
         executor: ray or local (in-process, one at a time).
         ray_address: join an existing Ray cluster instead of starting a local one.
         cpus_per_trial, gpus_per_trial: Ray resources per trial.
-        budget_gmacs: override the space's budget (0 = the space's).
+        budget_gmacs: override the space's budget (None = the space's).
         data: 'synthetic' (the cached embedded set) or a sample directory.
         out: folder for checkpoints (one per trial).
         seed: sampler seed.
         latency: also measure torch latency of every trained trial.
+        heartbeat_s: seconds between this driver's heartbeats; a RUNNING trial silent for three
+            intervals is taken as killed and marked failed.
     """
 
     space: str
     study: str = "hand-nas"
-    storage: str = "sqlite:///runs/studies.db"
+    storage: str = DEFAULT_STORAGE
     backend: str = "optuna"
-    sampler: str = "tpe"
+    sampler: str = ""
     pruner: str = "median"
     trials: int = 20
     workers: int = 1
@@ -324,8 +329,9 @@ class StudyCfg:
     ray_address: str = ""
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
-    budget_gmacs: float = 0.0
+    budget_gmacs: float | None = None
     data: str = "synthetic"
     out: str = "runs"
     seed: int = 0
     latency: bool = False
+    heartbeat_s: float = 30.0

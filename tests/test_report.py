@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 
 from hand_nas.config import StudyCfg, TrainCfg
-from hand_nas.report.study_data import (StudyData, best_so_far, hypervolume_2d, hypervolume_history,
-                                        load_study_data)
+from hand_nas.report.study_data import StudyData, best_so_far, hypervolume_history, load_study_data
+from hand_nas.search.records import Cost, TrialRecord
 from hand_nas.search.runner import run_search
 
 SPACE = """
@@ -39,14 +39,16 @@ def study(tmp_path_factory, hand_home):
     return root, cfg.storage
 
 
+def _rec(i, mpjpe, gmacs, state="complete", budget=0.5):
+    return TrialRecord(i, state, metrics=None if mpjpe is None else {"mpjpe_mm": mpjpe},
+                       cost=Cost(gmacs, gmacs / 2, gmacs / 2, budget))
+
+
 def test_history_and_hypervolume_are_pure_and_monotone():
-    rows = [{"number": i, "state": "complete", "feasible": True, "mpjpe_mm": m, "gmacs": g}
-            for i, (m, g) in enumerate([(50, 0.3), (40, 0.4), (60, 0.2), (45, 0.1)])]
-    rows.append({"number": 4, "state": "infeasible", "feasible": False, "mpjpe_mm": None, "gmacs": 0.6})
-    assert [v for _, v in best_so_far(rows)] == [50, 40, 40, 40, 40]
-    assert hypervolume_2d([(1, 1)], (2, 2)) == 1.0
-    assert hypervolume_2d([(1, 1), (0.5, 1.5)], (2, 2)) == 1.0 + 0.25
-    hv = [v for _, v in hypervolume_history(rows)]
+    recs = [_rec(i, m, g) for i, (m, g) in enumerate([(50, 0.3), (40, 0.4), (60, 0.2), (45, 0.1)])]
+    recs.append(_rec(4, None, 0.6, state="infeasible"))
+    assert [v for _, v in best_so_far(recs)] == [50, 40, 40, 40, 40]
+    hv = [v for _, v in hypervolume_history(recs)]
     assert all(b >= a for a, b in zip(hv, hv[1:])) and hv[-1] > hv[0]
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from hand_nas.errors import HandNasError
+from hand_nas.models.traceable import ALL_OUTPUTS, TupleOutputs
 
 # Operators fvcore leaves uncounted that are zero by the convention (element-wise, reductions that
 # the papers' counters ignore, comparisons, data movement, random numbers).
@@ -77,22 +78,6 @@ class CostReport:
         return asdict(self)
 
 
-class _Traceable(nn.Module):
-    """Returns the model's output tensors as a tuple (what JIT tracing needs)."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        out = self.net(x)
-        if isinstance(out, torch.Tensor):
-            return out
-        if isinstance(out, (tuple, list)):
-            return tuple(t for t in out if isinstance(t, torch.Tensor))
-        return tuple(v for v in vars(out).values() if isinstance(v, torch.Tensor))
-
-
 def flop_analysis(model: nn.Module, inputs):
     """An fvcore FlopCountAnalysis with hand-nas' handles, warnings silenced (we check ourselves)."""
     from fvcore.nn import FlopCountAnalysis
@@ -133,7 +118,7 @@ def model_cost(model: nn.Module, size: int = 256, batch: int = 1) -> CostReport:
     model.eval()
     try:
         with torch.no_grad():
-            fca = flop_analysis(_Traceable(model), torch.zeros(batch, 3, size, size))
+            fca = flop_analysis(TupleOutputs(model, ALL_OUTPUTS), torch.zeros(batch, 3, size, size))
             total = fca.total()
             by_module = fca.by_module()
             check_supported(fca)

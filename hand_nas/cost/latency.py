@@ -1,4 +1,4 @@
-"""CPU latency of a model at batch 1: torch eager and onnxruntime fp32.
+"""CPU latency of a model at batch 1: torch eager and onnxruntime fp32 (the deployment graph of ``hand_nas.export``).
 
 Both run in one process with an explicit thread count, after warm-up runs, and report the median
 of the timed repeats (milliseconds).
@@ -28,27 +28,16 @@ def _median_ms(fn, warmup: int, repeats: int) -> float:
 
 def torch_latency_ms(model: nn.Module, size: int = 256, threads: int = 1, warmup: int = 5, repeats: int = 20) -> float:
     """Median eager-mode forward time (ms) at batch 1 with ``threads`` intra-op threads."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    from hand_nas.threads import torch_threads
+
+    was = model.training
     model.eval()
     x = torch.rand(1, 3, size, size)
     try:
-        with torch.inference_mode():
+        with torch_threads(threads), torch.inference_mode():
             return _median_ms(lambda: model(x), warmup, repeats)
     finally:
-        torch.set_num_threads(old)
-
-
-def export_onnx(model: nn.Module, path: str | Path, size: int = 256, opset: int = 17) -> Path:
-    """fp32 ONNX export (TorchScript exporter) of a model whose outputs become a tuple of tensors."""
-    from hand_nas.cost.flops import _Traceable
-
-    path = Path(path)
-    wrapped = _Traceable(model).eval()
-    with torch.no_grad():
-        torch.onnx.export(wrapped, (torch.rand(1, 3, size, size),), str(path), opset_version=opset,
-                          input_names=["image"], dynamo=False)
-    return path
+        model.train(was)
 
 
 def ort_session(path: str | Path, threads: int = 1):
@@ -91,6 +80,8 @@ def ort_latency_interleaved_ms(paths: dict, size: int = 256, threads: int = 1, w
 
 def model_latency(model: nn.Module, size: int = 256, threads: int = 1, warmup: int = 5, repeats: int = 20) -> dict:
     """{'latency_ms_torch', 'latency_ms_ort', 'threads', 'input_size'} for a model, fp32, batch 1."""
+    from hand_nas.export import export_onnx
+
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_onnx(model, Path(tmp) / "model.onnx", size)
         ort_ms = ort_latency_ms(onnx_path, size, threads, warmup, repeats)

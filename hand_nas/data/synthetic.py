@@ -284,7 +284,6 @@ def synthesize(out: str | Path, n: int, seed: int = 0, mano_dir=None, size: int 
     Returns:
         timing figures: seconds, images_per_s, images_per_s_per_worker, workers.
     """
-    import torch
     from tqdm import tqdm
 
     from hand_nas.atomic import atomic_dir
@@ -301,15 +300,13 @@ def synthesize(out: str | Path, n: int, seed: int = 0, mano_dir=None, size: int 
         bar = tqdm(total=n, desc="synth", unit="img", disable=not progress)
         t0 = time.perf_counter()
         if workers <= 1:
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
+            from hand_nas.threads import torch_threads
+
+            with torch_threads(1):
                 for s in range(0, n, chunk):
                     for i, fields in renderer.render_range(seed, s, min(n, s + chunk)):
                         writer.put(i, **fields)
                     bar.update(min(n, s + chunk) - s)
-            finally:
-                torch.set_num_threads(threads)
         else:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor

@@ -7,22 +7,15 @@ old-style ``constraints`` system attribute that optuna-dashboard 0.21 reads (it 
 """
 from __future__ import annotations
 
-from hand_nas.errors import HandNasError
-
 
 def serve(study: str, storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Block serving the dashboard; the study must exist (checked first, with a one-line error)."""
-    import optuna
     from optuna_dashboard import run_server
 
-    from hand_nas.search.optuna_backend import make_storage
+    from hand_nas.search.storage import open_storage, study_id
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = make_storage(storage_url)
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-    if study not in names:
-        raise HandNasError(f"{storage_url}: no study named {study!r} (studies: {', '.join(names) or 'none'})")
-    sid = storage.get_study_id_from_name(study)
+    sid = study_id(study, storage_url)  # a one-line error if the study does not exist
+    storage = open_storage(storage_url)
     print(f"optuna-dashboard for study {study!r}: http://{host}:{port}/dashboard/studies/{sid} "
           f"(API: http://{host}:{port}/api/studies/{sid}); Ctrl-C stops it", flush=True)
     run_server(storage, host=host, port=port)

@@ -15,23 +15,21 @@ GREY, BLUE, RED, GREEN, ORANGE = "#b0b0b0", "#1f77b4", "#d62728", "#2ca02c", "#f
 
 
 def _split(sd: StudyData):
-    """(feasible complete, infeasible or failed with a cost) rows."""
-    done = [r for r in sd.rows if r["gmacs"] is not None]
-    feas = [r for r in done if r["feasible"] and r["state"] == "complete" and r["mpjpe_mm"] is not None
-            and r["mpjpe_mm"] < 1000]
-    other = [r for r in done if r not in feas]
-    return feas, other
+    """(trained: feasible, complete, finite MPJPE; every other trial that has a cost)."""
+    costed = [r for r in sd.records if r.gmacs is not None]
+    feas = [r for r in costed if r.trained]
+    return feas, [r for r in costed if not r.trained]
 
 
 def _y_other(r, feas) -> float:
-    """Trials without a usable MPJPE (over budget: never trained; failed; pruned) sit on a ceiling line."""
-    if r["mpjpe_mm"] is not None and r["mpjpe_mm"] < 1000:
-        return r["mpjpe_mm"]
-    return 1.08 * max([f["mpjpe_mm"] for f in feas] or [100.0])
+    """Trials without a trained MPJPE (over budget: never trained; failed; pruned) sit on a ceiling line."""
+    if r.trained or (r.mpjpe_mm is not None and r.state == "pruned"):
+        return r.mpjpe_mm
+    return 1.08 * max([f.mpjpe_mm for f in feas] or [100.0])
 
 
 def _label(r) -> str:
-    return f"trial {r['number']} ({r['backend']}, {r['state']})"
+    return f"trial {r.number} ({r.backend}, {r.state})"
 
 
 # --- plotly ----------------------------------------------------------------------------------------
@@ -45,13 +43,13 @@ def plotly_figures(sd: StudyData) -> dict:
     front = sd.front
     fig = go.Figure()
     if other:
-        fig.add_trace(go.Scatter(x=[r["gmacs"] for r in other], y=[_y_other(r, feas) for r in other],
+        fig.add_trace(go.Scatter(x=[r.gmacs for r in other], y=[_y_other(r, feas) for r in other],
                                  mode="markers", name="infeasible / failed / pruned (untrained at the top)",
                                  marker=dict(color=GREY, size=8, symbol="x"),
-                                 text=[_label(r) + (f": {r['error']}" if r.get("error") else "") for r in other]))
-    fig.add_trace(go.Scatter(x=[r["gmacs"] for r in feas], y=[r["mpjpe_mm"] for r in feas], mode="markers",
+                                 text=[_label(r) + (f": {r.error}" if r.error else "") for r in other]))
+    fig.add_trace(go.Scatter(x=[r.gmacs for r in feas], y=[r.mpjpe_mm for r in feas], mode="markers",
                              name="feasible trials", marker=dict(color=BLUE, size=9), text=[_label(r) for r in feas]))
-    fig.add_trace(go.Scatter(x=[r["gmacs"] for r in front], y=[r["mpjpe_mm"] for r in front], mode="lines+markers",
+    fig.add_trace(go.Scatter(x=[r.gmacs for r in front], y=[r.mpjpe_mm for r in front], mode="lines+markers",
                              name="Pareto front", line=dict(color=RED, shape="hv"), marker=dict(color=RED, size=11)))
     for r in sd.references:
         fig.add_trace(go.Scatter(x=[r["gmacs"]], y=[r["mpjpe_mm"]], mode="markers+text", name=f"{r['name']} (same proxy)",
@@ -68,8 +66,8 @@ def plotly_figures(sd: StudyData) -> dict:
     figs["pareto"] = fig
 
     if sd.has_latency:
-        timed = [r for r in feas if r.get("latency_ms")]
-        f2 = go.Figure(go.Scatter(x=[r["latency_ms"] for r in timed], y=[r["mpjpe_mm"] for r in timed], mode="markers",
+        timed = [r for r in feas if r.latency_ms]
+        f2 = go.Figure(go.Scatter(x=[r.latency_ms for r in timed], y=[r.mpjpe_mm for r in timed], mode="markers",
                                   text=[_label(r) for r in timed], marker=dict(color=BLUE, size=9)))
         f2.update_layout(title="MPJPE vs CPU latency (torch, batch 1)", xaxis_title="latency (ms)",
                          yaxis_title="MPJPE (mm)", template="plotly_white", height=420)
@@ -77,9 +75,9 @@ def plotly_figures(sd: StudyData) -> dict:
 
     from plotly.subplots import make_subplots
 
-    bsf, hv = best_so_far(sd.rows), hypervolume_history(sd.rows)
+    bsf, hv = best_so_far(sd.records), hypervolume_history(sd.records, sd.front_objectives)
     f3 = make_subplots(rows=1, cols=2, subplot_titles=("best feasible MPJPE so far (mm)",
-                                                       "hypervolume of (MPJPE, GMACs) so far"))
+                                                       f"hypervolume of ({', '.join(sd.front_objectives)}) so far"))
     f3.add_trace(go.Scatter(x=[n for n, _ in bsf], y=[v for _, v in bsf], mode="lines+markers", name="best so far",
                             line=dict(shape="hv", color=BLUE)), 1, 1)
     f3.add_trace(go.Scatter(x=[n for n, _ in hv], y=[v for _, v in hv], mode="lines+markers", name="hypervolume",
@@ -111,11 +109,11 @@ def write_pngs(sd: StudyData, folder: str | Path) -> list[Path]:
     feas, other = _split(sd)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     if other:
-        ax.scatter([r["gmacs"] for r in other], [_y_other(r, feas) for r in other], c=GREY, marker="x",
+        ax.scatter([r.gmacs for r in other], [_y_other(r, feas) for r in other], c=GREY, marker="x",
                    s=25, label="infeasible / failed / pruned (untrained at the top)")
-    ax.scatter([r["gmacs"] for r in feas], [r["mpjpe_mm"] for r in feas], c=BLUE, s=30, label="feasible trials")
+    ax.scatter([r.gmacs for r in feas], [r.mpjpe_mm for r in feas], c=BLUE, s=30, label="feasible trials")
     front = sd.front
-    ax.step([r["gmacs"] for r in front], [r["mpjpe_mm"] for r in front], where="post", c=RED, marker="o",
+    ax.step([r.gmacs for r in front], [r.mpjpe_mm for r in front], where="post", c=RED, marker="o",
             label="Pareto front")
     for r in sd.references:
         ax.scatter([r["gmacs"]], [r["mpjpe_mm"]], marker="*", s=220, c=GREEN, edgecolors="k", zorder=5)
@@ -132,12 +130,12 @@ def write_pngs(sd: StudyData, folder: str | Path) -> list[Path]:
     fig.tight_layout()
     paths.append(_save(fig, folder / "pareto.png"))
 
-    bsf, hv = best_so_far(sd.rows), hypervolume_history(sd.rows)
+    bsf, hv = best_so_far(sd.records), hypervolume_history(sd.records, sd.front_objectives)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=120)
     a1.step([n for n, _ in bsf], [v if v is not None else float("nan") for _, v in bsf], where="post", c=BLUE)
     a1.set_title("best feasible MPJPE so far (mm)")
     a2.step([n for n, _ in hv], [v for _, v in hv], where="post", c=RED)
-    a2.set_title("hypervolume (MPJPE, GMACs)")
+    a2.set_title(f"hypervolume ({', '.join(sd.front_objectives)})")
     for a in (a1, a2):
         a.set_xlabel("trial")
     fig.tight_layout()
@@ -151,9 +149,9 @@ def write_pngs(sd: StudyData, folder: str | Path) -> list[Path]:
         fig.tight_layout()
         paths.append(_save(fig, folder / "importances.png"))
     if sd.has_latency:
-        timed = [r for r in feas if r.get("latency_ms")]
+        timed = [r for r in feas if r.latency_ms]
         fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-        ax.scatter([r["latency_ms"] for r in timed], [r["mpjpe_mm"] for r in timed], c=BLUE)
+        ax.scatter([r.latency_ms for r in timed], [r.mpjpe_mm for r in timed], c=BLUE)
         ax.set_xlabel("torch latency, batch 1 (ms)")
         ax.set_ylabel("MPJPE (mm)")
         fig.tight_layout()

@@ -25,10 +25,11 @@ COLUMNS = (("number", "trial"), ("state", "state"), ("backend", "backend"), ("mp
 
 def trials_table(sd: StudyData) -> str:
     """A sortable HTML table of every trial (click a header to sort)."""
-    front = {r["number"] for r in sd.front}
+    front = {r.number for r in sd.front}
     head = "".join(f"<th>{html.escape(t)}</th>" for _, t in COLUMNS)
     body = []
-    for r in sorted(sd.rows, key=lambda r: r["number"]):
+    for rec in sorted(sd.records, key=lambda r: r.number):
+        r = rec.row()
         cells = []
         for k, _ in COLUMNS:
             v = r.get(k)
@@ -49,7 +50,7 @@ def render_html(sd: StudyData, figs: dict) -> str:
     from plotly.offline import get_plotlyjs
 
     parts = [pio.to_html(f, full_html=False, include_plotlyjs=False, div_id=f"fig-{name}") for name, f in figs.items()]
-    n_ok = sum(1 for r in sd.rows if r["state"] == "complete")
+    n_ok = sum(1 for r in sd.records if r.state == "complete")
     refs = ", ".join(f"{r['name']} {r['mpjpe_mm']:.2f} mm at {r['gmacs']:.4f} GMACs" for r in sd.references) or "none"
     published = ("the papers' published InterHand2.6M points are drawn (open stars)" if sd.published else
                  f"the papers' published points are not drawn: these trials were scored on "
@@ -61,7 +62,7 @@ td,th{{border:1px solid #ddd;padding:3px 6px}} th{{cursor:pointer;background:#f3
 tr.grey{{color:#999}} .note{{color:#555;font-size:13px}}</style>
 <script>{get_plotlyjs()}</script></head><body>
 <h1>hand-nas study <code>{html.escape(sd.study)}</code></h1>
-<p class="note">{len(sd.rows)} trials ({n_ok} complete); objectives {html.escape(", ".join(sd.objectives))}; budget
+<p class="note">{len(sd.records)} trials ({n_ok} complete); objectives {html.escape(", ".join(sd.objectives))}; budget
 {sd.budget_gmacs} GMACs. FLOPs are GMACs counted the fvcore way (one fused multiply-add = one flop), batch 1,
 3x256x256, attention matmuls included. MPJPE/MPVPE: held-out, mm, IntagHand protocol, proxy
 {html.escape(json.dumps(sd.proxy))} on {html.escape(str(sd.data))}. References trained under the same proxy: {html.escape(refs)};
@@ -83,6 +84,6 @@ def write_report(sd: StudyData, out: str | Path) -> list[Path]:
     with atomic_dir(out, overwrite=True) as tmp:
         (tmp / "index.html").write_text(render_html(sd, plotly_figures(sd)))
         write_pngs(sd, tmp)
-        (tmp / "trials.json").write_text(json.dumps({"study": sd.study, "rows": sd.rows, "references": sd.references,
-                                                     "front": [r["number"] for r in sd.front]}, indent=1, default=str))
+        (tmp / "trials.json").write_text(json.dumps({"study": sd.study, "rows": [r.row() for r in sd.records], "references": sd.references,
+                                                     "front": [r.number for r in sd.front]}, indent=1, default=str))
     return sorted(out.iterdir())

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from hand_nas.config import ModelCfg, TrainCfg, replace
+from hand_nas.errors import HandNasError
 
 # name -> (training run, synthetic set size when data is 'synthetic'); FLOPs are always at 256 px.
 PROXIES = {
@@ -128,3 +129,32 @@ def _get(cfg, dotted: str):
     for part in dotted.split("."):
         cfg = getattr(cfg, part)
     return cfg
+
+
+TABLES = ("lwa-table1", "lagc-table2", "tokens", "bridges", "attention")
+
+
+def reproduce_table(table: str, proxy: str = "quick", data: str = "synthetic", study: str | None = None,
+                    storage: str | None = None, mano_dir=None, log=print) -> tuple[list[dict], tuple[str, ...]]:
+    """(rows, notes) of a reproduced paper table; tables that train use the named ``proxy`` on ``data``.
+
+    ``lwa-table1`` counts FLOPs only, with the best trained trial of ``study`` as an extra row.
+    """
+    from hand_nas.report import tables
+
+    if table not in TABLES:
+        raise HandNasError(f"table {table!r}: expected one of {', '.join(TABLES)}")
+    if table == "lwa-table1":
+        best = None
+        if study:
+            from hand_nas.search.storage import read_records, select_trial
+
+            rec = select_trial(read_records(study, storage), "best", study)
+            best = {"name": f"best searched ({study} #{rec.number})", "gmacs_total": rec.gmacs,
+                    "gmacs_image": rec.gmacs_image, "gmacs_pose": rec.gmacs_pose}
+        return tables.lwa_table1_rows(best), tables.LWA_TABLE1_NOTES
+    train_cfg, data = resolve_proxy(proxy, data)
+    log(f"proxy '{proxy}': {train_cfg.steps} steps, batch {train_cfg.batch}, {train_cfg.resolution} px, data {data}")
+    if table == "lagc-table2":
+        return lagc_table2_rows(train_cfg, data, mano_dir, log), LAGC_TABLE2_NOTES + (f"Proxy '{proxy}' on {data}.",)
+    return ablation_rows(table, train_cfg, data, mano_dir, log), ablation_notes(table, proxy, data)

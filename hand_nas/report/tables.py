@@ -68,3 +68,17 @@ def to_csv(rows: list[dict]) -> str:
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
+
+
+def write_table(out, name: str, rows: list[dict], notes=()) -> list:
+    """``NAME.md`` and ``NAME.csv`` in folder ``out`` (each written atomically); returns their paths."""
+    from pathlib import Path
+
+    from hand_nas.atomic import atomic_file
+
+    paths = []
+    for path, text in ((Path(out) / f"{name}.md", to_markdown(rows, notes)), (Path(out) / f"{name}.csv", to_csv(rows))):
+        with atomic_file(path, "w") as fh:
+            fh.write(text)
+        paths.append(path)
+    return paths

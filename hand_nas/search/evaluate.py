@@ -18,13 +18,11 @@ def evaluate_config(cfg_dict: dict, proxy_dict: dict, data_dir: str, checkpoint_
 
     Returns:
         {'state': 'complete'|'pruned'|'failed', 'metrics', 'init_metrics', 'steps', 'seconds',
-         'checkpoint', 'latency_ms', 'error', 'params_m', 'last_step'}
+         'checkpoint', 'latency_ms', 'error', 'history', 'node'}
     """
-    import torch
-
+    from hand_nas.threads import torch_threads
     from hand_nas.train import train
 
-    torch.set_num_threads(threads)
     t0 = time.perf_counter()
     cfg = ModelCfg.from_dict(cfg_dict)
     proxy = TrainCfg.from_dict(proxy_dict)
@@ -39,7 +37,8 @@ def evaluate_config(cfg_dict: dict, proxy_dict: dict, data_dir: str, checkpoint_
         return False
 
     try:
-        r = train(cfg, proxy, data_dir, checkpoint_dir=checkpoint_dir, on_eval=on_eval)
+        with torch_threads(threads):  # restored afterwards: under --local this is the driver's own process
+            r = train(cfg, proxy, data_dir, checkpoint_dir=checkpoint_dir, on_eval=on_eval)
         out = {"state": "pruned" if pruned["flag"] else "complete", "metrics": r.metrics.to_dict(),
                "init_metrics": r.init_metrics.to_dict(), "steps": r.steps, "checkpoint": r.checkpoint,
                "history": r.history}
@@ -52,4 +51,19 @@ def evaluate_config(cfg_dict: dict, proxy_dict: dict, data_dir: str, checkpoint_
         out = {"state": "failed", "error": f"{type(exc).__name__}: {exc}",
                "traceback": traceback.format_exc(limit=6)}
     out["seconds"] = time.perf_counter() - t0
+    out["node"] = node_name()
     return out
+
+
+def node_name() -> str:
+    """This host's name, with the Ray node id when running inside a Ray worker."""
+    import socket
+    import sys
+
+    name = socket.gethostname()
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            name += f"/{ray.get_runtime_context().get_node_id()[:12]}"
+    return name

@@ -1,65 +1,177 @@
-"""Trial records as plain rows (pure data for tables, reports and the CLI)."""
+"""Trial records: the one typed value every search trial becomes (pure data; IO is in ``storage``).
+
+A ``TrialRecord`` holds everything needed to rebuild, compare and compress a trial without the
+search that produced it: the model config, its cost (GMACs in the fvcore convention: one fused
+multiply-add = one flop, 3x256x256, batch 1), held-out metrics (mm, IntagHand protocol), the proxy
+training it got, its seed and data, its state and checkpoint, the strategy that proposed it and
+the node it ran on. ``to_attrs`` / ``from_attrs`` are its storage form (one key per field, so a
+dashboard shows them readably).
+"""
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, field, fields
+
+from hand_nas.search.pareto import pareto_indices
+
+# Objective value told to samplers for configurations the gate rejects (never trained), and for
+# latency when a trained trial was not timed: far above any real value, so samplers avoid them.
+PENALTY_MM = 1000.0
+PENALTY_LATENCY_MS = 1e4
+STATES = ("complete", "infeasible", "pruned", "failed", "running")
+# Objective names of a space -> the record attribute each one reads (all minimised).
+OBJECTIVE_KEYS = {"mpjpe": "mpjpe_mm", "gmacs": "gmacs", "latency": "latency_ms"}
 
 
-def trial_row(t) -> dict:
-    """One finished or running optuna FrozenTrial as a flat dict."""
-    ua = t.user_attrs
-    m = ua.get("metrics", {}) or {}
-    c = ua.get("cost", {}) or {}
-    constraint = (t.system_attrs.get("constraints") or [None])[0]
-    state = ua.get("state") or t.state.name.lower()
-    if t.state.name == "RUNNING":
-        state = "running"
-    return {
-        "number": t.number, "state": state, "backend": ua.get("backend", ""),
-        "mpjpe_mm": m.get("mpjpe_mm"), "mpvpe_mm": m.get("mpvpe_mm"),
-        "gmacs": c.get("gmacs_total"), "gmacs_image": c.get("gmacs_image"), "gmacs_pose": c.get("gmacs_pose"),
-        "feasible": None if constraint is None else constraint <= 0, "latency_ms": ua.get("latency_ms"),
-        "seconds": ua.get("seconds"), "checkpoint": ua.get("checkpoint"), "error": ua.get("error") or ua.get("reason"),
-        "params": ua.get("params", {}), "values": list(t.values) if t.values else None,
-    }
+@dataclass(frozen=True)
+class Cost:
+    """A configuration's cost before training, from the budget gate."""
+
+    gmacs_total: float
+    gmacs_image: float
+    gmacs_pose: float
+    budget_gmacs: float
+    input_size: int = 256
+    convention: str = "fvcore MACs"
+
+    @property
+    def feasible(self) -> bool:
+        return self.gmacs_total <= self.budget_gmacs
+
+    @property
+    def violation(self) -> float:
+        """Constraint value for samplers: <= 0 means within budget."""
+        return self.gmacs_total - self.budget_gmacs
 
 
-def load_rows(study_name: str, storage_url: str) -> list[dict]:
-    import optuna
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial of a study.
 
-    from hand_nas.search.optuna_backend import make_storage
+    Attributes:
+        number: the study's trial number (also names the checkpoint folder ``trial_NNNN``).
+        state: one of ``STATES``; 'infeasible' trials were rejected by the gate and never trained.
+        backend: the strategy that proposed it ('optuna' or 'nni').
+        params: the sampled values, keyed by the space's parameter labels.
+        config: the full ``ModelCfg`` dict (None if the params did not build a model).
+        cost: the gate's ``Cost`` (None if no model was built).
+        metrics: final held-out metrics {'mpjpe_mm', 'mpvpe_mm', ...} (trained trials).
+        init_metrics: held-out metrics before training.
+        proxy: the ``TrainCfg`` dict the trial trained under; seed: its training seed.
+        data: the sample folder it trained and was scored on.
+        checkpoint: absolute path of its checkpoint folder, or None.
+        node: the host (and Ray node id) that ran it.
+        error: why it failed or was rejected.
+        seconds, steps: wall time and training steps; latency_ms: measured latency, if any.
+        history: [{'step', 'mpjpe_mm', 'mpvpe_mm'}] held-out evaluations during training.
+        values: the objective values told to the sampler.
+    """
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=study_name, storage=make_storage(storage_url))
-    return [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    number: int
+    state: str
+    backend: str = ""
+    params: dict = field(default_factory=dict)
+    config: dict | None = None
+    cost: Cost | None = None
+    metrics: dict | None = None
+    init_metrics: dict | None = None
+    proxy: dict | None = None
+    seed: int | None = None
+    data: str | None = None
+    checkpoint: str | None = None
+    node: str | None = None
+    error: str | None = None
+    seconds: float | None = None
+    steps: int | None = None
+    latency_ms: float | None = None
+    history: list = field(default_factory=list)
+    values: tuple | None = None
+
+    @property
+    def mpjpe_mm(self) -> float | None:
+        return (self.metrics or {}).get("mpjpe_mm")
+
+    @property
+    def mpvpe_mm(self) -> float | None:
+        return (self.metrics or {}).get("mpvpe_mm")
+
+    @property
+    def gmacs(self) -> float | None:
+        return self.cost.gmacs_total if self.cost else None
+
+    @property
+    def gmacs_image(self) -> float | None:
+        return self.cost.gmacs_image if self.cost else None
+
+    @property
+    def gmacs_pose(self) -> float | None:
+        return self.cost.gmacs_pose if self.cost else None
+
+    @property
+    def feasible(self) -> bool | None:
+        return self.cost.feasible if self.cost else None
+
+    @property
+    def trained(self) -> bool:
+        """Completed, within budget, with a finite held-out MPJPE: a point of the front."""
+        m = self.mpjpe_mm
+        return self.state == "complete" and bool(self.feasible) and m is not None and math.isfinite(m)
+
+    def objective(self, name: str) -> float | None:
+        """The value of a space objective ('mpjpe', 'gmacs', 'latency') for this trial."""
+        return getattr(self, OBJECTIVE_KEYS[name])
+
+    def to_attrs(self) -> dict:
+        """The storage form: JSON-ready, one key per field (``number`` and ``values`` are the storage's own)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("number", "values")}
+        out["cost"] = asdict(self.cost) if self.cost else None
+        return {k: v for k, v in out.items() if v is not None and v != [] and v != {}}
+
+    @classmethod
+    def from_attrs(cls, number: int, attrs: dict, values=None, running: bool = False) -> TrialRecord:
+        """Rebuild a record from its storage form (unknown keys, from newer versions, are ignored)."""
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in attrs.items() if k in known and k not in ("number", "values")}
+        if kw.get("cost") is not None:
+            kw["cost"] = Cost(**kw["cost"])
+        state = "running" if running else kw.pop("state", None) or "failed"
+        kw.pop("state", None)
+        return cls(number=number, state=state, values=tuple(values) if values else None, **kw)
+
+    def row(self) -> dict:
+        """A flat dict for tables and JSON files."""
+        return {"number": self.number, "state": self.state, "backend": self.backend, "mpjpe_mm": self.mpjpe_mm,
+                "mpvpe_mm": self.mpvpe_mm, "gmacs": self.gmacs, "gmacs_image": self.gmacs_image,
+                "gmacs_pose": self.gmacs_pose, "feasible": self.feasible, "latency_ms": self.latency_ms,
+                "seconds": self.seconds, "checkpoint": self.checkpoint, "node": self.node, "error": self.error,
+                "params": self.params, "values": list(self.values) if self.values else None}
 
 
-def feasible_complete(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r["state"] == "complete" and r["feasible"] and r["mpjpe_mm"] is not None
-            and math.isfinite(r["mpjpe_mm"])]
+def trained(records: list[TrialRecord]) -> list[TrialRecord]:
+    """Completed feasible records with a finite MPJPE."""
+    return [r for r in records if r.trained]
 
 
-def pareto_front(rows: list[dict], keys=("mpjpe_mm", "gmacs")) -> list[dict]:
-    """Non-dominated feasible rows (all keys minimised), sorted by the first key."""
-    pts = feasible_complete(rows)
-    front = []
-    for r in pts:
-        dominated = any(all(o[k] <= r[k] for k in keys) and any(o[k] < r[k] for k in keys) for o in pts)
-        if not dominated:
-            front.append(r)
-    return sorted(front, key=lambda r: tuple(r[k] for k in keys))
+def pareto_front(records: list[TrialRecord], objectives=("mpjpe", "gmacs")) -> list[TrialRecord]:
+    """Non-dominated trained records over the given objectives (all minimised), by the first one."""
+    pts = [r for r in trained(records) if all(r.objective(o) is not None for o in objectives)]
+    return [pts[i] for i in pareto_indices([tuple(r.objective(o) for o in objectives) for r in pts])]
 
 
-def best_feasible(rows: list[dict]) -> dict | None:
-    pts = feasible_complete(rows)
-    return min(pts, key=lambda r: r["mpjpe_mm"]) if pts else None
+def best_trained(records: list[TrialRecord]) -> TrialRecord | None:
+    """The trained record with the lowest held-out MPJPE."""
+    pts = trained(records)
+    return min(pts, key=lambda r: r.mpjpe_mm) if pts else None
 
 
-def format_table(rows: list[dict]) -> str:
-    """A fixed-width table of rows (GMACs in the fvcore convention)."""
-    head = f"{'trial':>5}  {'state':<10} {'MPJPE mm':>9} {'MPVPE mm':>9} {'GMACs':>8} {'image':>7} {'pose':>7}  backend"
+def format_table(records: list[TrialRecord]) -> str:
+    """A fixed-width table (GMACs in the fvcore convention; MPJPE/MPVPE held-out, mm)."""
+    head = (f"{'trial':>5}  {'state':<10} {'MPJPE mm':>9} {'MPVPE mm':>9} {'GMACs':>8} {'image':>7} {'pose':>7} "
+            f"{'lat ms':>7}  backend")
     lines = [head, "-" * len(head)]
     fmt = lambda v, spec: format(v, spec) if isinstance(v, (int, float)) else "-"  # noqa: E731
-    for r in rows:
-        lines.append(f"{r['number']:>5}  {r['state']:<10} {fmt(r['mpjpe_mm'], '9.2f')} {fmt(r['mpvpe_mm'], '9.2f')} "
-                     f"{fmt(r['gmacs'], '8.4f')} {fmt(r['gmacs_image'], '7.4f')} {fmt(r['gmacs_pose'], '7.4f')}  {r['backend']}")
+    for r in records:
+        lines.append(f"{r.number:>5}  {r.state:<10} {fmt(r.mpjpe_mm, '9.2f')} {fmt(r.mpvpe_mm, '9.2f')} "
+                     f"{fmt(r.gmacs, '8.4f')} {fmt(r.gmacs_image, '7.4f')} {fmt(r.gmacs_pose, '7.4f')} "
+                     f"{fmt(r.latency_ms, '7.2f')}  {r.backend}")
     return "\n".join(lines)

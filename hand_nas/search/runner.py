@@ -1,27 +1,30 @@
-"""The search loop: ask a backend, gate the cost, run the proxy on an executor, tell the outcome.
+"""The search loop: a strategy proposes, the gate costs, an executor trains, the store records.
 
-Every sampled configuration's cost is known before any training: over-budget ones are told at once
-as 'infeasible' with their cost (samplers learn from them). Trials that raise or produce NaN are
-told as failed with their error and the search goes on. Ctrl-C cancels running trials, records them
-as failed ('interrupted') and stops cleanly. A search killed outright leaves RUNNING trials; the
-next run with the same study marks them failed first and continues until the study holds the
-requested number of finished trials.
+Every sampled configuration's cost is known before any training: over-budget ones are recorded at
+once as 'infeasible' with their cost (samplers learn from them). Trials that raise or produce NaN
+are recorded as failed with their error and the search goes on. Ctrl-C cancels running trials,
+records them as failed ('interrupted') and stops cleanly. A driver killed outright stops beating;
+the next driver to open the study marks its trials failed (``StudyStore.fail_stale``). The loop
+runs until the study holds ``cfg.trials`` trials, counting every driver's, so several drivers can
+share one study.
 """
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hand_nas.config import StudyCfg
 from hand_nas.errors import HandNasError
-from hand_nas.search.backend import Backend, Outcome
 from hand_nas.search.gate import gate
-from hand_nas.search.optuna_backend import PENALTY_MM
-from hand_nas.search.space import SearchSpace, load_space
+from hand_nas.search.records import PENALTY_LATENCY_MS, PENALTY_MM, Cost, TrialRecord
+from hand_nas.search.space import SearchSpace, load_space, with_budget
+from hand_nas.search.storage import StudyStore
+from hand_nas.search.strategy import Outcome, make_strategy, resolve_sampler, study_sampler
 
-PENALTY_LATENCY_MS = 1e4
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 @dataclass
@@ -32,20 +35,7 @@ class SearchSummary:
     ran: int
     recovered: int
     seconds: float
-    rows: list = field(default_factory=list)
-
-
-def make_backend(cfg: StudyCfg, space: SearchSpace) -> Backend:
-    if cfg.backend == "optuna":
-        from hand_nas.search.optuna_backend import OptunaBackend
-
-        return OptunaBackend(space, cfg.study, cfg.storage, cfg.sampler, cfg.pruner, cfg.seed, cfg.workers)
-    if cfg.backend == "nni":
-        from hand_nas.search.nni_backend import NniBackend
-
-        strategy = {"tpe": "evolution", "nsga2": "evolution"}.get(cfg.sampler, cfg.sampler)
-        return NniBackend(space, cfg.study, cfg.storage, strategy, cfg.seed, cfg.workers, cfg.trials)
-    raise HandNasError(f"backend {cfg.backend!r}: expected 'optuna' or 'nni'")
+    records: list = field(default_factory=list)
 
 
 def make_executor(cfg: StudyCfg):
@@ -58,118 +48,121 @@ def make_executor(cfg: StudyCfg):
     raise HandNasError(f"executor {cfg.executor!r}: expected 'ray' or 'local'")
 
 
-def _values(space: SearchSpace, mpjpe: float, gmacs: float, latency: float | None) -> tuple:
-    out = [mpjpe]
-    if "gmacs" in space.objectives:
-        out.append(gmacs)
-    if "latency" in space.objectives:
-        out.append(PENALTY_LATENCY_MS if latency is None else latency)
-    return tuple(out)
+def objective_values(space: SearchSpace, mpjpe: float, gmacs: float, latency: float | None) -> tuple:
+    """The values told to the sampler, in the space's objective order."""
+    by_name = {"mpjpe": mpjpe, "gmacs": gmacs, "latency": PENALTY_LATENCY_MS if latency is None else latency}
+    return tuple(by_name[o] for o in space.objectives)
 
 
-def to_outcome(res: dict, g, space: SearchSpace, attrs: dict) -> Outcome:
-    """Turn a worker's result dict into an Outcome with the full record."""
-    attrs = dict(attrs, state=res["state"], seconds=round(res.get("seconds", 0.0), 2))
-    for key in ("metrics", "init_metrics", "steps", "checkpoint", "latency_ms", "error", "history"):
-        if res.get(key) is not None:
-            attrs[key] = res[key]
-    inter = [(h["step"], h["mpjpe_mm"]) for h in res.get("history", []) if h["step"] > 0]
-    if res["state"] == "complete":
-        mpjpe = res["metrics"]["mpjpe_mm"]
-        if not math.isfinite(mpjpe):
-            return Outcome("failed", constraint=g.violation, attrs=dict(attrs, error=f"MPJPE is {mpjpe}"))
-        return Outcome("complete", _values(space, mpjpe, g.gmacs_total, res.get("latency_ms")), g.violation, attrs, inter)
-    return Outcome(res["state"], constraint=g.violation, attrs=attrs, intermediate=inter)
+def trial_folder(out: str, study: str) -> Path:
+    """Absolute folder of a study's trial checkpoints; the study name may not leave ``out``."""
+    if not STUDY_NAME.fullmatch(study):
+        raise HandNasError(f"--study {study[:60]!r}: expected letters, digits, '.', '_' or '-' (at most 100, "
+                           f"not starting with '.'), since it names the folder of its checkpoints")
+    return Path(out).resolve() / study
+
+
+def _record(number: int, res: dict, base: dict) -> TrialRecord:
+    """A worker's result dict as the trial's record (a non-finite MPJPE is a failure)."""
+    keep = {k: res[k] for k in ("metrics", "init_metrics", "steps", "checkpoint", "latency_ms", "error", "history",
+                                "node") if res.get(k) is not None}
+    rec = TrialRecord(number=number, state=res["state"], seconds=round(res.get("seconds", 0.0), 2), **base, **keep)
+    if rec.state == "complete" and not math.isfinite(rec.mpjpe_mm):
+        return replace(rec, state="failed", error=f"MPJPE is {rec.mpjpe_mm}")
+    return rec
 
 
 def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None = None) -> SearchSummary:
-    """Run (or resume) a search until the study holds ``cfg.trials`` finished trials."""
+    """Run (or resume, or join) a search until the study holds ``cfg.trials`` trials."""
     from tqdm import tqdm
 
-    space = space or load_space(cfg.space)
-    if cfg.budget_gmacs:
-        space = replace(space, budget_gmacs=cfg.budget_gmacs)
-        from hand_nas.search.space import _check_values
-
-        _check_values(space)
+    space = with_budget(space or load_space(cfg.space), cfg.budget_gmacs)
+    sampler = resolve_sampler(cfg.backend, cfg.sampler)
+    folder = trial_folder(cfg.out, cfg.study)
     data = _data_dir(cfg.data, space)
-    backend = make_backend(cfg, space)
-    recovered = backend.recover()
+    store = StudyStore(cfg.study, cfg.storage, space,
+                       sampler=study_sampler(cfg.backend, sampler, cfg.seed, space.multi_objective, cfg.workers),
+                       pruner=cfg.pruner, heartbeat_s=cfg.heartbeat_s)
+    store.claim({"backend": cfg.backend, "sampler": sampler, "space": space.source,
+                 "objectives": list(space.objectives), "budget_gmacs": space.budget_gmacs})
+    recovered = store.fail_stale()
+    strategy = make_strategy(cfg.backend, sampler, space, store, cfg.seed, cfg.workers, cfg.trials)
     executor = None
     t0 = time.perf_counter()
-    done = start = backend.finished_count()
+    start = store.finished_count()
+    ran = 0
     running: dict = {}
-    best = {"mpjpe": math.inf, "infeasible": 0, "failed": 0}
-    bar = tqdm(total=cfg.trials, initial=min(done, cfg.trials), desc=f"search {cfg.study}", unit="trial",
+    tally = {"best": math.inf, "infeasible": 0, "failed": 0}
+    bar = tqdm(total=cfg.trials, initial=min(start, cfg.trials), desc=f"search {cfg.study}", unit="trial",
                disable=not progress)
 
-    def finish(p, outcome):
-        nonlocal done
-        backend.tell(p, outcome)
-        done += 1
-        if outcome.state == "infeasible":
-            best["infeasible"] += 1
-        elif outcome.state == "failed":
-            best["failed"] += 1
-        elif outcome.state == "complete" and outcome.constraint <= 0:
-            best["mpjpe"] = min(best["mpjpe"], outcome.values[0])
+    def finish(p, rec: TrialRecord, values=None):
+        nonlocal ran
+        store.finish(rec, values)
+        strategy.tell(p, Outcome(rec.state, tuple(values or ())))
+        ran += 1
+        if rec.state in ("infeasible", "failed"):
+            tally[rec.state] += 1
+        elif rec.trained:
+            tally["best"] = min(tally["best"], rec.mpjpe_mm)
         bar.update(1)
-        bar.set_postfix(best_mpjpe=f"{best['mpjpe']:.2f}" if math.isfinite(best["mpjpe"]) else "-",
-                        rejected=best["infeasible"], failed=best["failed"])
+        bar.set_postfix(best_mpjpe=f"{tally['best']:.2f}" if math.isfinite(tally["best"]) else "-",
+                        rejected=tally["infeasible"], failed=tally["failed"])
 
     try:
         exhausted = False
-        while done < cfg.trials:
-            while not exhausted and (executor is None or len(running) < executor.capacity) and done + len(running) < cfg.trials:
-                p = backend.ask()
+        while True:
+            while (not exhausted and (executor is None or len(running) < executor.capacity)
+                   and len(store.study.get_trials(deepcopy=False)) < cfg.trials):
+                p = strategy.ask()
                 if p is None:
                     exhausted = True
                     break
+                if p.number is None:
+                    p.number = store.ask(p.params).number
+                base = {"backend": strategy.backend, "params": p.params, "proxy": space.proxy.to_dict(),
+                        "seed": space.proxy.seed, "data": str(data)}
                 try:
                     model_cfg = space.build(p.params)
                 except HandNasError as exc:
-                    finish(p, Outcome("failed", attrs={"params": p.params, "error": str(exc), "state": "failed"}))
+                    finish(p, TrialRecord(p.number, "failed", error=str(exc), **base))
                     continue
                 g = gate(model_cfg, space.budget_gmacs)
-                attrs = {"params": p.params, "config": model_cfg.to_dict(), "proxy": space.proxy.to_dict(),
-                         "seed": space.proxy.seed, "data": str(data),
-                         "cost": {"gmacs_total": round(g.gmacs_total, 6), "gmacs_image": round(g.gmacs_image, 6),
-                                  "gmacs_pose": round(g.gmacs_pose, 6), "budget_gmacs": space.budget_gmacs,
-                                  "input_size": 256, "convention": "fvcore MACs"}}
+                base.update(config=model_cfg.to_dict(), cost=Cost(round(g.gmacs_total, 6), round(g.gmacs_image, 6),
+                                                                   round(g.gmacs_pose, 6), space.budget_gmacs))
                 if not g.feasible:
-                    finish(p, Outcome("infeasible", _values(space, PENALTY_MM, g.gmacs_total, None), g.violation,
-                                      dict(attrs, state="infeasible", reason=g.reason)))
+                    finish(p, TrialRecord(p.number, "infeasible", error=g.reason, **base),
+                           objective_values(space, PENALTY_MM, g.gmacs_total, None))
                     continue
                 if executor is None:
                     executor = make_executor(cfg)
-                ckpt = Path(cfg.out) / cfg.study / p.name
+                ckpt = folder / f"trial_{p.number:04d}"
                 key = executor.submit(_evaluate, model_cfg.to_dict(), space.proxy.to_dict(), str(data), str(ckpt),
-                                      backend.reporter(p), cfg.latency)
-                running[key] = (p, g, attrs)
+                                      store.reporter(p.number), cfg.latency)
+                running[key] = (p, base)
             if not running:
-                if exhausted:
-                    break
-                continue
+                break
             for key, res in executor.wait(timeout=1.0):
-                p, g, attrs = running.pop(key)
-                finish(p, to_outcome(res, g, space, attrs))
+                p, base = running.pop(key)
+                rec = _record(p.number, res, base)
+                values = (objective_values(space, rec.mpjpe_mm, rec.gmacs, rec.latency_ms)
+                          if rec.state == "complete" else None)
+                finish(p, rec, values)
     except KeyboardInterrupt:
         if executor is not None:
             executor.cancel_all()
-        for p, g, attrs in running.values():
-            backend.tell(p, Outcome("failed", constraint=g.violation, attrs=dict(attrs, state="failed",
-                                                                                 error="interrupted (Ctrl-C)")))
+        for p, base in running.values():
+            store.finish(TrialRecord(p.number, "failed", error="interrupted (Ctrl-C)", **base))
         running.clear()
         raise
     finally:
         bar.close()
         if executor is not None:
             executor.shutdown()
-        backend.close()
-    from hand_nas.search.records import load_rows
-
-    return SearchSummary(cfg.study, cfg.storage, done, done - start, recovered, time.perf_counter() - t0,
-                         load_rows(cfg.study, cfg.storage))
+        strategy.close()
+        store.close()
+    return SearchSummary(cfg.study, cfg.storage, store.finished_count(), ran, recovered, time.perf_counter() - t0,
+                         store.records())
 
 
 def _evaluate(cfg_dict, proxy_dict, data, ckpt, reporter, latency):
@@ -186,4 +179,4 @@ def _data_dir(spec: str, space: SearchSpace) -> Path:
     path = Path(spec)
     if not (path / "meta.json").is_file():
         raise HandNasError(f"{path}: not a sample directory (no meta.json); pass --data synthetic or a prepared set")
-    return path
+    return path.resolve()

@@ -87,33 +87,6 @@ class SearchSpace:
             return (ParamSpec("base", "choices", self.base),) + self.params
         return self.params
 
-    def suggest(self, trial) -> dict:
-        """Sample every parameter through an optuna-style trial (suggest_categorical/int/float)."""
-        out = {}
-        for p in self.all_params():
-            if p.kind in ("choices", "scale"):
-                v = trial.suggest_categorical(p.label, [encode(v) for v in p.values])
-                out[p.label] = json.loads(v) if isinstance(v, str) and v[:1] == "[" else v
-            elif p.kind == "int":
-                out[p.label] = trial.suggest_int(p.label, int(p.low), int(p.high), log=p.log)
-            else:
-                out[p.label] = trial.suggest_float(p.label, p.low, p.high, log=p.log)
-        return out
-
-    def distributions(self) -> dict:
-        """The optuna distributions ``suggest`` uses, per parameter (for trials added from elsewhere)."""
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-        out = {}
-        for p in self.all_params():
-            if p.kind in ("choices", "scale"):
-                out[p.label] = CategoricalDistribution([encode(v) for v in p.values])
-            elif p.kind == "int":
-                out[p.label] = IntDistribution(int(p.low), int(p.high), log=p.log)
-            else:
-                out[p.label] = FloatDistribution(p.low, p.high, log=p.log)
-        return out
-
     def build(self, params: dict) -> ModelCfg:
         """The ModelCfg for sampled values (validated; raises HandNasError naming the field)."""
         cfg = self.base_cfg(params.get("base") if len(self.base) > 1 else None)
@@ -156,8 +129,13 @@ class SearchSpace:
 
 
 def encode(value):
-    """optuna's categorical values must be scalars: lists and tuples go in as JSON strings."""
+    """Categorical values in storage must be scalars: lists and tuples go in as JSON strings."""
     return json.dumps(list(value)) if isinstance(value, (list, tuple)) else value
+
+
+def decode(value):
+    """The inverse of ``encode``."""
+    return json.loads(value) if isinstance(value, str) and value[:1] == "[" else value
 
 
 def _resolve(d, parts: list[str], path: str, source: str):
@@ -217,11 +195,30 @@ def _field_type(cfg: ModelCfg, path: str):
     return tp
 
 
+def shipped_spaces() -> dict[str, Path]:
+    """{name: file} of the search spaces shipped with hand-nas (``search_spaces/*.yaml``)."""
+    try:  # installed: the folder is the package data ``hand_nas.search_spaces`` (see pyproject.toml)
+        import hand_nas.search_spaces as shipped
+
+        folder = Path(shipped.__file__).parent
+    except ImportError:  # a source checkout put on PYTHONPATH without installing
+        folder = Path(__file__).resolve().parents[2] / "search_spaces"
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def resolve_space(path: str | Path) -> Path:
+    """A space file path, or the name of a shipped space ('tiny', 'lwa', 'lagc', 'joint')."""
+    path = Path(path)
+    if not path.exists() and path.suffix == "" and len(path.parts) == 1 and str(path) in shipped_spaces():
+        return shipped_spaces()[str(path)]
+    return path
+
+
 def load_space(path: str | Path) -> SearchSpace:
-    """Read and validate a space file; one-line errors name the file and the field."""
+    """Read and validate a space file (or a shipped space's name); one-line errors name the file and the field."""
     from hand_nas.files import read_yaml
 
-    path = Path(path)
+    path = resolve_space(path)
     src = str(path)
     raw = read_yaml(path, "search space file")
     if not isinstance(raw, dict):
@@ -385,3 +382,16 @@ def _check_values(space: SearchSpace) -> None:
         raise HandNasError(f"{space.source}: budget.gmacs: {space.budget_gmacs} is below every configuration of "
                            f"the space (cheapest found {lowest:.4f} GMACs); refused before any training")
 
+
+
+def with_budget(space: SearchSpace, gmacs: float | None) -> SearchSpace:
+    """The space under another GMACs budget (None keeps its own); checked like the file's budget."""
+    import math
+
+    if gmacs is None:
+        return space
+    if isinstance(gmacs, bool) or not isinstance(gmacs, (int, float)) or not math.isfinite(gmacs) or gmacs <= 0:
+        raise HandNasError(f"--budget: expected a finite positive number of GMACs, got {gmacs!r}")
+    out = dataclasses.replace(space, budget_gmacs=float(gmacs))
+    _check_values(out)
+    return out

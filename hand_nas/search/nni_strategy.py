@@ -1,11 +1,10 @@
-"""NNI 3.0 backend: NNI's multi-trial strategies (regularized evolution, random) over the same space.
+"""NNI 3.0 strategy: NNI's multi-trial strategies (regularized evolution, random) over the same space.
 
 NNI strategies pull: they ask an ``ExecutionEngine`` for idle workers and submit frozen models.
 hand-nas runs the strategy in a thread against ``QueueEngine``, an engine that hands each
 submitted model to the search runner as a ``Proposal`` and feeds outcomes back as NNI events. So
-NNI needs neither its manager nor its web server, its trials run on the same local or Ray runner
-as optuna's, and each finished trial is also written into the optuna study storage (with the same
-user attributes and constraint), so reports and dashboards treat both backends alike.
+NNI needs neither its manager nor its web server, and its trials are created, run and recorded by
+the same runner and storage as optuna's (reports and dashboards treat both backends alike).
 
 NNI maximises its metric: hand-nas reports -MPJPE (rejected configurations get -1000). Integer
 ranges become choices; float ranges are discretised to 8 values. A resumed NNI search keeps the
@@ -20,11 +19,9 @@ import time
 import numpy as np
 
 from hand_nas.errors import HandNasError
-from hand_nas.search.backend import Backend, Outcome, Proposal
-from hand_nas.search.optuna_backend import CONSTRAINT, PENALTY_MM, finished_count, open_study
-from hand_nas.search.space import SearchSpace, encode
-
-STRATEGIES = ("evolution", "random")
+from hand_nas.search.records import PENALTY_MM
+from hand_nas.search.space import SearchSpace
+from hand_nas.search.strategy import SAMPLERS, Outcome, Proposal, Strategy
 
 
 def _choices(space: SearchSpace) -> dict[str, list]:
@@ -121,17 +118,15 @@ def _engine_and_space(space: SearchSpace, workers: int, budget: int):
     return QueueEngine(), DictSpace(mutables)
 
 
-class NniBackend(Backend):
-    name = "nni"
+class NniStrategy(Strategy):
+    backend = "nni"
 
-    def __init__(self, space: SearchSpace, study_name: str, storage_url: str, strategy: str = "evolution",
-                 seed: int = 0, workers: int = 1, max_trials: int = 100) -> None:
+    def __init__(self, space: SearchSpace, strategy: str = "evolution", seed: int = 0, workers: int = 1,
+                 max_trials: int = 100) -> None:
         import logging
 
-        import optuna
-
-        if strategy not in STRATEGIES:
-            raise HandNasError(f"NNI strategy {strategy!r}: expected one of {STRATEGIES}")
+        if strategy not in SAMPLERS["nni"]:
+            raise HandNasError(f"NNI strategy {strategy!r}: expected one of {SAMPLERS['nni']}")
         from nni.nas.strategy import Random, RegularizedEvolution
 
         # NNI configures its loggers on import; quiet them afterwards (the runner shows progress).
@@ -140,12 +135,6 @@ class NniBackend(Backend):
 
         self.space = space
         self.values = _choices(space)
-        self.study = open_study(study_name, storage_url, space, sampler=optuna.samplers.RandomSampler(seed=seed))
-        if self.study.user_attrs.get("sampler") is None:
-            self.study.set_user_attr("sampler", f"nni-{strategy}")
-            self.study.set_user_attr("space", space.source)
-            self.study.set_user_attr("objectives", list(space.objectives))
-            self.study.set_user_attr("budget_gmacs", space.budget_gmacs)
         self.engine, self.model_space = _engine_and_space(space, workers, max_trials)
         if strategy == "evolution":
             pop = max(4, min(10, max_trials // 2))
@@ -155,7 +144,6 @@ class NniBackend(Backend):
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name="nni-strategy")
         self._thread.start()
-        self._next_number = len(self.study.trials)
 
     def _run(self) -> None:
         try:
@@ -173,34 +161,15 @@ class NniBackend(Backend):
                     raise HandNasError(f"NNI strategy failed: {self._error}")
                 if not self._thread.is_alive():
                     return None
-        params = {k: self.values[k][i] for k, i in model.sample.items()}
-        number = self._next_number
-        self._next_number += 1
-        # optuna numbers NNI's trials when they are added (in completion order), so checkpoints
-        # are named by NNI's own submission order instead.
-        return Proposal(number, params, handle=model, tag=f"nni_{number:04d}")
+        return Proposal({k: self.values[k][i] for k, i in model.sample.items()}, handle=model)
 
     def tell(self, proposal: Proposal, outcome: Outcome) -> None:
-        import optuna
-        from optuna.trial import TrialState
-
-        ok = outcome.state in ("complete", "infeasible")
-        metric = -float(outcome.values[0]) if ok else (-PENALTY_MM if outcome.state == "pruned" else None)
+        # NNI maximises: -MPJPE; rejected and pruned configurations get the penalty, failures no metric.
+        if outcome.state in ("complete", "infeasible"):
+            metric = -float(outcome.values[0])
+        else:
+            metric = -PENALTY_MM if outcome.state == "pruned" else None
         self.engine.outcomes.put((proposal.handle, metric, outcome.state != "failed"))
-        state = {"complete": TrialState.COMPLETE, "infeasible": TrialState.COMPLETE, "pruned": TrialState.PRUNED,
-                 "failed": TrialState.FAIL}[outcome.state]
-        params = {k: encode(v) for k, v in proposal.params.items()}
-        dists = self.space.distributions()
-        attrs = dict(outcome.attrs, backend=self.name)
-        trial = optuna.trial.create_trial(
-            params=params, distributions=dists, values=list(outcome.values) if ok else None, state=state,
-            user_attrs=attrs, system_attrs={"constraints": [float(outcome.constraint)],
-                                            f"constraints:{CONSTRAINT}": float(outcome.constraint)},
-            intermediate_values={s: v for s, v in outcome.intermediate})
-        self.study.add_trial(trial)
-
-    def finished_count(self) -> int:
-        return finished_count(self.study)
 
     def close(self) -> None:
         self.engine.stopped = True

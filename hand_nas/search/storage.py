@@ -1,0 +1,417 @@
+"""Study storage: the only module that talks to optuna's storage layer (public API only).
+
+Every backend's trials land here in one shape: an optuna study whose trials carry a
+``TrialRecord`` in their user attributes (one key per field), the budget constraint both where
+optuna 5 keeps it (``Trial.set_constraint``) and where optuna-dashboard 0.21 reads it (the
+``constraints`` system attribute), and the proxy's held-out MPJPE as intermediate values.
+
+Storage URLs: ``sqlite:///FILE`` (the default; long lock timeout), ``journal:///FILE`` (optuna's
+JournalStorage, append-only, NFS-friendly), ``postgresql://...`` (any SQLAlchemy URL; the driver
+comes with ``pip install 'hand-nas[cluster]'``).
+
+Liveness: every driver writes a heartbeat (a system attribute) for each trial it runs, every
+``heartbeat_s`` seconds. A RUNNING trial whose heartbeat is older than ``STALE_BEATS`` intervals
+belongs to a killed driver and is marked failed by the next driver that looks; a live driver's
+trials are never touched (several drivers may share one study).
+"""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+from hand_nas.config import DEFAULT_STORAGE
+from hand_nas.errors import HandNasError
+from hand_nas.search.records import TrialRecord
+from hand_nas.search.space import SearchSpace, encode
+
+__all__ = ["DEFAULT_STORAGE", "StudyStore", "open_storage", "read_records", "select_trial", "study_attrs",
+           "set_study_attr", "param_importances", "distributions", "make_pruner"]
+
+CONSTRAINT = "gmacs_budget"
+HEARTBEAT = "hand_nas:heartbeat"  # system attribute: [unix time, interval s, host]
+STALE_BEATS = 3  # a trial is stale after this many missed heartbeats
+PRUNERS = ("median", "none")
+
+
+def _quiet() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The database's own words ('readonly database', 'disk is full'), not SQLAlchemy's wrapper text."""
+    orig = getattr(exc, "orig", None) or exc.__cause__ or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0][:200]
+
+
+def _creation_race(why: str) -> bool:
+    """Errors two drivers get when they create one fresh database or study at the same moment."""
+    why = why.lower()
+    return any(k in why for k in ("already exists", "unique constraint", "duplicate", "database is locked"))
+
+
+def open_storage(url: str):
+    """An optuna storage for a URL (one-line errors for typos, missing drivers, unusable files)."""
+    import optuna
+
+    _quiet()
+    if url.startswith("journal:///"):
+        from optuna.storages.journal import JournalFileBackend
+
+        path = Path(url[len("journal:///") - 1:])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        except OSError as exc:
+            raise HandNasError(f"storage {url}: cannot open the journal file ({exc.strerror})") from None
+    if "://" not in url:
+        raise HandNasError(f"storage {url!r}: expected sqlite:///FILE, journal:///FILE or postgresql://USER@HOST/DB")
+    kwargs = {}
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        kwargs = {"engine_kwargs": {"connect_args": {"timeout": 120}}}
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except ModuleNotFoundError as exc:
+            raise HandNasError(f"storage {url.split('@')[-1]}: database driver {exc.name!r} is not installed "
+                               f"(pip install 'hand-nas[cluster]' for PostgreSQL)") from None
+        except Exception as exc:  # SQLAlchemy raises several types; show the database's reason
+            why = _root_cause(exc)
+            if _creation_race(why) and attempt < 4:  # two drivers creating one fresh database at once
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise HandNasError(f"storage {url.split('@')[-1]}: {why}") from None
+    raise AssertionError("unreachable")
+
+
+def distributions(space: SearchSpace) -> dict:
+    """The optuna distribution of every parameter of a space (lists enter categoricals as JSON)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    out = {}
+    for p in space.all_params():
+        if p.kind in ("choices", "scale"):
+            out[p.label] = CategoricalDistribution([encode(v) for v in p.values])
+        elif p.kind == "int":
+            out[p.label] = IntDistribution(int(p.low), int(p.high), log=p.log)
+        else:
+            out[p.label] = FloatDistribution(p.low, p.high, log=p.log)
+    return out
+
+
+def make_pruner(name: str):
+    """Early stopping judged on the stored intermediate MPJPE of the study's trials."""
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise HandNasError(f"pruner {name!r}: expected one of {PRUNERS}")
+
+
+def _given_sampler(base):
+    """A sampler that returns the parameters a strategy already chose, else defers to ``base``.
+
+    Strategies outside optuna (NNI) propose whole parameter dicts; the store creates their trials
+    through ``study.ask`` with those values, so every backend's trials are created, numbered,
+    heart-beaten and finished the same way.
+    """
+    import optuna
+
+    class GivenSampler(optuna.samplers.BaseSampler):
+        def __init__(self) -> None:
+            self.given: dict | None = None
+
+        def infer_relative_search_space(self, study, trial):
+            return {} if self.given is not None else base.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return {} if self.given is not None else base.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            if self.given is not None:
+                return self.given[param_name]
+            return base.sample_independent(study, trial, param_name, param_distribution)
+
+        def before_trial(self, study, trial):
+            base.before_trial(study, trial)
+
+        def after_trial(self, study, trial, state, values):
+            base.after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:
+            base.reseed_rng()
+
+    return GivenSampler()
+
+
+class StudyStore:
+    """One study, opened by one search driver.
+
+    Args:
+        name, url: the study and its storage URL.
+        space: fixes the number of objectives and the parameters' distributions.
+        sampler: the optuna sampler of an optuna strategy (None: trials only take given parameters).
+        pruner: early stopping rule name (``PRUNERS``); multi-objective studies cannot prune.
+        heartbeat_s: seconds between heartbeats of this driver's running trials.
+    """
+
+    def __init__(self, name: str, url: str, space: SearchSpace, sampler=None, pruner: str = "none",
+                 heartbeat_s: float = 30.0) -> None:
+        import optuna
+
+        self.name, self.url, self.space = name, url, space
+        self.pruner_name = "none" if space.multi_objective else pruner
+        self.storage = open_storage(url)
+        self.distributions = distributions(space)
+        self._sampler = _given_sampler(sampler or optuna.samplers.RandomSampler())
+        directions = ["minimize"] * len(space.objectives)
+        for attempt in range(5):
+            try:
+                self.study = optuna.create_study(study_name=name, storage=self.storage, directions=directions,
+                                                 sampler=self._sampler, pruner=make_pruner(self.pruner_name),
+                                                 load_if_exists=True)
+                break
+            except Exception as exc:  # a concurrent driver created it between our check and insert
+                if attempt == 4 or not _creation_race(_root_cause(exc)):
+                    raise HandNasError(f"storage {url.split('@')[-1]}: {_root_cause(exc)}") from None
+                time.sleep(0.2 * (attempt + 1))
+        if len(self.study.directions) != len(directions):
+            raise HandNasError(f"study {name!r} has {len(self.study.directions)} objective(s); the space "
+                               f"{space.source} has {len(directions)} ({', '.join(space.objectives)})")
+        self._study_id = self.storage.get_study_id_from_name(name)
+        self.heartbeat_s = heartbeat_s
+        self._live: dict[int, object] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._beater = threading.Thread(target=self._beat_loop, daemon=True, name="hand-nas-heartbeat")
+        self._beater.start()
+
+    # --- study attributes -----------------------------------------------------------------------
+
+    @property
+    def attrs(self) -> dict:
+        return dict(self.study.user_attrs)
+
+    def claim(self, attrs: dict, must_match=("backend", "sampler")) -> None:
+        """Write the study's attributes on first use; refuse a run whose ``must_match`` keys differ."""
+        stored = self.study.user_attrs
+        for key in must_match:
+            if key in stored and key in attrs and stored[key] != attrs[key]:
+                raise HandNasError(f"study {self.name!r} was created with {key} {stored[key]!r}; pass --{key} "
+                                   f"{stored[key]} to resume it (optuna does not store samplers)")
+        for key, value in attrs.items():
+            if key not in stored:
+                self.study.set_user_attr(key, value)
+
+    # --- trials ---------------------------------------------------------------------------------
+
+    def ask(self, params: dict | None = None):
+        """Create a RUNNING trial and start its heartbeat; returns the optuna trial.
+
+        With ``params`` (a strategy's own choice, decoded values) the trial takes exactly those;
+        without, the optuna sampler samples inside it as the strategy suggests (define-by-run).
+        """
+        if params is not None:
+            self._sampler.given = {k: encode(v) for k, v in params.items()}
+            try:
+                trial = self.study.ask(fixed_distributions={k: self.distributions[k] for k in params})
+            finally:
+                self._sampler.given = None
+        else:
+            trial = self.study.ask()
+        with self._lock:
+            self._live[trial.number] = trial
+        self._beat(trial.number)
+        return trial
+
+    def _trial_id(self, number: int) -> int:
+        return self.storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+
+    def _beat(self, number: int) -> None:
+        self.storage.set_trial_system_attr(self._trial_id(number), HEARTBEAT,
+                                           [time.time(), self.heartbeat_s, socket.gethostname()])
+
+    def _beat_loop(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            with self._lock:
+                numbers = list(self._live)
+            for n in numbers:
+                try:
+                    self._beat(n)
+                except Exception:  # a transient storage error; the next beat retries
+                    pass
+
+    def finish(self, record: TrialRecord, values=None) -> None:
+        """Store a trial's record and end it in the state the record says (its heartbeat stops)."""
+        from optuna.trial import TrialState
+
+        with self._lock:
+            trial = self._live.pop(record.number, None)
+        if trial is None:
+            raise HandNasError(f"study {self.name!r}: trial {record.number} is not running in this driver")
+        tid = self._trial_id(record.number)
+        for key, value in record.to_attrs().items():
+            trial.set_user_attr(key, value)
+        violation = record.cost.violation if record.cost else 0.0
+        trial.set_constraint(CONSTRAINT, float(violation))
+        self.storage.set_trial_system_attr(tid, "constraints", [float(violation)])  # optuna-dashboard 0.21
+        for h in record.history:
+            if h["step"] > 0:
+                self.storage.set_trial_intermediate_value(tid, h["step"], float(h["mpjpe_mm"]))
+        if record.state in ("complete", "infeasible"):
+            self.study.tell(trial, list(values), skip_if_finished=True)
+        else:
+            state = TrialState.PRUNED if record.state == "pruned" else TrialState.FAIL
+            self.study.tell(trial, state=state, skip_if_finished=True)
+
+    def fail_stale(self) -> int:
+        """Mark RUNNING trials whose driver stopped beating as failed; returns how many."""
+        from optuna.trial import TrialState
+
+        now, stale = time.time(), []
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            with self._lock:
+                if t.number in self._live:
+                    continue
+            beat = t.system_attrs.get(HEARTBEAT)
+            if beat is None:  # created without a heartbeat (an older hand-nas); judge by its start time
+                last, interval = (t.datetime_start.timestamp() if t.datetime_start else 0.0), self.heartbeat_s
+            else:
+                last, interval = float(beat[0]), float(beat[1])
+            if now - last > STALE_BEATS * interval:
+                stale.append((t, now - last))
+        for t, age in stale:
+            tid = self._trial_id(t.number)
+            self.storage.set_trial_user_attr(tid, "state", "failed")
+            self.storage.set_trial_user_attr(tid, "error", f"interrupted: no heartbeat for {age:.0f} s "
+                                                           f"(its search process was killed)")
+            self.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        return len(stale)
+
+    def finished_count(self) -> int:
+        from optuna.trial import TrialState
+
+        return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                  TrialState.FAIL)))
+
+    def records(self) -> list[TrialRecord]:
+        return [_record(t) for t in self.study.get_trials(deepcopy=False)]
+
+    def reporter(self, number: int):
+        """A picklable ``fn(step, mpjpe_mm) -> stop?`` for the worker training trial ``number``."""
+        return None if self.pruner_name == "none" else Reporter(self.url, self.name, number, self.pruner_name)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._beater.join(timeout=5)
+
+
+class Reporter:
+    """Writes a worker's held-out MPJPE as the trial's intermediate value and asks the study's pruner."""
+
+    def __init__(self, url: str, study: str, number: int, pruner: str) -> None:
+        self.url, self.study_name, self.number, self.pruner = url, study, number, pruner
+        self._opened = None
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_opened"} | {"_opened": None}
+
+    def __call__(self, step: int, value: float) -> bool:
+        import optuna
+
+        if self._opened is None:
+            storage = open_storage(self.url)
+            study = optuna.load_study(study_name=self.study_name, storage=storage, pruner=make_pruner(self.pruner))
+            tid = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(self.study_name),
+                                                                  self.number)
+            self._opened = (storage, study, tid)
+        storage, study, tid = self._opened
+        storage.set_trial_intermediate_value(tid, step, float(value))
+        return bool(study.pruner.prune(study, storage.get_trial(tid)))
+
+
+# --- reading studies ---------------------------------------------------------------------------
+
+def _record(t) -> TrialRecord:
+    return TrialRecord.from_attrs(t.number, t.user_attrs, t.values, running=t.state.name == "RUNNING")
+
+
+def _load(name: str, url: str):
+    import optuna
+
+    storage = open_storage(url)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        raise HandNasError(f"{url}: no study named {name!r} (studies: {', '.join(names) or 'none'})") from None
+
+
+def read_records(name: str, url: str = DEFAULT_STORAGE) -> list[TrialRecord]:
+    """Every trial of a stored study as a ``TrialRecord``, by trial number."""
+    return [_record(t) for t in _load(name, url).get_trials(deepcopy=False)]
+
+
+def study_attrs(name: str, url: str = DEFAULT_STORAGE) -> dict:
+    return dict(_load(name, url).user_attrs)
+
+
+def set_study_attr(name: str, url: str, key: str, value) -> None:
+    _load(name, url).set_user_attr(key, json.loads(json.dumps(value)))
+
+
+def study_id(name: str, url: str) -> int:
+    """The storage's id of a study (optuna-dashboard's URLs use it)."""
+    return open_storage(url).get_study_id_from_name(_load(name, url).study_name)
+
+
+def select_trial(records: list[TrialRecord], which: str | int = "best", study: str = "",
+                 need_checkpoint: bool = False) -> TrialRecord:
+    """'best' (lowest held-out MPJPE among trained trials) or a trial number."""
+    from hand_nas.search.records import best_trained
+
+    if which == "best":
+        rec = best_trained(records)
+        if rec is None:
+            raise HandNasError(f"study {study!r}: no feasible completed trial")
+    else:
+        if not str(which).isdigit():
+            raise HandNasError(f"--trial {which!r}: expected 'best' or a trial number")
+        rec = next((r for r in records if r.number == int(which)), None)
+        if rec is None:
+            raise HandNasError(f"study {study!r}: no trial {which} (trials 0..{len(records) - 1})")
+    if need_checkpoint and (not rec.checkpoint or not Path(rec.checkpoint).is_dir()):
+        raise HandNasError(f"study {study!r} trial {rec.number}: no checkpoint on disk ({rec.checkpoint})")
+    return rec
+
+
+def param_importances(name: str, url: str) -> tuple[dict, str]:
+    """Parameter importances for MPJPE (optuna's default evaluator) over the trained trials, with a note."""
+    import warnings
+
+    import optuna
+
+    study = _load(name, url)
+    done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if _record(t).trained]
+    if len(done) < 4:
+        return {}, f"{len(done)} completed feasible trials: importances need at least 4"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sub = optuna.create_study(directions=["minimize"])
+            for t in done:
+                sub.add_trial(optuna.trial.create_trial(params=t.params, distributions=t.distributions,
+                                                        values=[t.values[0]]))
+            imp = optuna.importance.get_param_importances(sub)
+        return {k: float(v) for k, v in imp.items()}, (f"optuna's default importance evaluator over {len(done)} "
+                                                       "completed feasible trials (target: MPJPE)")
+    except Exception as exc:  # optuna raises several types for degenerate studies
+        return {}, f"importances unavailable: {exc}"
