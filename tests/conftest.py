@@ -48,3 +48,50 @@ def interhand_tree(tmp_path_factory, hand_home):
     root = tmp_path_factory.mktemp("ih26m")
     info = write_mock_interhand(root, split="test", captures=2, frames=2, cameras=2)
     return root, info
+
+
+def _pg_bindir():
+    import glob
+    import shutil
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    path = found[-1] if found else shutil.which("initdb")
+    return os.path.dirname(path) if path else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server on 127.0.0.1 for this test session (Debian's package; .ci/run installs it).
+
+    Skipped only where no server binaries exist and HAND_NAS_REQUIRE_POSTGRES is unset (CI sets it).
+    """
+    import socket
+    import subprocess
+    import tempfile
+
+    bindir = _pg_bindir()
+    if bindir is None:
+        if os.environ.get("HAND_NAS_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL server binaries (initdb) not found; install Debian's postgresql package")
+        pytest.skip("no PostgreSQL server binaries (apt-get install postgresql)")
+    root = tempfile.mkdtemp(prefix="hand-nas-pg-")
+    as_user = []
+    if os.geteuid() == 0:  # postgres refuses to run as root: run it as the package's own user
+        import shutil
+
+        shutil.chown(root, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = os.path.join(root, "data")
+    run = lambda *cmd: subprocess.run(as_user + list(cmd), check=True, capture_output=True, timeout=120)  # noqa: E731
+    run(f"{bindir}/initdb", "-D", data, "-U", "hand", "-A", "trust")
+    run(f"{bindir}/pg_ctl", "-D", data, "-w", "-l", os.path.join(root, "log"), "-o",
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
+    try:
+        run(f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "hand", "handnas")
+        yield f"postgresql://hand@127.0.0.1:{port}/handnas"
+    finally:
+        subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "stop"], capture_output=True, timeout=60)
+        subprocess.run(["rm", "-rf", root])

@@ -162,9 +162,13 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path, space_file
     assert any(r.state == "complete" for r in records)
 
 
-def test_two_drivers_share_one_study(tmp_path, hand_home):
-    """Two driver processes started at once on one SQLite study: 2N trials, unique numbers, none failed."""
-    space, storage, n = _space(tmp_path), f"sqlite:///{tmp_path}/shared.db", 3
+@pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
+def test_two_drivers_share_one_study(tmp_path, hand_home, kind, request):
+    """Two driver processes started at once on one study: 2N trials, unique numbers, none failed.
+    PostgreSQL is a real server (``postgres_url``), not a mock."""
+    storage = {"sqlite": f"sqlite:///{tmp_path}/shared.db", "journal": f"journal:///{tmp_path}/shared.log"}.get(kind)
+    storage = storage or request.getfixturevalue("postgres_url")
+    space, n = _space(tmp_path), 2
     procs = [subprocess.Popen(_search_cmd(space, storage, tmp_path / "runs", "optuna", trials=2 * n, heartbeat=2),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
              for _ in range(2)]
@@ -173,6 +177,7 @@ def test_two_drivers_share_one_study(tmp_path, hand_home):
     records = read_records("s", storage)
     assert len(records) == 2 * n and sorted(r.number for r in records) == list(range(2 * n))
     assert all(r.state in ("complete", "infeasible") for r in records), [(r.state, r.error) for r in records]
+    assert len({r.checkpoint for r in records if r.checkpoint}) == sum(1 for r in records if r.checkpoint)
 
 
 def test_an_unsupported_backend_sampler_pair_is_an_error(tmp_path, space_file):

@@ -39,7 +39,7 @@ def intaghand() -> ModelCfg:
 def internet() -> ModelCfg:
     """InterNet (Moon et al., ECCV 2020): ResNet-50 + PoseNet with 21x64x64x64 3D heatmaps per hand.
 
-    fvcore eval: 11.9516 = 5.3673 (image: ResNet-50) + 6.5843 (pose) GMACs. LWA-HAND's Table 1 lists
+    fvcore eval: 11.9507 = 5.3675 (image: ResNet-50) + 6.5833 (pose) GMACs. LWA-HAND's Table 1 lists
     the pose part as 14.12: that figure is not a MAC count of this network; it matches a
     deconvolution-counting bug of older profilers (DeepSpeed <= 0.7 sizes ConvTranspose2d as
     Cin*Cin*k^2*Hin*Win: 14.095), so hand-nas reports 6.58.

@@ -70,6 +70,8 @@ def open_storage(url: str):
             raise HandNasError(f"storage {url}: cannot open the journal file ({exc.strerror})") from None
     if "://" not in url:
         raise HandNasError(f"storage {url!r}: expected sqlite:///FILE, journal:///FILE or postgresql://USER@HOST/DB")
+    if url.startswith(("postgresql://", "postgres://")):  # SQLAlchemy would pick psycopg2; the [cluster] extra has psycopg 3
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     kwargs = {}
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
