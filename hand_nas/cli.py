@@ -136,9 +136,9 @@ def cmd_cost(args) -> None:
 
 
 def resolve_data(spec: str, n: int, quiet: bool = False):
-    from hand_nas.data.synthetic import cached_synthetic
+    from hand_nas.search.runner import data_dir
 
-    return cached_synthetic(n, progress=not quiet) if spec == "synthetic" else spec
+    return data_dir(spec, n, progress=not quiet)
 
 
 def cmd_train(args) -> None:
@@ -228,6 +228,29 @@ def cmd_trial_show(args) -> None:
         with atomic_file(args.config_out, "w") as fh:
             yaml.safe_dump({"model": cfg.to_dict()}, fh, sort_keys=False)
         print(f"wrote {args.config_out}")
+
+
+def cmd_proxy_check(args) -> None:
+    from hand_nas.atomic import atomic_file
+    from hand_nas.report.proxy_check import ProxyCheckCfg, format_check, run_check
+    from hand_nas.search.runner import data_dir
+    from hand_nas.search.space import load_space
+
+    space = load_space(args.space)
+    data = str(data_dir(args.data, space.synthetic_n, progress=not args.quiet))
+    result = run_check(space, ProxyCheckCfg(n=args.n, factor=args.factor, seeds=args.seeds, sample_seed=args.sample_seed),
+                       data, max_minutes=args.max_minutes, mano_dir=args.mano, progress=not args.quiet)
+    print(format_check(result))
+    out = Path(args.out or f"runs/proxy_check/{space.name}.json")
+    with atomic_file(out, "w") as fh:
+        json.dump(result, fh, indent=1)
+    print(f"wrote {out}")
+    if args.study:
+        from hand_nas.search.storage import set_study_attr
+
+        set_study_attr(args.study, args.storage, "proxy_check", {k: result[k] for k in ("summary", "warning", "proxy",
+                                                                                         "long", "complete")})
+        print(f"stored in study {args.study!r} ({args.storage}) for its report")
 
 
 # --- compression and inference (the compress package: see compress/workflows.py) ------------------
@@ -436,6 +459,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_search)
+
+    proxy = sub.add_parser("proxy", help="proxy quality: does the search's cheap training rank like a long one?"
+                           ).add_subparsers(dest="proxy_command", required=True)
+    p = proxy.add_parser("check", help="Kendall tau / Spearman rho of the space's proxy vs a longer training, seed noise "
+                                       "vs the spread between architectures (resumable: runs are cached)")
+    p.add_argument("--space", required=True, help="a search space YAML or a shipped space's name")
+    p.add_argument("--n", type=int, default=8, help="sampled architectures (the base preset is added)")
+    p.add_argument("--factor", type=int, default=10, help="the long training is FACTOR x the proxy's steps")
+    p.add_argument("--seeds", type=int, default=2, help="proxy trainings per architecture")
+    p.add_argument("--sample-seed", type=int, default=0)
+    p.add_argument("--max-minutes", type=float, help="stop starting new runs after this many minutes (continue later)")
+    p.add_argument("--data", default="synthetic")
+    p.add_argument("--out", help="result JSON (default runs/proxy_check/SPACE.json)")
+    p.add_argument("--study", help="also store the figures in this study, for its report")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=STORAGE_HELP)
+    p.add_argument("--quiet", action="store_true")
+    _add_mano(p)
+    p.set_defaults(func=cmd_proxy_check)
 
     trial = sub.add_parser("trial", help="inspect stored trials").add_subparsers(dest="trial_command", required=True)
     p = trial.add_parser("show", help="a trial's record; rebuilds its model from the storage alone")

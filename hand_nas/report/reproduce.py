@@ -58,23 +58,34 @@ def resolve_proxy(name: str, data: str = "synthetic") -> tuple[TrainCfg, str]:
     return cfg, data
 
 
-def proxy_metrics(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str, mano_dir=None, log=print) -> dict:
-    """{'mpjpe_mm', 'mpvpe_mm', 'seconds'} after training ``model_cfg`` under ``train_cfg`` (cached)."""
-    from hand_nas.atomic import atomic_file
+def _cache_path(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str) -> Path:
     from hand_nas.paths import home
-    from hand_nas.train import train
 
     # Cache key, machine-independent by construction: JSON of the configs (float repr is exact and portable)
     # and the data folder's path; it never hashes computed floats.
     key = hashlib.sha256(json.dumps([model_cfg.to_dict(), train_cfg.to_dict(), str(data)], sort_keys=True)
                          .encode()).hexdigest()[:16]
-    path = home() / "proxy_runs" / f"{model_cfg.name}-{key}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
+    return home() / "proxy_runs" / f"{model_cfg.name}-{key}.json"
+
+
+def cached_metrics(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str) -> dict | None:
+    """The cached result of ``proxy_metrics`` for these arguments, or None if it was never run."""
+    path = _cache_path(model_cfg, train_cfg, data)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def proxy_metrics(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str, mano_dir=None, log=print) -> dict:
+    """{'mpjpe_mm', 'mpvpe_mm', 'seconds'} after training ``model_cfg`` under ``train_cfg`` (cached)."""
+    from hand_nas.atomic import atomic_file
+    from hand_nas.train import train
+
+    cached = cached_metrics(model_cfg, train_cfg, data)
+    if cached is not None:
+        return cached
     log(f"training {model_cfg.name}: {train_cfg.steps} steps at {train_cfg.resolution} px on {data}")
     r = train(model_cfg, train_cfg, data, mano_dir=mano_dir, progress=True)
     out = {"mpjpe_mm": r.metrics.mpjpe_mm, "mpvpe_mm": r.metrics.mpvpe_mm, "seconds": round(r.seconds, 1)}
-    with atomic_file(path, "w") as fh:
+    with atomic_file(_cache_path(model_cfg, train_cfg, data), "w") as fh:
         json.dump(out, fh)
     return out
 

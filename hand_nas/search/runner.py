@@ -79,7 +79,7 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
     space = with_budget(space or load_space(cfg.space), cfg.budget_gmacs)
     sampler = resolve_sampler(cfg.backend, cfg.sampler)
     folder = trial_folder(cfg.out, cfg.study)
-    data = _data_dir(cfg.data, space)
+    data = data_dir(cfg.data, space.synthetic_n)
     store = StudyStore(cfg.study, cfg.storage, space,
                        sampler=study_sampler(cfg.backend, sampler, cfg.seed, space.multi_objective, cfg.workers),
                        pruner=cfg.pruner, heartbeat_s=cfg.heartbeat_s)
@@ -171,11 +171,12 @@ def _evaluate(cfg_dict, proxy_dict, data, ckpt, reporter, latency):
     return evaluate_config(cfg_dict, proxy_dict, data, ckpt, reporter, latency)
 
 
-def _data_dir(spec: str, space: SearchSpace) -> Path:
+def data_dir(spec: str, synthetic_n: int, progress: bool = False) -> Path:
+    """The sample folder a run reads: 'synthetic' (the cached embedded set of that size) or a prepared folder."""
     if spec == "synthetic":
         from hand_nas.data.synthetic import cached_synthetic
 
-        return cached_synthetic(space.synthetic_n, progress=False)
+        return cached_synthetic(synthetic_n, progress=progress)
     path = Path(spec)
     if not (path / "meta.json").is_file():
         raise HandNasError(f"{path}: not a sample directory (no meta.json); pass --data synthetic or a prepared set")

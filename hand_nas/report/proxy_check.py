@@ -1,0 +1,180 @@
+"""How well a space's proxy ranks architectures: rank correlation with a longer training, and seed noise.
+
+The NAS literature judges a cheap evaluation by the rank correlation between its scores and those
+of full training (short-training proxies typically reach Kendall tau 0.6-0.8). The check samples
+``n`` feasible architectures spread over the space's cost range plus the base preset, trains each
+under the space's proxy with ``seeds`` seeds and once under a training ``factor`` times longer,
+and compares: Kendall tau and Spearman rho (proxy mean vs long), top-3 overlap, the seed-to-seed
+noise (mean |difference| in mm, seed-vs-seed tau) against the spread between architectures (std of
+the proxy means in mm). Every run is cached per (config, training, data) in
+``$HAND_NAS_HOME/proxy_runs``, so the check resumes after a kill and runs in chunks
+(``max_minutes``). MPJPE: held-out, mm, IntagHand protocol.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from hand_nas.config import ModelCfg, TrainCfg
+from hand_nas.search.space import SearchSpace
+
+# The proxy's noise is "comparable to the differences it ranks" above this ratio of seed noise to spread.
+NOISE_WARN_RATIO = 1 / 3
+
+
+@dataclass(frozen=True)
+class ProxyCheckCfg:
+    """Attributes:
+        n: sampled architectures (the base preset is added).
+        factor: the long training is ``factor`` times the proxy's steps.
+        seeds: proxy trainings per architecture (seeds 0..seeds-1).
+        sample_seed: seed of the architecture sample.
+    """
+
+    n: int = 8
+    factor: int = 10
+    seeds: int = 2
+    sample_seed: int = 0
+
+
+def pick_architectures(space: SearchSpace, n: int, seed: int = 0) -> list[tuple[str, ModelCfg, float]]:
+    """(label, config, GMACs): the base preset plus ``n`` feasible samples at evenly spaced cost quantiles."""
+    from hand_nas.errors import HandNasError
+    from hand_nas.search.gate import gate
+
+    rng = np.random.default_rng(seed)
+    pool: list[tuple[float, ModelCfg]] = []
+    for _ in range(200 * n):
+        if len(pool) >= 20 * n:
+            break
+        try:
+            cfg = space.build(space.random_params(rng))
+        except HandNasError:
+            continue
+        g = gate(cfg, space.budget_gmacs)
+        if g.feasible:
+            pool.append((g.gmacs_total, cfg))
+    pool.sort(key=lambda x: x[0])
+    picks = sorted({int(round(i)) for i in np.linspace(0, len(pool) - 1, min(n, len(pool)))})
+    base = space.base_cfg(space.base[0] if len(space.base) > 1 else None)
+    out = [(base.name, base, _gmacs(base))]
+    out += [(f"sample{k}", dataclasses.replace(pool[i][1], name=f"{space.name}-sample{k}"), pool[i][0])
+            for k, i in enumerate(picks)]
+    return out
+
+
+def _gmacs(cfg: ModelCfg) -> float:
+    from hand_nas.search.gate import estimate_gmacs
+
+    return estimate_gmacs(cfg)
+
+
+def long_training(proxy: TrainCfg, factor: int) -> TrainCfg:
+    """The proxy ``factor`` times longer (warm-up and evaluation spacing scaled alike)."""
+    return dataclasses.replace(proxy, steps=proxy.steps * factor, warmup=proxy.warmup * factor,
+                               eval_every=proxy.eval_every * factor)
+
+
+def _kendall(a, b) -> float | None:
+    from scipy.stats import kendalltau
+
+    return None if len(a) < 3 else float(kendalltau(a, b).statistic)
+
+
+def _spearman(a, b) -> float | None:
+    from scipy.stats import spearmanr
+
+    return None if len(a) < 3 else float(spearmanr(a, b).statistic)
+
+
+def summarize(archs: list[dict], seeds: int) -> dict:
+    """Rank and noise figures over the architectures that have every run (pure).
+
+    Each arch: {'label', 'gmacs', 'proxy_mm': [per seed, None while not run], 'long_mm': float | None}.
+    """
+    done = [a for a in archs if a["long_mm"] is not None and all(v is not None for v in a["proxy_mm"])]
+    out = {"architectures": len(archs), "complete": len(done), "seeds": seeds}
+    if len(done) < 3:
+        return out
+    proxy = [float(np.mean(a["proxy_mm"])) for a in done]
+    long = [a["long_mm"] for a in done]
+    out.update(kendall_tau=_kendall(proxy, long), spearman_rho=_spearman(proxy, long),
+               kendall_tau_one_seed=_kendall([a["proxy_mm"][0] for a in done], long),
+               spread_mm=float(np.std(proxy)), long_spread_mm=float(np.std(long)))
+    top = lambda xs: {done[i]["label"] for i in np.argsort(xs)[:3]}  # noqa: E731
+    out["top3_overlap"] = len(top(proxy) & top(long))
+    if seeds >= 2:
+        s0, s1 = [a["proxy_mm"][0] for a in done], [a["proxy_mm"][1] for a in done]
+        out["seed_noise_mm"] = float(np.mean(np.abs(np.subtract(s0, s1))))
+        out["seed_tau"] = _kendall(s0, s1)
+        out["noise_to_spread"] = out["seed_noise_mm"] / out["spread_mm"] if out["spread_mm"] > 0 else math.inf
+    return out
+
+
+def warning(summary: dict) -> str:
+    """A plain warning when the proxy's seed noise is comparable to the differences it ranks ('' if not)."""
+    ratio = summary.get("noise_to_spread")
+    if ratio is None or ratio <= NOISE_WARN_RATIO:
+        return ""
+    return (f"the proxy's seed-to-seed noise ({summary['seed_noise_mm']:.2f} mm) is {ratio:.2f}x the spread between "
+            f"architectures ({summary['spread_mm']:.2f} mm): its ranking is not to be trusted")
+
+
+def run_check(space: SearchSpace, cfg: ProxyCheckCfg, data: str, max_minutes: float | None = None,
+              mano_dir=None, progress: bool = True) -> dict:
+    """Train what is missing (cached runs are free), stopping after ``max_minutes``; returns the result."""
+    from tqdm import tqdm
+
+    from hand_nas.report.reproduce import cached_metrics, proxy_metrics
+
+    archs = pick_architectures(space, cfg.n, cfg.sample_seed)
+    long = long_training(space.proxy, cfg.factor)
+    plan = [(i, s, dataclasses.replace(space.proxy, seed=s)) for i in range(len(archs)) for s in range(cfg.seeds)]
+    plan += [(i, None, long) for i in range(len(archs))]
+    rows = [{"label": label, "gmacs": round(g, 4), "proxy_mm": [None] * cfg.seeds, "long_mm": None,
+             "config": c.to_dict()} for label, c, g in archs]
+    t0, stopped = time.perf_counter(), False
+    bar = tqdm(plan, desc="proxy check", unit="run", disable=not progress)
+    for i, seed, train_cfg in bar:
+        m = cached_metrics(archs[i][1], train_cfg, data)
+        if m is None:
+            if max_minutes is not None and (time.perf_counter() - t0) / 60 > max_minutes:
+                stopped = True
+                continue
+            bar.set_postfix(arch=archs[i][0], steps=train_cfg.steps)
+            m = proxy_metrics(archs[i][1], train_cfg, data, mano_dir, log=lambda *a: None)
+        if seed is None:
+            rows[i]["long_mm"] = m["mpjpe_mm"]
+        else:
+            rows[i]["proxy_mm"][seed] = m["mpjpe_mm"]
+    bar.close()
+    summary = summarize(rows, cfg.seeds)
+    return {"space": space.source, "proxy": space.proxy.to_dict(), "long": long.to_dict(), "data": data,
+            "check": dataclasses.asdict(cfg), "complete": not stopped and summary["complete"] == len(rows),
+            "summary": summary, "warning": warning(summary), "architectures": rows,
+            "minutes_this_run": round((time.perf_counter() - t0) / 60, 1)}
+
+
+def format_check(result: dict) -> str:
+    """The check as text: one line per architecture, then the figures."""
+    s = result["summary"]
+    lines = [f"proxy {result['proxy']['steps']} steps at {result['proxy']['resolution']} px vs {result['long']['steps']} "
+             f"steps; held-out MPJPE, mm, IntagHand protocol; data {result['data']}",
+             f"{'arch':<10} {'GMACs':>7} " + " ".join(f"{'seed ' + str(k):>8}" for k in range(result['check']['seeds']))
+             + f" {'long':>8}"]
+    fmt = lambda v: f"{v:8.2f}" if v is not None else f"{'-':>8}"  # noqa: E731
+    for a in result["architectures"]:
+        lines.append(f"{a['label']:<10} {a['gmacs']:7.4f} " + " ".join(fmt(v) for v in a["proxy_mm"]) + f" {fmt(a['long_mm'])}")
+    lines.append(f"{s['complete']}/{s['architectures']} architectures complete"
+                 + ("" if result["complete"] else " (partial: run the same command again to continue)"))
+    for key in ("kendall_tau", "kendall_tau_one_seed", "spearman_rho", "top3_overlap", "seed_noise_mm", "seed_tau",
+                "spread_mm", "noise_to_spread", "baseline_mpjpe_mm"):
+        if s.get(key) is not None:
+            lines.append(f"  {key:<22} {s[key]:.3f}" if isinstance(s[key], float) else f"  {key:<22} {s[key]}")
+    if result["warning"]:
+        lines.append(f"WARNING: {result['warning']}")
+    return "\n".join(lines)

@@ -1,0 +1,46 @@
+"""The proxy check: rank and noise figures (pure), and a tiny resumable run."""
+from __future__ import annotations
+
+import pytest
+
+from hand_nas.report.proxy_check import ProxyCheckCfg, format_check, run_check, summarize, warning
+
+SPACE = """
+name: pc
+base: lwa_hand
+budget: {gmacs: 0.47}
+objectives: [mpjpe]
+proxy: {resolution: 64, steps: 2, batch: 4, eval_every: 0, warmup: 1, augment: false}
+data: {synthetic_n: 24}
+params:
+  encoder.tokens: {choices: [2, 4, 6]}
+  encoder.stages.*.width: {scale: [0.75, 1.0], round: 8}
+"""
+
+
+def test_summary_figures_by_hand():
+    archs = [{"label": f"a{i}", "gmacs": 0.3, "proxy_mm": p, "long_mm": l}
+             for i, (p, l) in enumerate([([10, 12], 5), ([20, 22], 8), ([30, 31], 9), ([40, 44], 20)])]
+    s = summarize(archs, seeds=2)
+    assert s["complete"] == 4 and s["kendall_tau"] == pytest.approx(1.0) and s["spearman_rho"] == pytest.approx(1.0)
+    assert s["seed_noise_mm"] == pytest.approx((2 + 2 + 1 + 4) / 4) and s["top3_overlap"] == 3
+    assert s["noise_to_spread"] < 1 / 3 and warning(s) == ""
+    noisy = summarize([dict(a, proxy_mm=[a["proxy_mm"][0], 100 - a["proxy_mm"][0]]) for a in archs], seeds=2)
+    assert "not to be trusted" in warning(noisy)
+
+
+def test_a_tiny_check_runs_and_resumes_from_its_cache(tmp_path, hand_home, monkeypatch):
+    from hand_nas.search.runner import data_dir
+    from hand_nas.search.space import load_space
+
+    (tmp_path / "pc.yaml").write_text(SPACE)
+    space = load_space(tmp_path / "pc.yaml")
+    data = str(data_dir("synthetic", space.synthetic_n))
+    cfg = ProxyCheckCfg(n=2, factor=2, seeds=2)
+    first = run_check(space, cfg, data, progress=False)
+    assert first["complete"] and first["summary"]["complete"] == 3  # base preset + 2 samples
+    assert first["architectures"][0]["label"] == "lwa_hand" and "kendall_tau" in first["summary"]
+    assert "long" in format_check(first)
+    monkeypatch.setattr("hand_nas.train.train", lambda *a, **k: pytest.fail("retrained a cached run"))
+    again = run_check(space, cfg, data, progress=False)
+    assert again["architectures"] == first["architectures"]
