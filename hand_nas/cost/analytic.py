@@ -126,7 +126,8 @@ def encoder_macs(cfg: EncoderCfg, size: int, tokens_read: bool = True) -> tuple[
         for i in range(s.depth):  # InvertedResidual, or _DnaBlock for mobile_former
             st = s.stride if i == 0 else 1
             if tokens:  # _DnaBlock.m2f reads the block input, then _DnaBlock.former
-                m += mobile_to_former_macs(cin, cfg.token_dim, cfg.tokens, h * w) + former_macs(cfg.token_dim, cfg.tokens)
+                m += mobile_to_former_macs(cin, cfg.token_dim, cfg.tokens, h * w)
+                m += former_macs(cfg.token_dim, cfg.tokens)
             mm, h, w = inverted_residual_macs(cin, s.width, st, s.expansion, h, w)  # _DnaBlock.mobile
             m += mm
             cin = s.width
