@@ -55,25 +55,15 @@ def test_an_unreachable_budget_is_refused_before_training(tmp_path):
         load_space(path)
 
 
-def test_gate_is_fast_and_matches_fvcore():
+def test_gate_is_fast():
+    """The gate's numbers equal fvcore's: tests/test_analytic.py checks them on every preset and space."""
     import time
-
-    from hand_nas.cost.flops import model_cost
-    from hand_nas.models import build_model
 
     space = load_space("search_spaces/lwa.yaml")
     rng = np.random.default_rng(1)
     cfgs = [space.build(space.random_params(rng)) for _ in range(60)]
     t = time.perf_counter()
-    results = [gate(c, space.budget_gmacs) for c in cfgs]
+    for c in cfgs:
+        gate(c, space.budget_gmacs)
     rate = len(cfgs) / (time.perf_counter() - t)
     assert rate > 20, rate  # the issue's floor: 20 configurations per second through the gate
-    checked = list(zip(cfgs, results))[:2]
-    for name in ("lagc", "joint", "tiny"):  # cross-check the closed form against fvcore on every space
-        other = load_space(f"search_spaces/{name}.yaml")
-        for _ in range(2):
-            cfg = other.build(other.random_params(rng))
-            checked.append((cfg, gate(cfg, other.budget_gmacs)))
-    for cfg, g in checked:
-        r = model_cost(build_model(cfg))
-        assert abs(r.gmacs_image - g.gmacs_image) < 1e-9 and abs(r.gmacs_pose - g.gmacs_pose) < 1e-9, cfg

@@ -34,8 +34,8 @@ def _cost(cfg_json: str) -> tuple[float, float]:
 
     cfg = ModelCfg.from_dict(json.loads(cfg_json))
     if cfg.head == "graph":
-        c = analytic.model_cost(cfg)
-        return c.image / 1e9, c.pose / 1e9
+        c = analytic.model_macs(cfg)
+        return c.image_macs / 1e9, c.pose_macs / 1e9
     from hand_nas.cost.flops import model_cost
     from hand_nas.models import build_model
 
