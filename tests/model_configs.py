@@ -26,3 +26,15 @@ def small_model(encoder: str = "mobilenet_v2", bridge: str = "mhsa", cross: str 
         bridge=BridgeCfg(levels=levels, blocks=1, attention=bridge, image_tokens=16, grid_dims=(16, 16, 16)),
         graph=GraphCfg(dims=(32, 16, 16, 16)[:levels + 1], cheb_order=cheb_order, cross_hand=cross, heads=2,
                        dropout=0.0))
+
+
+def fvcore_macs_of(cfg_dict: dict, size: int = 256) -> tuple[int, int]:
+    """fvcore's (image, pose) MACs of a config dict as integers; a top-level function so worker processes can run it."""
+    import torch
+
+    from hand_nas.cost.flops import model_cost
+    from hand_nas.models import build_model
+
+    torch.set_num_threads(1)  # a worker process of its own: one core each
+    r = model_cost(build_model(ModelCfg.from_dict(cfg_dict)), size)
+    return round(r.gmacs_image * 1e9), round(r.gmacs_pose * 1e9)

@@ -44,3 +44,15 @@ def test_a_tiny_check_runs_and_resumes_from_its_cache(tmp_path, hand_home, monke
     monkeypatch.setattr("hand_nas.train.train", lambda *a, **k: pytest.fail("retrained a cached run"))
     again = run_check(space, cfg, data, progress=False)
     assert again["architectures"] == first["architectures"]
+
+
+def test_the_report_warns_when_the_proxy_is_noisy():
+    from hand_nas.report.page import proxy_note
+    from hand_nas.report.study_data import StudyData
+
+    sd = StudyData("s", "x", [], ["mpjpe"], 0.47, None, "synthetic", {"steps": 2})
+    assert "Proxy quality unknown" in proxy_note(sd)
+    sd.proxy_check = {"summary": {"complete": 4, "architectures": 4, "seeds": 2, "kendall_tau": 0.3,
+                                  "seed_noise_mm": 9.0, "spread_mm": 6.0, "noise_to_spread": 1.5},
+                      "long": {"steps": 20}}
+    assert "Warning" in proxy_note(sd) and "not to be trusted" in proxy_note(sd)

@@ -45,6 +45,23 @@ def trials_table(sd: StudyData) -> str:
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
+def proxy_note(sd: StudyData) -> str:
+    """What is known of the proxy's ranking quality, with a warning when its noise rivals the differences."""
+    from hand_nas.report.proxy_check import warning
+
+    c = sd.proxy_check
+    if not c:
+        return ("Proxy quality unknown: run <code>hand-nas proxy check --space SPACE --study NAME</code> to measure "
+                "whether this proxy ranks architectures like a longer training.")
+    s = c["summary"]
+    figs = ", ".join(f"{k} {s[k]:.2f}" for k in ("kendall_tau", "spearman_rho", "seed_noise_mm", "spread_mm",
+                                                  "noise_to_spread") if isinstance(s.get(k), float))
+    text = (f"Proxy check ({s['complete']}/{s['architectures']} architectures, {s['seeds']} seeds, long training "
+            f"{c['long']['steps']} steps): {figs}.")
+    warn = warning(s)
+    return html.escape(text) + (f' <b style="color:#d62728">Warning: {html.escape(warn)}.</b>' if warn else "")
+
+
 def render_html(sd: StudyData, figs: dict) -> str:
     import plotly.io as pio
     from plotly.offline import get_plotlyjs
@@ -67,6 +84,7 @@ tr.grey{{color:#999}} .note{{color:#555;font-size:13px}}</style>
 3x256x256, attention matmuls included. MPJPE/MPVPE: held-out, mm, IntagHand protocol, proxy
 {html.escape(json.dumps(sd.proxy))} on {html.escape(str(sd.data))}. References trained under the same proxy: {html.escape(refs)};
 {html.escape(published)}. Storage: <code>{html.escape(sd.storage)}</code>.</p>
+<p class="note">{proxy_note(sd)}</p>
 {''.join(parts)}
 <p class="note">Importances: {html.escape(sd.importance_note)}</p>
 <h2>Trials</h2><p class="note">Click a header to sort. Red rows: Pareto front; grey: infeasible or not complete.</p>

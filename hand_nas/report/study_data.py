@@ -49,6 +49,7 @@ class StudyData:
     references: list = field(default_factory=list)
     importances: dict = field(default_factory=dict)
     importance_note: str = ""
+    proxy_check: dict | None = None  # ``hand-nas proxy check --study``: rank correlation and seed noise
 
     @property
     def published(self) -> list[dict]:
@@ -120,6 +121,8 @@ def load_study_data(study_name: str, storage_url: str) -> StudyData:
     sd.importances, sd.importance_note = storage.param_importances(study_name, storage_url)
     key = proxy_key(proxy, data) if proxy else None
     sd.references = [r for r in attrs.get("references", []) if r.get("proxy_key") == key]
+    check = attrs.get("proxy_check")
+    sd.proxy_check = check if check and proxy and check.get("proxy") == proxy else None  # only for this proxy
     return sd
 
 
