@@ -53,7 +53,11 @@ class RayExecutor:
                  gpus_per_trial: float = 0.0) -> None:
         import ray
 
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local, loopback-only Ray
+        if not address:
+            # Ray 2.60 binds its gRPC servers on every interface whatever the node address, so a local
+            # cluster keeps Ray's token authentication on (the token lives in ~/.ray/auth_token): nobody
+            # without it can submit work. A cluster joined with --ray-address keeps its own settings.
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         if not ray.is_initialized():
             if address:
