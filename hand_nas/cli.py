@@ -109,7 +109,11 @@ def cmd_cost(args) -> None:
     from hand_nas.models import build_model
     from hand_nas.models.presets import resolve_model
 
+    from hand_nas.models.validate import check
+
     cfg = resolve_model(args.model)
+    check(args.model, cfg, sizes={"--size": args.size},
+          numbers={"--threads": (args.threads, 1, 256), "--repeats": (args.repeats, 1, 100_000)})
     model = build_model(cfg, args.mano)
     r = model_cost(model, size=args.size)
     out = {"model": cfg.name, "gmacs_total": round(r.gmacs_total, 4), "gmacs_image": round(r.gmacs_image, 4),
@@ -143,10 +147,16 @@ def cmd_train(args) -> None:
     from hand_nas.models.presets import resolve_model
     from hand_nas.train import train
 
+    from hand_nas.atomic import check_replaceable
+    from hand_nas.models.validate import check
+
     cfg = resolve_model(args.model)
-    data = resolve_data(args.data, args.synthetic_n, args.quiet)
     tcfg = TrainCfg(resolution=args.resolution, steps=args.steps, batch=args.batch, lr=args.lr,
                     eval_every=args.eval_every, seed=args.seed, workers=args.workers)
+    check(args.model, cfg, train=tcfg, flags=True, numbers={"--synthetic-n": (args.synthetic_n, 8, 1_000_000)})
+    if args.out:
+        check_replaceable(args.out, overwrite=True)  # a foreign folder is refused now, not after training
+    data = resolve_data(args.data, args.synthetic_n, args.quiet)
     cost = model_cost(build_model(cfg, args.mano))
     r = train(cfg, tcfg, data, checkpoint_dir=args.out, mano_dir=args.mano, progress=not args.quiet)
     print(f"{cfg.name}: {cost.gmacs_total:.4f} GMACs at 256x256 ({FLOPS_NOTE})")
@@ -165,12 +175,14 @@ def cmd_search(args) -> None:
     from hand_nas.config import StudyCfg
     from hand_nas.search.records import best_feasible, format_table, pareto_front
     from hand_nas.search.runner import run_search
-    from hand_nas.search.space import load_space
+    from hand_nas.search.space import budget_problem, load_space
 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space(args.space)
+    if args.budget is not None and (issue := budget_problem(args.budget, "--budget")):
+        raise HandNasError(issue)
     sampler = args.sampler or ("evolution" if args.backend == "nni" else "tpe")
     cfg = StudyCfg(space=args.space, study=args.study or space.name, storage=args.storage, backend=args.backend,
                    sampler=sampler, pruner=args.pruner, trials=args.trials, workers=args.workers,
@@ -313,8 +325,14 @@ def cmd_predict(args) -> None:
     from hand_nas.hand.mano import HandModel
     from hand_nas.predict import load_image, predict_image, write_prediction
 
+    from hand_nas.config import ModelCfg
+    from hand_nas.models.validate import check
+
     model, config = _open_model(args.checkpoint, args.mano)
-    size = args.size or config.get("input_size") or config.get("train", {}).get("resolution", 256)
+    size = args.size if args.size is not None else (config.get("input_size")
+                                                    or config.get("train", {}).get("resolution", 256))
+    check(args.checkpoint, ModelCfg.from_dict(config["model"]), sizes={"--size" if args.size is not None else
+                                                                        "input_size": size})
     image = load_image(args.image, size)
     pred = predict_image(model, image)
     out = Path(args.out) if args.out else Path(args.image).with_suffix("").with_name(Path(args.image).stem + "_hands")
@@ -331,6 +349,9 @@ def cmd_evaluate(args) -> None:
     if not data or not Path(data).is_dir():
         raise HandNasError(f"{args.checkpoint}/config.json: field 'data': sample folder {data!r} not found (pass --data)")
     train_cfg = TrainCfg.from_dict(config["train"]) if "train" in config else TrainCfg()
+    from hand_nas.models.validate import check
+
+    check(f"{args.checkpoint}/config.json: train", train=train_cfg)
     m = evaluate(model, held_out_loader(data, train_cfg))
     print(f"held-out ({m.count} samples at {train_cfg.resolution} px, IntagHand protocol): MPJPE {m.mpjpe_mm:.2f} mm, "
           f"MPVPE {m.mpvpe_mm:.2f} mm")
