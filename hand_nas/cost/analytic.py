@@ -137,6 +137,7 @@ def model_cost(cfg: ModelCfg, size: int = 256) -> Cost:
     """Analytic MACs of a graph-head model (InterNet's PoseNet head is not covered)."""
     if cfg.head != "graph":
         raise ValueError("analytic cost covers graph-head models only")
+    _check_bounds(cfg)
     image, chans, gdim = encoder(cfg.encoder, size, tokens_read=cfg.bridge.attention == "light_cross")
     for d in cfg.decoders:
         image += decoder(chans[3], d.channels, d.separable, d.kind, size)
@@ -153,6 +154,16 @@ def model_cost(cfg: ModelCfg, size: int = 256) -> Cost:
         image += gdim * cfg.fusion.global_dim
         gdim = cfg.fusion.global_dim
     return Cost(image, _pose(cfg, gdim, fmap_ch, size))
+
+
+def _check_bounds(cfg: ModelCfg) -> None:
+    """The loops below run over blocks, stages and layers: refuse counts no network has (1e8 blocks)."""
+    from hand_nas.errors import HandNasError
+    from hand_nas.models.validate import problems
+
+    issues = problems(cfg)
+    if issues:
+        raise HandNasError(f"model {cfg.name[:64]!r}: {issues[0]}")
 
 
 def _pose(cfg: ModelCfg, gdim: int, fmap_ch: list[int], size: int) -> int:
