@@ -342,6 +342,7 @@ def cmd_predict(args) -> None:
 
 def cmd_evaluate(args) -> None:
     from hand_nas.config import TrainCfg
+    from hand_nas.models.validate import check
     from hand_nas.train import evaluate, held_out_loader
 
     model, config = _open_model(args.checkpoint, args.mano)
@@ -349,8 +350,6 @@ def cmd_evaluate(args) -> None:
     if not data or not Path(data).is_dir():
         raise HandNasError(f"{args.checkpoint}/config.json: field 'data': sample folder {data!r} not found (pass --data)")
     train_cfg = TrainCfg.from_dict(config["train"]) if "train" in config else TrainCfg()
-    from hand_nas.models.validate import check
-
     check(f"{args.checkpoint}/config.json: train", train=train_cfg)
     m = evaluate(model, held_out_loader(data, train_cfg))
     print(f"held-out ({m.count} samples at {train_cfg.resolution} px, IntagHand protocol): MPJPE {m.mpjpe_mm:.2f} mm, "
