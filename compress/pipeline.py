@@ -104,7 +104,7 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
     """
     from compress import onnx_export as ox
     from compress.bundle import write_manifest
-    from hand_nas.atomic import atomic_dir, check_replaceable, scratch_dir
+    from hand_nas.atomic import atomic_dir, check_replaceable, scratch_dir, system_temp_in
     from hand_nas.checkpoint import CONFIG, load_checkpoint, shape_record, write_checkpoint_files
     from hand_nas.cost import latency
     from hand_nas.train import evaluate, held_out_loader, train
@@ -132,7 +132,7 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
 
     log(f"[1/6] fp32 reference: cost, held-out metrics at {base_train.resolution} px, latency")
     cost0, m0 = model_cost(model), evaluate(model, val)
-    with scratch_dir(out) as tmp:  # beside --out, not in the system temp dir; a kill -9 leftover goes next run
+    with scratch_dir(out) as tmp, system_temp_in(tmp):  # beside --out, not in /tmp; a kill -9 leftover goes next run
         ort0 = ort_latency_ms(ox.export_fp32(model, tmp / "fp32.onnx", cfg.size), cfg.size, cfg.threads)
     rows.append(_row("fp32", cost0, m0, latency_ms_torch=torch_latency_ms(model, cfg.size, cfg.threads),
                      latency_ms_ort_fp32=ort0, latency_ms_ort_int8=None))
@@ -162,7 +162,7 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
         f"at {cfg.size} px; accuracy at "
         f"{base_train.resolution} px")
     calib_deploy = _calibration(data, base_train, cfg.calib_images, cfg.size)
-    with atomic_dir(out, overwrite=overwrite) as tmp_out, scratch_dir(out) as scratch:
+    with atomic_dir(out, overwrite=overwrite) as tmp_out, scratch_dir(out) as scratch, system_temp_in(scratch):
         fp32_path = ox.export_fp32(pruned, tmp_out / "model.onnx", cfg.size)
         tail, conv = (lambda p: ox.float_tail(pruned, p)), (lambda p: ox.conv_path_only(pruned, p))  # noqa: E731
         cands = {"brevitas": ox.export_qcdq(qmodel, scratch / "qcdq.onnx", cfg.size),

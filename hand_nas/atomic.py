@@ -24,7 +24,7 @@ from pathlib import Path
 from hand_nas.errors import HandNasError
 
 MARKER = ".hand-nas"
-MARKER_TEXT = "This folder was written by hand-nas; hand-nas may replace it (with --overwrite).\n"
+MARKER_TEXT = "Written by hand-nas, which may replace this folder as a whole; delete this file to protect it.\n"
 KINDS = ("tmp", "old", "scratch")
 
 
@@ -160,6 +160,21 @@ def scratch_dir(target: str | os.PathLike) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def system_temp_in(folder: str | os.PathLike) -> Iterator[None]:
+    """Point ``tempfile``'s default folder at ``folder`` for the block.
+
+    For libraries called inside a ``scratch_dir`` that create their own temporary files without a
+    ``dir=`` argument (ONNX optimisation, quantization): their leftovers then die with the scratch.
+    """
+    old = tempfile.tempdir
+    tempfile.tempdir = os.fspath(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = old
 
 
 @contextlib.contextmanager

@@ -309,7 +309,8 @@ def test_item5_200000_choices_and_huge_ranges_refused_in_seconds(tmp_path):
     t0 = time.perf_counter()
     with pytest.raises(HandNasError, match="200000 choices, at most 1000"):
         load_space(space_file(tmp_path / "c.json", params={"encoder.tokens": {"choices": [2] * 200_000}}))
-    with pytest.raises(HandNasError, match=r"bridge.blocks: value \d+ gives an invalid model .*bridge.blocks: \d+, expected an integer in 1\.\.16"):
+    with pytest.raises(HandNasError, match=r"bridge.blocks: value \d+ gives an invalid model .*"
+                       r"bridge.blocks: \d+, expected an integer in 1\.\.16"):
         load_space(space_file(tmp_path / "r.yaml", params={"bridge.blocks": {"low": 1, "high": 100_000_000}}))
     with pytest.raises(HandNasError, match="encoder.stages"):
         load_space(space_file(tmp_path / "w.yaml", params={"encoder.stages.*.width": {"scale": [1e6]}}))
@@ -383,6 +384,7 @@ def test_item6_decompression_bomb_png_is_one_line(tmp_path, capsys):
 
     save_checkpoint(ck, build_model(small_model()), small_model(), input_size=128)
     refused(capsys, "predict", bomb, "--checkpoint", ck, match="too large to decode safely")
+    refused(capsys, "predict", bomb, "--checkpoint", ck, "--size", 0, match="--size: 0, expected an integer in 32..1024")
 
 
 @pytest.mark.parametrize("steps", [-5, 0])
@@ -501,6 +503,17 @@ def test_item9_kill9_leftovers_sit_beside_out_and_go_on_the_next_run(tmp_path):
     assert clean_stale(out) == []
 
 
-def test_item9_compress_keeps_no_temporary_folder_in_the_system_temp_dir():
-    source = (REPO / "compress" / "pipeline.py").read_text()
-    assert "tempfile" not in source and source.count("scratch_dir(out)") == 2
+def test_item9_library_temporaries_inside_compress_land_in_the_scratch_beside_out(tmp_path):
+    import tempfile
+
+    from hand_nas.atomic import system_temp_in
+
+    out = tmp_path / "bundle"
+    system = tempfile.gettempdir()
+    with scratch_dir(out) as scratch, system_temp_in(scratch):
+        with tempfile.TemporaryDirectory() as t:  # as onnx_export's helpers create theirs (no dir=)
+            assert Path(t).parent == scratch
+        kept = tempfile.mkdtemp()  # one a library forgets: dies with the scratch
+    assert tempfile.gettempdir() == system and not Path(kept).exists() and list(tmp_path.iterdir()) == []
+    source = (REPO / "compress" / "pipeline.py").read_text()  # compress opens every scratch that way
+    assert "tempfile" not in source and source.count("scratch_dir(out) as") == source.count("system_temp_in(") == 2
