@@ -120,7 +120,6 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
 def load_checkpoint(folder: str | Path, mano_dir=None):
     """(model in eval mode, config dict) from a checkpoint directory."""
     from hand_nas.models import build_model
-
     from hand_nas.models.validate import check
 
     data = read_config(folder)

@@ -108,7 +108,6 @@ def cmd_cost(args) -> None:
     from hand_nas.cost.flops import model_cost
     from hand_nas.models import build_model
     from hand_nas.models.presets import resolve_model
-
     from hand_nas.models.validate import check
 
     cfg = resolve_model(args.model)
@@ -141,14 +140,13 @@ def resolve_data(spec: str, n: int, quiet: bool = False):
 
 
 def cmd_train(args) -> None:
+    from hand_nas.atomic import check_replaceable
     from hand_nas.config import TrainCfg
     from hand_nas.cost.flops import model_cost
     from hand_nas.models import build_model
     from hand_nas.models.presets import resolve_model
-    from hand_nas.train import train
-
-    from hand_nas.atomic import check_replaceable
     from hand_nas.models.validate import check
+    from hand_nas.train import train
 
     cfg = resolve_model(args.model)
     tcfg = TrainCfg(resolution=args.resolution, steps=args.steps, batch=args.batch, lr=args.lr,
@@ -322,17 +320,16 @@ def _open_model(path: str, mano_dir):
 
 
 def cmd_predict(args) -> None:
-    from hand_nas.hand.mano import HandModel
-    from hand_nas.predict import load_image, predict_image, write_prediction
-
     from hand_nas.config import ModelCfg
+    from hand_nas.hand.mano import HandModel
     from hand_nas.models.validate import check
+    from hand_nas.predict import load_image, predict_image, write_prediction
 
     model, config = _open_model(args.checkpoint, args.mano)
     size = args.size if args.size is not None else (config.get("input_size")
                                                     or config.get("train", {}).get("resolution", 256))
-    check(args.checkpoint, ModelCfg.from_dict(config["model"]), sizes={"--size" if args.size is not None else
-                                                                        "input_size": size})
+    check(args.checkpoint, ModelCfg.from_dict(config["model"]),
+          sizes={"--size" if args.size is not None else "input_size": size})
     image = load_image(args.image, size)
     pred = predict_image(model, image)
     out = Path(args.out) if args.out else Path(args.image).with_suffix("").with_name(Path(args.image).stem + "_hands")
