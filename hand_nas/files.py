@@ -69,7 +69,7 @@ def read_yaml(path: str | Path, what: str = "file", max_bytes: int = MAX_BYTES):
     try:
         return yaml.load(text, Loader=_no_alias_loader())  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
-        lines = str(exc).splitlines()
-        raise HandNasError(f"{path}: not valid YAML ({' '.join(x.strip() for x in lines[:2])})") from None
+        lines = [x.strip().rstrip(":").replace('in "<unicode string>", ', "at ") for x in str(exc).splitlines()[:2]]
+        raise HandNasError(f"{path}: not valid YAML ({' '.join(lines)})") from None
     except RecursionError:
         raise HandNasError(f"{path}: not valid YAML (nested too deeply)") from None
