@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,11 +98,13 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
              data: str | None = None, mano_dir=None, log=print, overwrite: bool = False) -> dict:
     """Prune, fine-tune, quantize and export ``checkpoint`` into the bundle ``out``; returns the report.
 
-    ``out`` is written as a whole at the end (an existing bundle is replaced only with ``overwrite``).
+    ``out`` is written as a whole at the end (an existing bundle is replaced only with ``overwrite``; a
+    folder hand-nas did not write, never); intermediate files live in ``.<out>.scratch-*`` beside it.
+    The report's ``manifest_sha256`` pins the whole bundle (compare it out of band).
     """
     from compress import onnx_export as ox
     from compress.bundle import write_manifest
-    from hand_nas.atomic import atomic_dir
+    from hand_nas.atomic import atomic_dir, check_replaceable, scratch_dir, system_temp_in
     from hand_nas.checkpoint import CONFIG, load_checkpoint, shape_record, write_checkpoint_files
     from hand_nas.cost import latency
     from hand_nas.train import evaluate, held_out_loader, train
@@ -114,8 +115,7 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
     def torch_latency_ms(net, size, threads):
         return latency.torch_latency_ms(net, size, threads, warmup=10, repeats=cfg.repeats)
 
-    if Path(out).exists() and not overwrite:  # before the long work, not after it
-        raise HandNasError(f"{out}: already exists (pass --overwrite to replace it)")
+    check_replaceable(out, overwrite)  # before the long work, not after it; a foreign folder never
     if cfg.int8 not in ("auto", "brevitas", "onnxruntime", "onnxruntime-conv"):
         raise HandNasError(f"int8 {cfg.int8!r}: expected auto, brevitas, onnxruntime or onnxruntime-conv")
     t0 = time.perf_counter()
@@ -132,8 +132,8 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
 
     log(f"[1/6] fp32 reference: cost, held-out metrics at {base_train.resolution} px, latency")
     cost0, m0 = model_cost(model), evaluate(model, val)
-    with tempfile.TemporaryDirectory() as tmp:
-        ort0 = ort_latency_ms(ox.export_fp32(model, Path(tmp) / "fp32.onnx", cfg.size), cfg.size, cfg.threads)
+    with scratch_dir(out) as tmp, system_temp_in(tmp):  # beside --out, not in /tmp; a kill -9 leftover goes next run
+        ort0 = ort_latency_ms(ox.export_fp32(model, tmp / "fp32.onnx", cfg.size), cfg.size, cfg.threads)
     rows.append(_row("fp32", cost0, m0, latency_ms_torch=torch_latency_ms(model, cfg.size, cfg.threads),
                      latency_ms_ort_fp32=ort0, latency_ms_ort_int8=None))
 
@@ -162,8 +162,7 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
         f"at {cfg.size} px; accuracy at "
         f"{base_train.resolution} px")
     calib_deploy = _calibration(data, base_train, cfg.calib_images, cfg.size)
-    with atomic_dir(out, overwrite=overwrite) as tmp_out, tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
+    with atomic_dir(out, overwrite=overwrite) as tmp_out, scratch_dir(out) as scratch, system_temp_in(scratch):
         fp32_path = ox.export_fp32(pruned, tmp_out / "model.onnx", cfg.size)
         tail, conv = (lambda p: ox.float_tail(pruned, p)), (lambda p: ox.conv_path_only(pruned, p))  # noqa: E731
         cands = {"brevitas": ox.export_qcdq(qmodel, scratch / "qcdq.onnx", cfg.size),
@@ -240,7 +239,9 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
                   "int8_speedup_vs_fp32_onnx": round(rows[1]["latency_ms_ort_fp32"] / rows[2]["latency_ms_ort_int8"], 3),
                   "parity": parity, "seconds": round(time.perf_counter() - t0, 1), **lat}
         (tmp_out / "report.json").write_text(json.dumps(report, indent=2, default=str))
-        write_manifest(tmp_out)
+        manifest_sha = write_manifest(tmp_out)
+    # not in report.json (the manifest hashes that file): the number a user compares out of band
+    report["manifest_sha256"] = manifest_sha
     return report
 
 

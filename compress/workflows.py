@@ -50,8 +50,13 @@ def predict_files(image: str | Path, checkpoint: str | Path, out: str | Path | N
     from hand_nas.hand.mano import HandModel
     from hand_nas.predict import load_image, predict_image, write_prediction
 
+    from hand_nas.config import ModelCfg
+    from hand_nas.models.validate import check
+
     model, config = open_model(checkpoint, mano_dir)
-    size = size or config.get("input_size") or config.get("train", {}).get("resolution", 256)
+    given = size is not None
+    size = size if given else (config.get("input_size") or config.get("train", {}).get("resolution", 256))
+    check(str(checkpoint), ModelCfg.from_dict(config["model"]), sizes={"--size" if given else "input_size": size})
     img = load_image(image, size)
     out = Path(out) if out else Path(image).with_name(Path(image).stem + "_hands")
     return write_prediction(predict_image(model, img), img, HandModel(mano_dir).faces, out)
@@ -60,6 +65,7 @@ def predict_files(image: str | Path, checkpoint: str | Path, out: str | Path | N
 def evaluate_checkpoint(path: str | Path, data: str | None = None, mano_dir=None):
     """(held-out Metrics, the TrainCfg it was scored under, the metrics recorded in the checkpoint)."""
     from hand_nas.config import TrainCfg
+    from hand_nas.models.validate import check
     from hand_nas.train import evaluate, held_out_loader
 
     model, config = open_model(path, mano_dir)
@@ -67,6 +73,7 @@ def evaluate_checkpoint(path: str | Path, data: str | None = None, mano_dir=None
     if not data or not Path(data).is_dir():
         raise HandNasError(f"{path}/config.json: field 'data': sample folder {data!r} not found (pass --data)")
     train_cfg = TrainCfg.from_dict(config["train"]) if "train" in config else TrainCfg()
+    check(f"{path}/config.json: train", train=train_cfg)
     return evaluate(model, held_out_loader(data, train_cfg)), train_cfg, config.get("metrics", {})
 
 

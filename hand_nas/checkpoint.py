@@ -57,7 +57,11 @@ def apply_shape_record(model: nn.Module, record: dict, source: str = "config.jso
 
 
 def save_checkpoint(folder: str | Path, model: torch.nn.Module, cfg: ModelCfg, **info) -> Path:
-    """Write weights and config (atomically, as one directory); ``info`` goes into config.json."""
+    """Write weights and config (atomically, as one directory); ``info`` goes into config.json.
+
+    An existing checkpoint folder (one hand-nas wrote: it holds the ``.hand-nas`` marker) is replaced
+    as a whole; an existing non-empty folder without the marker is refused before anything is touched.
+    """
     from hand_nas.atomic import atomic_dir
 
     folder = Path(folder)
@@ -116,9 +120,15 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
 def load_checkpoint(folder: str | Path, mano_dir=None):
     """(model in eval mode, config dict) from a checkpoint directory."""
     from hand_nas.models import build_model
+    from hand_nas.models.validate import check
 
     data = read_config(folder)
-    cfg = ModelCfg.from_dict(data["model"])
+    source = str(Path(folder) / CONFIG)
+    try:
+        cfg = ModelCfg.from_dict(data["model"])
+    except HandNasError as exc:
+        raise HandNasError(f"{source}: {exc}") from None
+    check(source, cfg)  # before building: a hostile config must not allocate or loop for minutes
     model = build_model(cfg, mano_dir)
     if data.get("shapes"):
         apply_shape_record(model, data["shapes"], str(Path(folder) / CONFIG))

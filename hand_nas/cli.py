@@ -113,8 +113,11 @@ def cmd_cost(args) -> None:
     from hand_nas.cost.flops import model_cost
     from hand_nas.models import build_model
     from hand_nas.models.presets import resolve_model
+    from hand_nas.models.validate import check
 
     cfg = resolve_model(args.model)
+    check(args.model, cfg, sizes={"--size": args.size},
+          numbers={"--threads": (args.threads, 1, 256), "--repeats": (args.repeats, 1, 100_000)})
     model = build_model(cfg, args.mano)
     r = model_cost(model, size=args.size)
     out = {"model": cfg.name, "gmacs_total": round(r.gmacs_total, 4), "gmacs_image": round(r.gmacs_image, 4),
@@ -142,16 +145,21 @@ def resolve_data(spec: str, n: int, quiet: bool = False):
 
 
 def cmd_train(args) -> None:
+    from hand_nas.atomic import check_replaceable
     from hand_nas.config import TrainCfg
     from hand_nas.cost.flops import model_cost
     from hand_nas.models import build_model
     from hand_nas.models.presets import resolve_model
+    from hand_nas.models.validate import check
     from hand_nas.train import train
 
     cfg = resolve_model(args.model)
-    data = resolve_data(args.data, args.synthetic_n, args.quiet)
     tcfg = TrainCfg(resolution=args.resolution, steps=args.steps, batch=args.batch, lr=args.lr,
                     eval_every=args.eval_every, seed=args.seed, workers=args.workers)
+    check(args.model, cfg, train=tcfg, flags=True, numbers={"--synthetic-n": (args.synthetic_n, 8, 1_000_000)})
+    if args.out:
+        check_replaceable(args.out, overwrite=True)  # a foreign folder is refused now, not after training
+    data = resolve_data(args.data, args.synthetic_n, args.quiet)
     cost = model_cost(build_model(cfg, args.mano))
     r = train(cfg, tcfg, data, checkpoint_dir=args.out, mano_dir=args.mano, progress=not args.quiet)
     print(f"{cfg.name}: {cost.gmacs_total:.4f} GMACs at 256x256 ({FLOPS_NOTE})")
@@ -283,6 +291,8 @@ def cmd_compress(args) -> None:
     print(f"fp32 ONNX vs torch: {report['parity']['fp32_onnx_vs_torch_rel']:.2e} relative; int8 ONNX vs fake-quant: "
           f"{report['parity']['int8_onnx_vs_fake_quant_mm']} mm (max)")
     print(f"bundle: {out} ({', '.join(sorted(p.name for p in out.iterdir()))})")
+    print(f"manifest.json sha256 {report['manifest_sha256']}: compare it out of band before trusting a copy "
+          "(a manifest is a checksum, not a signature)")
 
 
 def cmd_predict(args) -> None:

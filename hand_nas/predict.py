@@ -18,19 +18,46 @@ from hand_nas.hand.topology import HANDS
 
 
 def load_image(path: str | Path, size: int) -> np.ndarray:
-    """(size, size, 3) uint8: the image centre-cropped to a square and resized (the network's input)."""
+    """(size, size, 3) uint8: the image centre-cropped to a square and resized (the network's input).
+
+    16-bit images are scaled to 8 bits (Pillow's own conversion would clip them to white); images
+    Pillow flags as decompression bombs, float images and unreadable files are one-line errors.
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
         raise HandNasError(f"{path}: image not found")
     try:
-        img = Image.open(path).convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as src:
+                img = to_rgb8(src, path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise HandNasError(f"{path}: image too large to decode safely (more than {Image.MAX_IMAGE_PIXELS} "
+                           "pixels; Pillow's decompression-bomb limit)") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise HandNasError(f"{path}: not a readable image ({exc})") from None
     s = min(img.size)
     left, top = (img.width - s) // 2, (img.height - s) // 2
     return np.asarray(img.crop((left, top, left + s, top + s)).resize((size, size), Image.BILINEAR))
+
+
+def to_rgb8(img, path: str | Path = "image"):
+    """An 8-bit RGB copy of a Pillow image; 16-bit grey levels are scaled (65535 -> 255), not clipped."""
+    from PIL import Image
+
+    if img.mode.startswith("I"):  # 'I;16', 'I;16B', ...: 16-bit grey; 'I': 32-bit integers (16-bit PNGs, TIFF)
+        a = np.asarray(img).astype(np.int64)
+        top = 255 if img.mode == "I" and a.size and a.max() <= 255 else 65535
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise HandNasError(f"{path}: {img.mode} image with values outside 0..65535; convert it to 8-bit RGB")
+        return Image.fromarray(np.round(a * (255.0 / top)).astype(np.uint8), "L").convert("RGB")
+    if img.mode == "F":
+        raise HandNasError(f"{path}: floating-point image (mode F) has no fixed range; convert it to 8-bit RGB")
+    return img.convert("RGB")
 
 
 def predict_image(model: nn.Module, image: np.ndarray) -> dict[str, np.ndarray]:

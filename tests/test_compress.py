@@ -95,7 +95,12 @@ def bundle(tmp_path_factory, synth_dir, hand_home):
 def test_bundle_files_report_and_parity(bundle):
     folder, report = bundle
     names = {p.name for p in folder.iterdir()}
-    assert names == {"model.safetensors", "config.json", "model.onnx", "model.int8.onnx", "report.json", "manifest.json"}
+    assert names == {"model.safetensors", "config.json", "model.onnx", "model.int8.onnx", "report.json", "manifest.json",
+                     ".hand-nas"}
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["bundle", "ck"]  # no temporary left beside --out
+    from compress.bundle import manifest_sha256
+
+    assert report["manifest_sha256"] == manifest_sha256(folder)
     assert [r["model"] for r in report["rows"]] == ["fp32", "pruned", "pruned+int8"]
     assert report["parity"]["fp32_onnx_vs_torch_rel"] < 1e-4
     assert report["int8"]["chosen"] in ("brevitas", "onnxruntime", "onnxruntime-conv")

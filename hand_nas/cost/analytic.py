@@ -165,6 +165,7 @@ def model_macs(cfg: ModelCfg, size: int = 256) -> MacCount:
     """
     if cfg.head != "graph":
         raise ValueError("analytic cost covers graph-head models only")
+    _check_bounds(cfg)
     # ImagePart: encoder, decoders, fusion, global projection.
     image, chans, gdim = encoder_macs(cfg.encoder, size, tokens_read=cfg.bridge.attention == "light_cross")
     for d in cfg.decoders:  # every decoder reads the encoder's stride-32 map
@@ -182,6 +183,16 @@ def model_macs(cfg: ModelCfg, size: int = 256) -> MacCount:
         image += gdim * cfg.fusion.global_dim  # ImagePart.global_proj: Linear(gdim -> global_dim)
         gdim = cfg.fusion.global_dim
     return MacCount(image_macs=image, pose_macs=_pose_macs(cfg, gdim, fmap_ch, size))
+
+
+def _check_bounds(cfg: ModelCfg) -> None:
+    """The loops below run over blocks, stages and layers: refuse counts no network has (1e8 blocks)."""
+    from hand_nas.errors import HandNasError
+    from hand_nas.models.validate import problems
+
+    issues = problems(cfg)
+    if issues:
+        raise HandNasError(f"model {cfg.name[:64]!r}: {issues[0]}")
 
 
 def _pose_macs(cfg: ModelCfg, gdim: int, fmap_ch: list[int], size: int) -> int:

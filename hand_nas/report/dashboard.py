@@ -7,13 +7,37 @@ old-style ``constraints`` system attribute that optuna-dashboard 0.21 reads (it 
 """
 from __future__ import annotations
 
+from hand_nas.errors import HandNasError
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise a one-line HandNasError unless ``host:port`` can be listened on now (free, valid, permitted)."""
+    import socket
+
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise HandNasError(f"--port {port}: expected 1..65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise HandNasError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        # as wsgiref's server does, so a port in TIME_WAIT is not mistaken for a busy one
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            raise HandNasError(f"{host}:{port}: cannot listen ({exc.strerror or exc}; is another dashboard "
+                               "running? pass --port)") from None
+
 
 def serve(study: str, storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Block serving the dashboard; the study must exist (checked first, with a one-line error)."""
+    """Block serving the dashboard; the port and the study are checked first, with one-line errors."""
     from optuna_dashboard import run_server
 
     from hand_nas.search.storage import open_storage, study_id
 
+    check_port(host, port)  # before "Listening": a busy port is an error line, not a traceback after it
     sid = study_id(study, storage_url)  # a one-line error if the study does not exist
     storage = open_storage(storage_url)
     print(f"optuna-dashboard for study {study!r}: http://{host}:{port}/dashboard/studies/{sid} "

@@ -56,10 +56,12 @@ def objective_values(space: SearchSpace, mpjpe: float, gmacs: float, latency: fl
 
 def trial_folder(out: str, study: str) -> Path:
     """Absolute folder of a study's trial checkpoints; the study name may not leave ``out``."""
+    from hand_nas.atomic import confined
+
     if not STUDY_NAME.fullmatch(study):
         raise HandNasError(f"--study {study[:60]!r}: expected letters, digits, '.', '_' or '-' (at most 100, "
                            f"not starting with '.'), since it names the folder of its checkpoints")
-    return Path(out).resolve() / study
+    return confined(Path(out).resolve(), study)
 
 
 def _record(number: int, res: dict, base: dict) -> TrialRecord:

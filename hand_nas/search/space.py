@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +31,23 @@ from pathlib import Path
 import numpy as np
 
 from hand_nas.config import ModelCfg, TrainCfg, from_dict
-from hand_nas.errors import HandNasError
+from hand_nas.errors import HandNasError, short
 
 OBJECTIVES = ("mpjpe", "gmacs", "latency")
 TOP_KEYS = ("name", "base", "budget", "objectives", "proxy", "data", "params", "description")
+# bounds that keep loading and validating a space to seconds (validation builds every choice)
+MAX_PARAMS = 64
+MAX_CHOICES = 1000
+MAX_CORNERS = 2000
+MAX_PATH = 200
+MAX_SYNTHETIC = 1_000_000
+
+
+def budget_problem(value, field: str = "budget.gmacs") -> str | None:
+    """'field: ...' unless ``value`` is a finite number of GMACs above 0 (NaN and inf are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return f"{field}: expected a finite number of GMACs above 0, got {short(value)}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -100,9 +114,10 @@ class SearchSpace:
             cfg = ModelCfg.from_dict(d)
         except HandNasError as exc:
             raise HandNasError(f"{self.source}: {exc}") from None
-        from hand_nas.models.validate import problems
+        from hand_nas.models.validate import input_problems, problems
 
         issues = problems(cfg)
+        issues = issues or input_problems(cfg, self.proxy.resolution, "proxy.resolution")
         if issues:
             raise HandNasError(f"{self.source}: sampled configuration is invalid: {issues[0]}")
         return cfg
@@ -223,9 +238,14 @@ def load_space(path: str | Path) -> SearchSpace:
     raw = read_yaml(path, "search space file")
     if not isinstance(raw, dict):
         raise HandNasError(f"{src}: expected a mapping at the top level")
-    unknown = sorted(set(raw) - set(TOP_KEYS))
+    unknown = sorted(map(str, set(raw) - set(TOP_KEYS)))
     if unknown:
-        raise HandNasError(f"{src}: {unknown[0]}: unknown field (known: {', '.join(TOP_KEYS)})")
+        raise HandNasError(f"{src}: {unknown[0][:MAX_PATH]}: unknown field (known: {', '.join(TOP_KEYS)})")
+    from hand_nas.models.validate import name_problem, train_problems
+
+    name = raw.get("name", path.stem)
+    if issue := name_problem(name, "name", limit=64):
+        raise HandNasError(f"{src}: {issue}")
     for key in ("base", "budget", "params"):
         if key not in raw:
             raise HandNasError(f"{src}: {key}: missing")
@@ -243,27 +263,43 @@ def load_space(path: str | Path) -> SearchSpace:
     budget = raw["budget"]
     if not isinstance(budget, dict) or set(budget) != {"gmacs"}:
         raise HandNasError(f"{src}: budget: expected {{gmacs: <number>}}")
-    if isinstance(budget["gmacs"], bool) or not isinstance(budget["gmacs"], (int, float)) or budget["gmacs"] <= 0:
-        raise HandNasError(f"{src}: budget.gmacs: expected a positive number, got {budget['gmacs']!r}")
-    objectives = tuple(raw.get("objectives", ["mpjpe"]))
-    if not objectives or objectives[0] != "mpjpe" or any(o not in OBJECTIVES for o in objectives) \
-            or len(set(objectives)) != len(objectives):
-        raise HandNasError(f"{src}: objectives: expected mpjpe first, then any of gmacs, latency; got {list(objectives)}")
+    if issue := budget_problem(budget["gmacs"]):
+        raise HandNasError(f"{src}: {issue}")
+    objectives = raw.get("objectives", ["mpjpe"])
+    if not isinstance(objectives, list) or not objectives or objectives[0] != "mpjpe" \
+            or any(o not in OBJECTIVES for o in objectives) or len(set(map(str, objectives))) != len(objectives):
+        raise HandNasError(f"{src}: objectives: expected mpjpe first, then any of gmacs, latency; got {short(objectives)}")
+    objectives = tuple(objectives)
     try:
         proxy = from_dict(TrainCfg, raw.get("proxy", {}) or {}, "proxy")
     except HandNasError as exc:
         raise HandNasError(f"{src}: {exc}") from None
+    if issues := train_problems(proxy):
+        raise HandNasError(f"{src}: proxy.{issues[0]}")
     data = raw.get("data", {}) or {}
+    if not isinstance(data, dict):
+        raise HandNasError(f"{src}: data: expected a mapping {{synthetic_n: <integer>}}, got {short(data)}")
     if set(data) - {"synthetic_n"}:
-        raise HandNasError(f"{src}: data.{sorted(set(data) - {'synthetic_n'})[0]}: unknown field (known: synthetic_n)")
+        raise HandNasError(f"{src}: data.{sorted(map(str, set(data) - {'synthetic_n'}))[0][:MAX_PATH]}: unknown field "
+                           "(known: synthetic_n)")
     n = data.get("synthetic_n", 600)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 8:
-        raise HandNasError(f"{src}: data.synthetic_n: expected an integer >= 8, got {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or not 8 <= n <= MAX_SYNTHETIC:
+        raise HandNasError(f"{src}: data.synthetic_n: expected an integer in 8..{MAX_SYNTHETIC}, got {short(n)}")
     if not isinstance(raw["params"], dict) or not raw["params"]:
         raise HandNasError(f"{src}: params: expected a non-empty mapping of field -> choices/range")
+    if len(raw["params"]) > MAX_PARAMS:
+        raise HandNasError(f"{src}: params: {len(raw['params'])} fields, at most {MAX_PARAMS}")
+    for k in raw["params"]:
+        if not isinstance(k, str) or not k or len(k) > MAX_PATH:
+            raise HandNasError(f"{src}: params: {short(k)}: expected a dotted field path of at most {MAX_PATH} "
+                               "characters")
     params = tuple(_param(src, str(k), v, bases) for k, v in raw["params"].items())
-    space = SearchSpace(name=str(raw.get("name", path.stem)), base=tuple(names), budget_gmacs=float(budget["gmacs"]),
+    space = SearchSpace(name=name, base=tuple(names), budget_gmacs=float(budget["gmacs"]),
                         objectives=objectives, params=params, proxy=proxy, synthetic_n=n, source=src)
+    corners = sum(len(space.corner_values(p)) for p in space.all_params())
+    if corners > MAX_CORNERS:
+        raise HandNasError(f"{src}: params: {corners} values to validate (choices, and three per range), at most "
+                           f"{MAX_CORNERS}")
     _check_values(space)
     return space
 
@@ -300,17 +336,23 @@ def _param_for(src: str, key: str, spec, base: ModelCfg, base_dict: dict, where:
     ftype = _field_type(base, key)
     if "scale" in spec:
         vals = spec["scale"]
-        if not isinstance(vals, list) or not vals:
-            raise HandNasError(f"{where}.scale: expected a non-empty list of multipliers")
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0 for v in vals):
-            raise HandNasError(f"{where}.scale: multipliers must be positive numbers")
+        if not isinstance(vals, list) or not vals or len(vals) > MAX_CHOICES:
+            raise HandNasError(f"{where}.scale: expected a non-empty list of at most {MAX_CHOICES} multipliers")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v <= 16
+               for v in vals):
+            raise HandNasError(f"{where}.scale: multipliers must be finite numbers in (0, 16]")
         if ftype is not int:
             raise HandNasError(f"{where}.scale: only integer fields can be scaled")
-        return ParamSpec(key, "scale", tuple(float(v) for v in vals), round_to=int(spec.get("round", 8)))
+        round_to = spec.get("round", 8)
+        if isinstance(round_to, bool) or not isinstance(round_to, int) or not 1 <= round_to <= 1024:
+            raise HandNasError(f"{where}.round: expected an integer in 1..1024, got {short(round_to)}")
+        return ParamSpec(key, "scale", tuple(float(v) for v in vals), round_to=round_to)
     if "choices" in spec:
         vals = spec["choices"]
         if not isinstance(vals, list) or not vals:
             raise HandNasError(f"{where}.choices: expected a non-empty list")
+        if len(vals) > MAX_CHOICES:
+            raise HandNasError(f"{where}.choices: {len(vals)} choices, at most {MAX_CHOICES}")
         for v in vals:
             _check_type(where, ftype, v)
         return ParamSpec(key, "choices", tuple(tuple(v) if isinstance(v, list) else v for v in vals))
@@ -326,9 +368,17 @@ def _param_for(src: str, key: str, spec, base: ModelCfg, base_dict: dict, where:
             kind = "float"
         else:
             raise HandNasError(f"{where}: a range needs a numeric field; use 'choices'")
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise HandNasError(f"{where}: low/high must be finite, got {short(lo)} and {short(hi)}")
         if lo > hi:
-            raise HandNasError(f"{where}: low ({lo}) is above high ({hi})")
-        return ParamSpec(key, kind, low=lo, high=hi, log=bool(spec.get("log", False)))
+            raise HandNasError(f"{where}: low ({short(lo)}) is above high ({short(hi)})")
+        log = spec.get("log", False)
+        if not isinstance(log, bool):
+            raise HandNasError(f"{where}.log: expected true or false, got {short(log)}")
+        if log and lo <= 0:
+            raise HandNasError(f"{where}: a log range needs low > 0, got {short(lo)}")
+        # the field's own upper bound (models/validate.py) is checked when the ends are built
+        return ParamSpec(key, kind, low=lo, high=hi, log=log)
     raise HandNasError(f"{where}: expected 'choices', 'low' and 'high', or 'scale'")
 
 
@@ -349,7 +399,7 @@ def _check_type(where: str, ftype, v) -> None:
             (isinstance(x, int) and not isinstance(x, bool)) if inner is int else isinstance(x, (int, float)) for x in v)
     if not ok:
         name = getattr(ftype, "__name__", str(ftype))
-        raise HandNasError(f"{where}.choices: {v!r} is not a valid {name} for this field")
+        raise HandNasError(f"{where}.choices: {short(v)} is not a valid {name} for this field")
 
 
 def _check_values(space: SearchSpace) -> None:
@@ -365,7 +415,7 @@ def _check_values(space: SearchSpace) -> None:
             try:
                 cfg = space.build(params)
             except HandNasError as exc:
-                raise HandNasError(f"{space.source}: params.{p.label}: value {v!r} gives an invalid model "
+                raise HandNasError(f"{space.source}: params.{p.label}: value {short(v)} gives an invalid model "
                                    f"({str(exc).split(': ', 1)[-1]})") from None
             g = estimate_gmacs(cfg)
             if best is None or g < best[0]:
@@ -386,12 +436,10 @@ def _check_values(space: SearchSpace) -> None:
 
 def with_budget(space: SearchSpace, gmacs: float | None) -> SearchSpace:
     """The space under another GMACs budget (None keeps its own); checked like the file's budget."""
-    import math
-
     if gmacs is None:
         return space
-    if isinstance(gmacs, bool) or not isinstance(gmacs, (int, float)) or not math.isfinite(gmacs) or gmacs <= 0:
-        raise HandNasError(f"--budget: expected a finite positive number of GMACs, got {gmacs!r}")
+    if issue := budget_problem(gmacs, "--budget"):
+        raise HandNasError(issue)
     out = dataclasses.replace(space, budget_gmacs=float(gmacs))
     _check_values(out)
     return out
