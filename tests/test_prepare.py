@@ -184,3 +184,25 @@ def test_a_dropped_image_costs_no_memory(tmp_path_factory, hand_home):
         assert counts["dropped_dark"] == (limit is None)
     arrays = sum(p.stat().st_size for p in (out / "lNone").glob("*.npy"))
     assert peaks[None] - peaks[96] < 0.1 * arrays, (peaks, arrays)
+
+
+def test_resumable_build_keeps_work_except_on_bad_inputs(tmp_path):
+    from hand_nas.data.resumable import ResumableBuild
+
+    target = tmp_path / "t"
+    with pytest.raises(KeyboardInterrupt), ResumableBuild(target, {"a": 1}) as build:
+        build.commit("write", 0)
+        build.commit("write", 1)
+        raise KeyboardInterrupt
+    with open(partial_dir(target) / LOG, "a") as fh:
+        fh.write('{"phase": "write", "chu')  # the append a SIGKILL cut short
+    with pytest.raises(HandNasError, match="bad input"), ResumableBuild(target, {"a": 1}) as build:
+        assert build.resumed and set(build.committed("write")) == {0, 1}
+        build.commit("write", 2)
+        raise HandNasError("bad input")
+    assert not partial_dir(target).exists() and not target.exists()
+    with ResumableBuild(target, {"a": 1}) as build:
+        assert not build.resumed
+        (build.folder / "x.npy").write_bytes(b"x")
+        build.finish()
+    assert sorted(p.name for p in target.iterdir()) == ["x.npy"] and not partial_dir(target).exists()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import signal
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Self
 
 
 def _ignore_sigint(initializer: Callable[..., None], *args: Any) -> None:
@@ -35,7 +35,7 @@ class ChunkPool:
         self.workers, self.initializer, self.initargs = workers, initializer, initargs
         self._pool = None
 
-    def __enter__(self) -> ChunkPool:
+    def __enter__(self) -> Self:
         if self.workers == 1:
             self.initializer(*self.initargs)
         else:

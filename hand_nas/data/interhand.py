@@ -282,14 +282,10 @@ def prepare(root: str | Path, out: str | Path, split: str = "test", subset: str 
         counts (selected, written, dropped_dark) and this run's figures (workers, seconds,
         images_per_s, resumed).
     """
-    import os
     import time
 
-    from tqdm import tqdm
+    import torch
 
-    from hand_nas.data.chunk_pool import ChunkPool
-    from hand_nas.data.resumable import ResumableBuild
-    from hand_nas.data.samples import allocate_fields, write_index
     from hand_nas.hand.mano import HandModel
     from hand_nas.hand.topology import faces_fingerprint
 
@@ -310,10 +306,37 @@ def prepare(root: str | Path, out: str | Path, split: str = "test", subset: str 
     params = {"builder": "interhand-prepare/1", "root": str(Path(root).resolve()), "split": split, "subset": subset,
               "hands": hands, "size": size, "limit": limit, "chunk": chunk, "hand_model": hand_model,
               "selected": n, "selection_sha256": _selection_digest(records)}
+    meta = {"source": "interhand2.6m", "split": split, "subset": subset, "hands": hands, "root": str(root),
+            "hand_model": hand_model}
     t0 = time.perf_counter()
+    threads = torch.get_num_threads()  # a one-worker run sets this process to one thread (_init_worker)
+    try:
+        done_now, count, resumed = _build(records, out, params, meta, size=size, overwrite=overwrite,
+                                          progress=progress, workers=workers, resume=resume, chunk=chunk)
+    finally:
+        torch.set_num_threads(threads)
+        _WORKER.clear()
+    seconds = time.perf_counter() - t0
+    return {"selected": n, "written": count, "dropped_dark": n - count, "workers": workers, "seconds": seconds,
+            "images_per_s": done_now / seconds if seconds > 0 else 0.0, "resumed": resumed}
+
+
+def _build(records: list[Record], out: Path, params: dict, meta: dict, *, size: int, overwrite: bool,
+           progress: bool, workers: int, resume: bool, chunk: int) -> tuple[int, int, bool]:
+    """The two passes of ``prepare``; returns (samples written by this run, samples in all, resumed)."""
+    import os
+
+    from tqdm import tqdm
+
+    from hand_nas.data.chunk_pool import ChunkPool
+    from hand_nas.data.resumable import ResumableBuild
+    from hand_nas.data.samples import allocate_fields, write_index
+
+    n, split = len(records), meta["split"]
     done_now = 0
     with ResumableBuild(out, params, overwrite=overwrite, resume=resume) as build, \
-            ChunkPool(workers, _init_worker, (hand_model["mano_dir"], size, os.getpid() if workers > 1 else None)) as pool:
+            ChunkPool(workers, _init_worker, (meta["hand_model"]["mano_dir"], size,
+                                              os.getpid() if workers > 1 else None)) as pool:
         folder = build.folder
         n_chunks = -(-n // chunk)
         scanned = build.committed("scan")
@@ -329,7 +352,7 @@ def prepare(root: str | Path, out: str | Path, split: str = "test", subset: str 
         kept = [i for i in range(n) if i not in dark]
         count = len(kept)
         if count == 0:
-            raise HandNasError(f"{root}: every selected image is darker than mean {DARK_MEAN:g}; nothing to write")
+            raise HandNasError(f"{meta['root']}: every selected image is darker than mean {DARK_MEAN:g}; nothing to write")
         allocated = build.committed("allocate").get(0)
         if allocated is None:
             allocate_fields(folder, count, size)
@@ -349,10 +372,9 @@ def prepare(root: str | Path, out: str | Path, split: str = "test", subset: str 
 
             pool.run(_write_chunk, ((k, (str(folder), k * chunk, [records[i] for i in kept[k * chunk:(k + 1) * chunk]]))
                                     for k in range(n_out) if k not in written), wrote_chunk)
-        write_index(folder, {"source": "interhand2.6m", "split": split, "subset": subset, "hands": hands,
-                             "root": str(root), "dropped_dark": n - count, "hand_model": hand_model},
+        # Key order as before this writer existed, so meta.json keeps its bytes.
+        write_index(folder, {**{k: meta[k] for k in ("source", "split", "subset", "hands", "root")},
+                             "dropped_dark": n - count, "hand_model": meta["hand_model"]},
                     [records[i].source_id for i in kept], size)
         build.finish()
-    seconds = time.perf_counter() - t0
-    return {"selected": n, "written": count, "dropped_dark": n - count, "workers": workers, "seconds": seconds,
-            "images_per_s": done_now / seconds if seconds > 0 else 0.0, "resumed": build.resumed}
+    return done_now, count, build.resumed

@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from hand_nas.errors import HandNasError
 
@@ -43,8 +43,9 @@ class ResumableBuild:
         overwrite: replace an existing target at the end; otherwise an existing target is an error.
         resume: continue a partial build with the same params (False: discard it and start over).
 
-    On an exception the partial folder is removed (inputs were wrong, nothing to continue), except
-    on KeyboardInterrupt, which keeps it for a resume.
+    On a HandNasError (the inputs are wrong: nothing worth continuing) the partial folder is
+    removed; on any other exception (Ctrl-C, a full disk, a bug) it is kept for a resume once the
+    cause is fixed, as it is when the process is killed.
     """
 
     def __init__(self, target: str | os.PathLike, params: dict, overwrite: bool = False, resume: bool = True) -> None:
@@ -56,7 +57,7 @@ class ResumableBuild:
         self._log = None
         self._committed: dict[str, dict[int, dict]] = {}
 
-    def __enter__(self) -> ResumableBuild:
+    def __enter__(self) -> Self:
         if self.target.exists() and not self.overwrite:
             raise HandNasError(f"{self.target}: already exists (pass --overwrite to replace it)")
         self.target.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +121,7 @@ class ResumableBuild:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._log is not None:
             self._log.close()
-        if exc_type is not None and not issubclass(exc_type, KeyboardInterrupt):
+        if exc_type is not None and issubclass(exc_type, HandNasError):
             shutil.rmtree(self.folder, ignore_errors=True)
         if self._lock is not None:
             self._lock.close()
