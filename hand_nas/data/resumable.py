@@ -8,6 +8,8 @@ restarts from the committed chunks: a chunk that was being written when the proc
 the log and is written again, which is harmless because a chunk always writes the same bytes to the
 same place. A torn last log line (the kill hit the append) is ignored for the same reason. Nothing
 appears at the target until ``finish`` renames the folder into place, without the three files.
+Writers sync a chunk's data before it is committed, and the log is synced after each line, so a
+committed chunk is on disk even if the machine, not just the process, went down.
 
 The folder is made with ``mkdir``, so it gets the usual ``0777 & ~umask`` permissions (``tempfile``'s
 ``mkdtemp`` would make it private, 0700, and a shared data cache unreadable by others).

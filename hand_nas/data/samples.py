@@ -157,7 +157,8 @@ def write_rows(folder: str | Path, start: int, **fields: np.ndarray) -> None:
     """Write rows ``start, start + 1, ...`` of the given fields into files made by ``allocate_fields``.
 
     Each value is a (B, ...) array of that field's row shape; the files are opened, written with
-    ``pwrite`` and closed, so nothing stays mapped and processes may write disjoint rows at once.
+    ``pwrite``, synced to disk (so a resumable build may record the rows as done, even across a
+    power cut) and closed: nothing stays mapped and processes may write disjoint rows at once.
     """
     folder = Path(folder)
     for name, value in fields.items():
@@ -174,6 +175,7 @@ def write_rows(folder: str | Path, start: int, **fields: np.ndarray) -> None:
             while data:
                 written = os.pwrite(fd, data, pos)
                 data, pos = data[written:], pos + written
+            os.fdatasync(fd)
         finally:
             os.close(fd)
 
