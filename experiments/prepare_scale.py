@@ -13,7 +13,9 @@ thread per process:
    chunks, then the same command again, which resumes; its sha256 must equal ``w1``'s.
 
 Peak RSS is ``ru_maxrss`` of the prepare process itself and the largest of its worker processes
-(``RUSAGE_CHILDREN``, read in that process after its pool has been joined). Each finished step is
+(``RUSAGE_CHILDREN``, read in that process after its pool has been joined). Linux carries a
+process's high-water mark across ``exec``, so a spawned worker's figure is at least the prepare
+process's RSS at the moment it forked: an upper bound on the worker's own peak. Each finished step is
 written to ``--out`` at once, so a rerun after an interruption skips what is done (the step that
 was running starts over; ``--fresh`` redoes everything). Output folders are deleted after hashing.
 """
@@ -178,6 +180,9 @@ def main() -> None:
                                    "threads_per_process": 1})
     results.setdefault("command", "python experiments/prepare_scale.py " + " ".join(map(str, args.sizes)))
     sizes = results.setdefault("sizes", {})
+    results["notes"] = ("peak_rss_mib_worker_max is max(worker's own peak, main's RSS when it spawned the "
+                        "worker): Linux keeps ru_maxrss across exec. images_per_s is wall-clock on a shared "
+                        "2-core machine (see load_avg_1min); images_per_cpu_s includes start-up.")
 
     def save() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
