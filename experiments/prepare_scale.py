@@ -178,7 +178,7 @@ def main() -> None:
     results = {} if args.fresh or not args.out.is_file() else json.loads(args.out.read_text())
     results.setdefault("machine", {"cpus": os.cpu_count(), "python": platform.python_version(),
                                    "threads_per_process": 1})
-    results.setdefault("command", "python experiments/prepare_scale.py " + " ".join(map(str, args.sizes)))
+    results.setdefault("command", "python experiments/prepare_scale.py --sizes " + " ".join(map(str, args.sizes)))
     sizes = results.setdefault("sizes", {})
     results["notes"] = ("peak_rss_mib_worker_max is max(worker's own peak, main's RSS when it spawned the "
                         "worker): Linux keeps ru_maxrss across exec. images_per_s is wall-clock on a shared "
