@@ -95,10 +95,20 @@ def cmd_data_synth(args) -> None:
 def cmd_data_prepare(args) -> None:
     from hand_nas.data.interhand import prepare
 
-    r = prepare(args.root, args.out, split=args.split, subset=args.subset, hands=args.hands, mano_dir=args.mano,
-                size=args.size, limit=args.limit, overwrite=args.overwrite, progress=not args.quiet)
+    try:
+        r = prepare(args.root, args.out, split=args.split, subset=args.subset, hands=args.hands, mano_dir=args.mano,
+                    size=args.size, limit=args.limit, overwrite=args.overwrite, progress=not args.quiet,
+                    workers=args.workers, resume=args.resume, chunk=args.chunk)
+    except KeyboardInterrupt:
+        from hand_nas.data.resumable import partial_dir
+
+        print(f"interrupted; the work done so far is kept in {partial_dir(args.out)}: run the same command again "
+              f"to resume", file=sys.stderr)
+        raise SystemExit(130) from None
     print(f"selected {r['selected']} images, wrote {r['written']} samples to {args.out} "
-          f"({r['dropped_dark']} dropped as too dark)")
+          f"({r['dropped_dark']} dropped as too dark){' after resuming' if r['resumed'] else ''}; "
+          f"{r['images_per_s']:.1f} images/s with {r['workers']} worker(s), "
+          f"{r['images_per_s'] / r['workers']:.1f} images/s per worker")
 
 
 def cmd_data_show(args) -> None:
@@ -412,6 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hands", default="interacting", choices=["interacting", "single", "all"])
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--limit", type=int, help="keep only the first N selected images")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (the output is the same for any number)")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue the partial build .<out>.partial left by an interrupted run (default: yes)")
+    p.add_argument("--chunk", type=int, default=64, help="images per committed chunk (the work a kill can lose)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
     _add_mano(p)

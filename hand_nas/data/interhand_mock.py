@@ -29,18 +29,33 @@ def look_at(campos: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.stack([x, np.cross(z, x), z])
 
 
-def _blob(img: np.ndarray, u: float, v: float, sigma: float = 1.5) -> None:
-    ys, xs = np.mgrid[0:img.shape[0], 0:img.shape[1]]
-    img += 200.0 * np.exp(-((xs - u) ** 2 + (ys - v) ** 2) / (2 * sigma**2))
+def _blob(img: np.ndarray, u: float, v: float, sigma: float = 1.5, radius: int = 12) -> None:
+    # Only a window around the centre: beyond 8 sigma the Gaussian adds < 1e-12 grey levels, and
+    # the full-frame version made trees of 10,000 images slow to write.
+    if not (np.isfinite(u) and np.isfinite(v)):
+        return
+    x0, y0 = max(int(u) - radius, 0), max(int(v) - radius, 0)
+    x1, y1 = min(int(u) + radius + 1, img.shape[1]), min(int(v) + radius + 1, img.shape[0])
+    if x0 >= x1 or y0 >= y1:
+        return
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    img[y0:y1, x0:x1] += 200.0 * np.exp(-((xs - u) ** 2 + (ys - v) ** 2) / (2 * sigma**2))
 
 
 def write_mock_interhand(root: str | Path, split: str = "test", captures: int = 2, frames: int = 2,
-                         cameras: int = 2, mano_dir=None, seed: int = 0, dark_image: bool = True) -> dict:
+                         cameras: int = 2, mano_dir=None, seed: int = 0, dark_image: bool = True,
+                         dark_every: int = 0) -> dict:
     """Write the tree; returns the ground truth the reader should reproduce.
 
+    Args:
+        dark_image: also write a dark copy of the first image, annotated as interacting.
+        dark_every: if > 0, every ``dark_every``-th interacting image is written dark (mean < 10)
+            in place, as a scale test wants a realistic share of dropped images.
+
     Returns:
-        {source_id: {"joints_world_m": (2, 21, 3), "K": (3, 3), "R": (3, 3), "campos_mm": (3,)}} for
-        every interacting image, plus "extra" annotations that the interacting selection must skip.
+        "truth": {source_id: {"joints_world_m": (2, 21, 3), "K": (3, 3), "R": (3, 3), "campos_mm": (3,)}}
+        for every interacting image, "extra": the additional annotations (which the interacting
+        selection must skip or drop), "dark": source ids of the images written dark in place.
     """
     import torch
     from PIL import Image
@@ -60,6 +75,7 @@ def write_mock_interhand(root: str | Path, split: str = "test", captures: int = 
     data = {"images": [], "annotations": []}
     camera_json, joint_json, mano_json, truth = {}, {}, {}, {}
     image_id = ann_id = 0
+    darkened = []
     for c in range(captures):
         cap = str(c)
         camera_json[cap] = {"campos": {}, "camrot": {}, "focal": {}, "princpt": {}}
@@ -112,6 +128,9 @@ def write_mock_interhand(root: str | Path, split: str = "test", captures: int = 
                 file_name = f"Capture{c}/{seq}/cam{name}/image{frame}.jpg"
                 path = root / "images" / split / file_name
                 path.parent.mkdir(parents=True, exist_ok=True)
+                if dark_every > 0 and image_id % dark_every == dark_every - 1:
+                    img *= 0.02
+                    darkened.append(f"{split}/{file_name}")
                 rgb = np.clip(np.stack([img] * 3, -1), 0, 255).astype(np.uint8)
                 Image.fromarray(rgb).save(path, quality=97)
                 data["images"].append({"id": image_id, "file_name": file_name, "width": WIDTH, "height": HEIGHT,
@@ -146,4 +165,4 @@ def write_mock_interhand(root: str | Path, split: str = "test", captures: int = 
     for kind, obj in (("data", data), ("camera", camera_json), ("joint_3d", joint_json),
                       ("MANO_NeuralAnnot", mano_json)):
         (ann_dir / f"InterHand2.6M_{split}_{kind}.json").write_text(json.dumps(obj))
-    return {"truth": truth, "extra": extra}
+    return {"truth": truth, "extra": extra, "dark": darkened}

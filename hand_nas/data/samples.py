@@ -20,10 +20,15 @@ source_ids.json       N strings            where each sample came from (file or 
 
 ``meta.json`` names the source, the image size, the hand model (folder + topology fingerprint) and
 free-form provenance. Writers build the directory under a temporary name and rename it at the end.
+
+Two ways to fill the fields: ``SampleWriter`` (memory-mapped, one process owns the arrays) and
+``allocate_fields`` + ``write_rows`` (preallocated files of the final size, rows written with
+``pwrite`` by any process, so resident memory stays at one block of rows whatever ``N`` is).
 """
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,16 +85,99 @@ class SampleWriter:
     def close(self, meta: dict, count: int | None = None) -> None:
         """Flush the arrays (keeping the first ``count`` samples) and write ``meta.json``."""
         count = self.n if count is None else count
-        for name, arr in self.arrays.items():
+        for arr in self.arrays.values():
             arr.flush()
-            if count < self.n:
-                kept = np.array(arr[:count])
-                del arr
-                np.save(self.folder / f"{name}.npy", kept)
-        self.arrays.clear()
-        (self.folder / "source_ids.json").write_text(json.dumps(self.source_ids[:count]))
-        meta = {"format": FORMAT, "version": VERSION, "count": count, "image_size": self.size, **meta}
-        (self.folder / "meta.json").write_text(json.dumps(meta, indent=2))
+        self.arrays.clear()  # unmaps the files before they are shortened
+        if count < self.n:
+            for name in field_specs(self.n, self.size):
+                shrink_npy(self.folder / f"{name}.npy", count)
+        write_index(self.folder, meta, self.source_ids[:count], self.size)
+
+
+def write_index(folder: str | Path, meta: dict, source_ids: list[str], size: int) -> None:
+    """Write ``source_ids.json`` and ``meta.json`` of a sample directory with ``len(source_ids)`` samples."""
+    folder = Path(folder)
+    (folder / "source_ids.json").write_text(json.dumps(source_ids))
+    meta = {"format": FORMAT, "version": VERSION, "count": len(source_ids), "image_size": size, **meta}
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, byte offset of the data) of a C-ordered ``.npy`` file."""
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(fh)
+        if fortran:
+            raise ValueError(f"{path}: Fortran-ordered arrays are not written here")
+        return shape, dtype, fh.tell()
+
+
+def shrink_npy(path: str | Path, count: int) -> None:
+    """Keep the first ``count`` rows of a C-ordered ``.npy`` file, in place and in O(1) memory.
+
+    The rows to keep are already a prefix of the data, so only the header changes and the file is
+    cut. numpy pads headers so that the first axis can grow to 21 digits without moving the data;
+    the result is byte for byte what ``np.save`` writes for the shortened array.
+    """
+    path = Path(path)
+    shape, dtype, offset = _npy_header(path)
+    if not 0 <= count <= shape[0]:
+        raise ValueError(f"{path}: cannot keep {count} of {shape[0]} rows")
+    header = _header_bytes((count, *shape[1:]), dtype)
+    if len(header) != offset:  # never with numpy's padding; kept so an odd header cannot corrupt data
+        raise ValueError(f"{path}: header of {len(header)} bytes does not fit the existing {offset}")
+    row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    with open(path, "r+b") as fh:
+        fh.write(header)
+        fh.truncate(offset + count * row)
+
+
+def _header_bytes(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
+    import io
+
+    # Version 1.0, as np.save and open_memmap write for every header shorter than 64 KiB.
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                                               "shape": shape})
+    return buf.getvalue()
+
+
+def allocate_fields(folder: str | Path, n: int, size: int) -> None:
+    """Create every field file of ``n`` samples at its final size (sparse: nothing is written yet)."""
+    folder = Path(folder)
+    for name, (shape, dtype) in field_specs(n, size).items():
+        header = _header_bytes(shape, np.dtype(dtype))
+        with open(folder / f"{name}.npy", "wb") as fh:
+            fh.write(header)
+            fh.truncate(len(header) + int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
+
+
+def write_rows(folder: str | Path, start: int, **fields: np.ndarray) -> None:
+    """Write rows ``start, start + 1, ...`` of the given fields into files made by ``allocate_fields``.
+
+    Each value is a (B, ...) array of that field's row shape; the files are opened, written with
+    ``pwrite``, synced to disk (so a resumable build may record the rows as done, even across a
+    power cut) and closed: nothing stays mapped and processes may write disjoint rows at once.
+    """
+    folder = Path(folder)
+    for name, value in fields.items():
+        path = folder / f"{name}.npy"
+        shape, dtype, offset = _npy_header(path)
+        value = np.ascontiguousarray(value, dtype=dtype)
+        if value.shape[1:] != shape[1:] or start < 0 or start + len(value) > shape[0]:
+            raise ValueError(f"{path}: rows {start}..{start + len(value)} of shape {value.shape[1:]} do not fit "
+                             f"{shape}")
+        data = memoryview(value.reshape(-1).view(np.uint8))
+        pos = offset + start * (value.nbytes // max(len(value), 1))
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            while data:
+                written = os.pwrite(fd, data, pos)
+                data, pos = data[written:], pos + written
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
 
 @dataclass
