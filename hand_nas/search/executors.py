@@ -51,13 +51,14 @@ class RayExecutor:
 
     def __init__(self, workers: int, address: str | None = None, cpus_per_trial: float = 1.0,
                  gpus_per_trial: float = 0.0) -> None:
-        import ray
-
         if not address:
             # Ray 2.60 binds its gRPC servers on every interface whatever the node address, so a local
             # cluster keeps Ray's token authentication on (the token lives in ~/.ray/auth_token): nobody
             # without it can submit work. A cluster joined with --ray-address keeps its own settings.
+            # Set before Ray is imported: Ray reads its configuration at import.
             os.environ.setdefault("RAY_AUTH_MODE", "token")
+        import ray
+
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         if not ray.is_initialized():
             if address:
@@ -65,6 +66,9 @@ class RayExecutor:
             else:
                 ray.init(num_cpus=max(1, int(round(workers * cpus_per_trial))), num_gpus=int(gpus_per_trial > 0),
                          include_dashboard=False, log_to_driver=False, configure_logging=False)
+                from hand_nas.search.ray_reaper import start_reaper
+
+                start_reaper()  # stops this local cluster if the driver is killed before shutdown
         self._ray = ray
         self.workers = workers
         self.options = {"num_cpus": cpus_per_trial, "num_gpus": gpus_per_trial}
