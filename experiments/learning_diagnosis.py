@@ -12,6 +12,7 @@ Variants (each is the previous fix plus one change, except ``main``):
 * ``mean_init``: the fix: zero-initialised heads around the training split's mean hands.
 * ``mean_init_noaug``: plus no augmentation (IntagHand's +-90 deg rotations and flips off).
 * ``mean_init_aux10``: plus the 2D / mask / heatmap loss weights divided by 10.
+* ``mean_init_noaug_aux10``: both of the above.
 * ``mean_init_lr1e-3``, ``mean_init_lr4e-3``: peak learning rate instead of the proxy's.
 
 Usage:
@@ -42,6 +43,7 @@ VARIANTS = {
     "mean_init": {},
     "mean_init_noaug": {"train": {"augment": False}},
     "mean_init_aux10": {"loss": {"verts2d": 5.0, "mask": 50.0, "heatmap": 10.0}},
+    "mean_init_noaug_aux10": {"train": {"augment": False}, "loss": {"verts2d": 5.0, "mask": 50.0, "heatmap": 10.0}},
     "mean_init_lr1e-3": {"train": {"lr": 1e-3}},
     "mean_init_lr4e-3": {"train": {"lr": 4e-3}},
 }
@@ -67,7 +69,7 @@ def proxy_cfg(steps: int | None, variant: dict):
 
     cfg = load_space(SPACE).proxy
     if steps:
-        cfg = dataclasses.replace(cfg, steps=steps, eval_every=max(steps // 3, 1))
+        cfg = dataclasses.replace(cfg, steps=steps, eval_every=max(steps // 4, 1))
     return dataclasses.replace(cfg, **variant.get("train", {}))
 
 

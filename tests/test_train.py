@@ -51,7 +51,8 @@ def test_untrained_model_predicts_the_mean_hands(hand_home):
     dec.set_mean_shape(mean_v, rel)
     with torch.no_grad():
         a, b = model(torch.rand(1, 3, 64, 64)), model(torch.rand(1, 3, 64, 64))
-    assert torch.allclose(a.verts[0], mean_v, atol=1e-5) and torch.equal(a.verts, b.verts)
+    # within a millimetre of the mean, yet still a function of the image (the head starts near zero, not at it)
+    assert (a.verts[0] - mean_v).abs().max() < 1e-3 and not torch.equal(a.verts, b.verts)
     assert torch.allclose(a.rel_root[0], rel, atol=1e-6)
 
 

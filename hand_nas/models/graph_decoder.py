@@ -9,8 +9,8 @@ between levels. Levels not run are bridged by upsampling to 252 nodes. Heads: pe
 a weak-perspective camera from a vertex-averaging layer, a 252 -> 778 linear map initialised from
 the mesh hierarchy (frozen, as IntagHand's), and the right-minus-left root offset.
 
-The coordinate head is zero-initialised around the ``template`` buffer, and the relative-root head
-around a bias: an untrained decoder predicts exactly that mean hand (as HMR regresses from the mean
+The coordinate head is initialised near zero around the ``template`` buffer, and the relative-root
+head zero around a bias: an untrained decoder predicts that mean hand (to ~0.1 mm) (as HMR regresses from the mean
 parameters). ``hand_nas.train`` sets both from the training split's mean root-relative hands
 (``set_mean_shape``), so a proxy of minutes starts at the mean-shape baseline instead of at a
 random crumpled hand in the rest orientation of the hand model (about 90 mm on the synthetic set,
@@ -79,7 +79,10 @@ class GraphDecoder(nn.Module):
             self.cross.append(cross_cls(cout, g.heads, g.dropout))
         dl = dims[-1]
         self.coord = nn.Linear(dl, 3)
-        nn.init.zeros_(self.coord.weight)
+        # Near zero, not zero: offsets of ~0.1 mm keep the start at the template while the output
+        # still depends on the image (the body gets 3D gradients from step 0, and an untrained model
+        # stays distinguishable from a quantized or pruned copy of itself).
+        nn.init.normal_(self.coord.weight, std=1e-4)
         nn.init.zeros_(self.coord.bias)
         self.avg = nn.Linear(252, 1)
         self.cam = nn.Linear(dl, 3)
