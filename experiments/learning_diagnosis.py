@@ -18,6 +18,7 @@ Variants (each is the previous fix plus one change, except ``main``):
 Usage:
     OMP_NUM_THREADS=1 python experiments/learning_diagnosis.py --variants main mean_init --seeds 0 1 --steps 100
     python experiments/learning_diagnosis.py --grad              # loss terms and their gradient norms at init
+    python experiments/learning_diagnosis.py --decompose         # the constant's error with the true orientation
     python experiments/learning_diagnosis.py --table             # the table of every stored run
 """
 from __future__ import annotations
@@ -144,6 +145,88 @@ def grad_table(data: Path) -> list[dict]:
     return rows
 
 
+def decompose(data: Path) -> dict:
+    """How much of the constant's error is orientation: the mean hands rotated per held-out hand (Kabsch).
+
+    Returns MPJPE (IntagHand protocol, mm) of the mean constant, of the mean articulation under each
+    hand's best rotation about its root, and under its best in-plane (camera z) rotation only.
+    """
+    from hand_nas.baseline import mean_shape
+    from hand_nas.data.dataset import split_indices
+    from hand_nas.data.samples import open_samples
+    from hand_nas.metrics import mpjpe
+
+    s = open_samples(data)
+    tr, va = split_indices(len(s), 0.1, seed=0)
+    mean = mean_shape(s["verts"], s["joints"], s["valid"], tr)
+    gt = np.asarray(s["joints"], np.float64)[va]
+    gt = gt - gt[:, :, 9:10]
+
+    def best_rotation(a, b):  # rotation R minimising |a R - b| (rows are points)
+        u, _, vt = np.linalg.svd(a.T @ b)
+        d = np.ones(len(u))
+        d[-1] = np.sign(np.linalg.det(u @ vt))
+        return u @ np.diag(d) @ vt
+
+    full, planar = np.empty_like(gt), np.empty_like(gt)
+    for i in range(len(gt)):
+        for h in range(2):
+            a = mean.joints[h]
+            full[i, h] = a @ best_rotation(a, gt[i, h])
+            planar[i, h] = np.concatenate([a[:, :2] @ best_rotation(a[:, :2], gt[i, h, :, :2]), a[:, 2:]], 1)
+    score = lambda p: float(mpjpe(torch.as_tensor(p), torch.as_tensor(gt)).mean())  # noqa: E731
+    return {"mean_constant_mm": score(np.broadcast_to(mean.joints, gt.shape).copy()),
+            "mean_articulation_true_rotation_mm": score(full), "mean_articulation_true_inplane_rotation_mm": score(planar)}
+
+
+def probe(steps: int, seed: int, data: Path, lr: float | None = None) -> list[dict]:
+    """``mean_init_noaug`` with extra figures at every evaluation: does the model fit its training images,
+    does BatchNorm's eval mode lose it, and how much do its predictions vary from image to image?"""
+    import copy
+
+    from hand_nas.baseline import mean_shape
+    from hand_nas.data.dataset import TwoHandDataset, split_indices
+    from hand_nas.data.samples import open_samples
+    from hand_nas.models import build_model
+    from hand_nas.models.presets import resolve_model
+    from hand_nas.train import _loader, evaluate, evaluate_outputs, held_out_loader, train
+
+    cfg = dataclasses.replace(proxy_cfg(steps, {"train": {"augment": False}}), seed=seed, eval_every=max(steps // 3, 1))
+    if lr:
+        cfg = dataclasses.replace(cfg, lr=lr)
+    s = open_samples(data)
+    tr, _ = split_indices(len(s), cfg.val_fraction, seed=0)
+    mean = mean_shape(s["verts"], s["joints"], s["valid"], tr)
+    model_cfg = resolve_model("lwa_hand")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(model_cfg)
+    model.pose.set_mean_shape(torch.as_tensor(mean.verts), torch.as_tensor(mean.rel_root))
+    val = held_out_loader(data, cfg)
+    train_sub = _loader(TwoHandDataset(data, cfg.resolution, tr[:200]), 16, False, 0, 0)
+    rows = []
+
+    def spread(m):  # std over held-out images of the predicted root-relative joints, mm
+        with torch.no_grad():
+            m.eval()
+            js = torch.cat([m(b["image"]).joints for b in val])
+        return float(js.std(0).mean() * 1000)
+
+    def on_eval(step, metrics):
+        train_mode = copy.deepcopy(model).train()  # BatchNorm on batch statistics; the copy's stats are thrown away
+        with torch.no_grad():
+            tm = evaluate_outputs(lambda x: (lambda o: (o.verts, o.joints, o.rel_root))(train_mode(x)), val)
+        rows.append({"step": step, "held_out_mm": metrics.mpjpe_mm, "held_out_bn_batch_stats_mm": tm.mpjpe_mm,
+                     "train_images_mm": evaluate(model, train_sub).mpjpe_mm, "pred_spread_mm": spread(copy.deepcopy(model))})
+        print(rows[-1], flush=True)
+        return False
+
+    gt = np.asarray(s["joints"], np.float64)[split_indices(len(s), cfg.val_fraction, seed=0)[1]]
+    print({"gt_spread_mm": float((gt - gt[:, :, 9:10]).std(0).mean() * 1000)})
+    train(model_cfg, cfg, data, model=model, on_eval=on_eval)
+    return rows
+
+
 def table() -> dict:
     runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*.json"))]
     groups: dict[tuple, list] = {}
@@ -159,10 +242,14 @@ def table() -> dict:
                      "spread_mm": max(vals) - min(vals), "init_mpjpe_mm": [r["init_mpjpe_mm"] for r in rs],
                      "baseline_mpjpe_mm": base, "ratio_to_baseline": statistics.fmean(vals) / base,
                      "seconds_mean": statistics.fmean(r["seconds"] for r in rs)})
-    grads = json.loads((RUNS.parent / "learning_diagnosis_grads.json").read_text()) \
-        if (RUNS.parent / "learning_diagnosis_grads.json").exists() else []
+    extra = {}
+    for key, name in (("grad_at_init", "grads"), ("orientation_decomposition", "decompose")):
+        path = RUNS.parent / f"learning_diagnosis_{name}.json"
+        extra[key] = json.loads(path.read_text()) if path.exists() else None
+    extra["probes"] = {p.stem.removeprefix("learning_diagnosis_probe_"): json.loads(p.read_text())
+                       for p in sorted(RUNS.parent.glob("learning_diagnosis_probe_*.json"))}
     summary = {"model": "lwa_hand", "space": "search_spaces/lwa.yaml", "data": "synthetic n=2000 (held-out 200)",
-               "protocol": "IntagHand (root J9 + bone-length scale), mm", "rows": rows, "grad_at_init": grads}
+               "protocol": "IntagHand (root J9 + bone-length scale), mm", "rows": rows, **extra}
     print(f"{'variant':20s} {'steps':>5} {'seeds':>6}  {'MPJPE per seed (mm)':24s} {'mean':>6} {'spread':>6}"
           f" {'init':>6} {'baseline':>8} {'ratio':>5}")
     for r in rows:
@@ -182,6 +269,9 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1])
     ap.add_argument("--steps", type=int, default=0, help="training steps (0: the proxy's)")
     ap.add_argument("--grad", action="store_true", help="loss terms and gradient norms at init")
+    ap.add_argument("--decompose", action="store_true", help="the constant's error with the true orientation")
+    ap.add_argument("--probe", action="store_true", help="fit of the training images, BatchNorm, prediction spread")
+    ap.add_argument("--lr", type=float, default=0.0, help="peak learning rate for --probe (0: the proxy's)")
     ap.add_argument("--table", action="store_true", help="print and store the table of every stored run")
     args = ap.parse_args()
     torch.set_num_threads(1)  # one core per run (the machine is shared); runs go in parallel processes
@@ -193,6 +283,16 @@ def main() -> None:
         print(f"{'head':10s} {'term':9s} {'value':>9s} {'|grad| image':>12s} {'|grad| pose':>12s}")
         for r in rows:
             print(f"{r['head']:10s} {r['term']:9s} {r['value']:9.3f} {r['grad_image']:12.3f} {r['grad_pose']:12.3f}")
+    if args.decompose:
+        d = decompose(data)
+        (RUNS.parent / "learning_diagnosis_decompose.json").write_text(json.dumps(d, indent=1) + "\n")
+        for k, v in d.items():
+            print(f"{k:45s} {v:6.2f} mm")
+    if args.probe:
+        for seed in args.seeds:
+            rows = probe(args.steps or 150, seed, data, args.lr or None)
+            tag = f"{args.steps or 150}_seed{seed}" + (f"_lr{args.lr:g}" if args.lr else "")
+            (RUNS.parent / f"learning_diagnosis_probe_{tag}.json").write_text(json.dumps(rows, indent=1) + "\n")
     for name in args.variants:
         for seed in args.seeds:
             steps = args.steps or proxy_cfg(None, VARIANTS[name]).steps

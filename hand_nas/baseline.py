@@ -64,14 +64,16 @@ def mean_shape(verts: np.ndarray, joints: np.ndarray, valid: np.ndarray | None =
     return MeanShape(sum_v / n, sum_j / n, sum_rel / max(pairs, 1))
 
 
-def score_constant(shape: MeanShape, verts: np.ndarray, joints: np.ndarray, batch: int = 256) -> Metrics:
+def score_constant(shape: MeanShape, verts: np.ndarray, joints: np.ndarray, indices=None, batch: int = 256) -> Metrics:
     """Held-out metrics (mm, all protocols of ``Metrics``) of predicting ``shape`` for every sample.
 
     Args:
         shape: the constant.
-        verts: (N, 2, 778, 3) ground-truth vertices, metres.
+        verts: (N, 2, 778, 3) ground-truth vertices, metres (may be memory-mapped; read in batches).
         joints: (N, 2, 21, 3) ground-truth joints, metres.
+        indices: the rows to score (default all).
     """
+    idx = np.arange(len(joints)) if indices is None else np.asarray(indices)
     acc = MetricAccumulator()
     pv = torch.as_tensor(shape.verts, dtype=torch.float64).clone()
     pj = torch.as_tensor(shape.joints, dtype=torch.float64).clone()
@@ -79,9 +81,10 @@ def score_constant(shape: MeanShape, verts: np.ndarray, joints: np.ndarray, batc
     # As evaluate_outputs: left root at the origin, the right hand moved by the relative root.
     pv[1] += rel
     pj[1] += rel
-    for s in range(0, len(joints), batch):
-        gj = torch.as_tensor(np.asarray(joints[s:s + batch]), dtype=torch.float64)
-        gv = torch.as_tensor(np.asarray(verts[s:s + batch]), dtype=torch.float64)
+    for s in range(0, len(idx), batch):
+        rows = idx[s:s + batch]
+        gj = torch.as_tensor(np.asarray(joints[rows]), dtype=torch.float64)
+        gv = torch.as_tensor(np.asarray(verts[rows]), dtype=torch.float64)
         left_root = gj[:, :1, ROOT_JOINT:ROOT_JOINT + 1]
         n = len(gj)
         acc.update(pv.expand(n, -1, -1, -1), pj.expand(n, -1, -1, -1), gv - left_root, gj - left_root)
@@ -99,4 +102,4 @@ def split_baseline(data: str | Path, val_fraction: float = 0.1) -> Metrics:
 
     s = open_samples(data)
     tr, va = split_indices(len(s), val_fraction, seed=0)
-    return score_constant(mean_shape(s["verts"], s["joints"], s["valid"], tr), s["verts"][va], s["joints"][va])
+    return score_constant(mean_shape(s["verts"], s["joints"], s["valid"], tr), s["verts"], s["joints"], va)

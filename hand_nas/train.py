@@ -121,7 +121,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
     tr_idx, va_idx = split_indices(len(samples), cfg.val_fraction, seed=0)
     # The constant every trained figure is compared with; a fresh model starts from it.
     mean = mean_shape(samples["verts"], samples["joints"], samples["valid"], tr_idx)
-    baseline = score_constant(mean, samples["verts"][va_idx], samples["joints"][va_idx])
+    baseline = score_constant(mean, samples["verts"], samples["joints"], va_idx)
     train_ds = TwoHandDataset(data, cfg.resolution, tr_idx, AugmentCfg() if cfg.augment else None, heatmaps=True, seed=cfg.seed)
     train_dl = _loader(train_ds, cfg.batch, True, cfg.seed, cfg.workers)
     val_dl = held_out_loader(data, cfg, max(cfg.batch, 16))
