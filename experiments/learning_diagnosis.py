@@ -13,6 +13,9 @@ Variants (each is the previous fix plus one change, except ``main``):
 * ``mean_init_noaug``: plus no augmentation (IntagHand's +-90 deg rotations and flips off).
 * ``mean_init_aux10``: plus the 2D / mask / heatmap loss weights divided by 10.
 * ``mean_init_noaug_aux10``: both of the above.
+* ``mean_template_default_head``: no augmentation, the mean template, but the coordinate head at
+  ``nn.Linear``'s default init (the decoder body gets full 3D gradients from step 0, the start is off the mean).
+* ``mean_init_noaug_3d_only``: no augmentation, only the 3D terms (joints, verts, coarse, relative root).
 * ``mean_init_lr1e-3``, ``mean_init_lr4e-3``: peak learning rate instead of the proxy's.
 
 Usage:
@@ -45,6 +48,9 @@ VARIANTS = {
     "mean_init_noaug": {"train": {"augment": False}},
     "mean_init_aux10": {"loss": {"verts2d": 5.0, "mask": 50.0, "heatmap": 10.0}},
     "mean_init_noaug_aux10": {"train": {"augment": False}, "loss": {"verts2d": 5.0, "mask": 50.0, "heatmap": 10.0}},
+    "mean_template_default_head": {"head": "mean_template", "train": {"augment": False}},
+    "mean_init_noaug_3d_only": {"train": {"augment": False},
+                                "loss": {"verts2d": 0.0, "mask": 0.0, "heatmap": 0.0, "normal": 0.0, "edge": 0.0}},
     "mean_init_lr1e-3": {"train": {"lr": 1e-3}},
     "mean_init_lr4e-3": {"train": {"lr": 4e-3}},
 }
@@ -90,6 +96,18 @@ def run_one(name: str, steps: int | None, seed: int, data: Path) -> dict:
             torch.manual_seed(seed)
             model = build_model(model_cfg)
             old_head(model)
+    elif variant.get("head") == "mean_template":
+        from hand_nas.baseline import mean_shape
+        from hand_nas.data.dataset import split_indices
+        from hand_nas.data.samples import open_samples
+
+        s = open_samples(data)
+        mean = mean_shape(s["verts"], s["joints"], s["valid"], split_indices(len(s), cfg.val_fraction, seed=0)[0])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build_model(model_cfg)
+            model.pose.set_mean_shape(torch.as_tensor(mean.verts), torch.as_tensor(mean.rel_root))
+            model.pose.coord.reset_parameters()
     t0 = time.perf_counter()
     r = train(model_cfg, cfg, data, weights=weights, model=model)
     return {"variant": name, "steps": cfg.steps, "seed": seed, "batch": cfg.batch, "resolution": cfg.resolution,
