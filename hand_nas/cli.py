@@ -177,6 +177,9 @@ def cmd_train(args) -> None:
     print("step    MPJPE   MPVPE  (held-out, mm, IntagHand protocol)")
     for h in r.history:
         print(f"{h['step']:>5}  {h['mpjpe_mm']:6.2f}  {h['mpvpe_mm']:6.2f}")
+    b = r.baseline
+    print(f"trained {r.metrics.mpjpe_mm:.2f} mm MPJPE; baseline (mean shape) {b.mpjpe_mm:.2f} mm "
+          f"(MPVPE {b.mpvpe_mm:.2f}): the training split's mean hands predicted for every held-out image")
     if r.checkpoint:
         print(f"checkpoint: {r.checkpoint}")
 

@@ -2,8 +2,13 @@
 
 ``train`` builds the model from its config, splits the sample directory deterministically, trains
 with Adam at ``TrainCfg.resolution`` (FLOPs are still reported at 256) and returns the held-out
-metrics at initialisation and after training. ``on_eval`` (optional) sees every evaluation and may
-stop the run early by returning True (the search uses it for pruning).
+metrics at initialisation and after training, beside the split's mean-shape baseline (what a
+constant prediction scores; ``hand_nas.baseline``). A fresh graph-decoder model starts from that mean
+hand (``GraphDecoder.set_mean_shape``). ``on_eval`` (optional) sees every evaluation and may stop
+the run early by returning True (the search uses it for pruning).
+
+The run draws from its own random streams (seeded by ``TrainCfg.seed``): the caller's global torch
+and numpy states are left as they were, and so is a passed model's train/eval mode.
 """
 from __future__ import annotations
 
@@ -12,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from hand_nas.config import ModelCfg, TrainCfg
@@ -39,6 +43,7 @@ class TrainResult:
     steps: int = 0
     stopped_early: bool = False
     checkpoint: str | None = None
+    baseline: Metrics | None = None  # the split's mean-shape constant, same protocol
 
 
 def evaluate(model: torch.nn.Module, loader) -> Metrics:
@@ -47,10 +52,13 @@ def evaluate(model: torch.nn.Module, loader) -> Metrics:
         out = model(images)
         return out.verts, out.joints, out.rel_root
 
+    was_training = model.training
     model.eval()
-    with torch.no_grad():
-        metrics = evaluate_outputs(predict, loader)
-    model.train()
+    try:
+        with torch.no_grad():
+            metrics = evaluate_outputs(predict, loader)
+    finally:
+        model.train(was_training)
     return metrics
 
 
@@ -99,6 +107,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
     """
     from tqdm import tqdm
 
+    from hand_nas.baseline import mean_shape, score_constant
     from hand_nas.data.dataset import TwoHandDataset, split_indices
     from hand_nas.data.transforms import AugmentCfg
     from hand_nas.data.samples import open_samples
@@ -108,58 +117,69 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
 
     if cfg.resolution % 32:
         raise ValueError(f"resolution {cfg.resolution}: must be a multiple of 32")
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    n = len(open_samples(data))
-    tr_idx, _ = split_indices(n, cfg.val_fraction, seed=0)
+    samples = open_samples(data)
+    tr_idx, va_idx = split_indices(len(samples), cfg.val_fraction, seed=0)
+    # The constant every trained figure is compared with; a fresh model starts from it.
+    mean = mean_shape(samples["verts"], samples["joints"], samples["valid"], tr_idx)
+    baseline = score_constant(mean, samples["verts"], samples["joints"], va_idx)
     train_ds = TwoHandDataset(data, cfg.resolution, tr_idx, AugmentCfg() if cfg.augment else None, heatmaps=True, seed=cfg.seed)
     train_dl = _loader(train_ds, cfg.batch, True, cfg.seed, cfg.workers)
     val_dl = held_out_loader(data, cfg, max(cfg.batch, 16))
-    model = build_model(model_cfg, mano_dir) if model is None else model
     topo = hand_topology(mano_dir)
     faces = torch.as_tensor(topo.faces)
     pool252 = torch.as_tensor(load_hierarchy(topo.faces).pool_matrix(252))
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    was_training = model.training if model is not None else True
+    # fork_rng: initialisation and dropout draw from a stream seeded here, then the caller's state returns.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        if model is None:
+            model = build_model(model_cfg, mano_dir)
+            if hasattr(model.pose, "set_mean_shape"):
+                model.pose.set_mean_shape(torch.as_tensor(mean.verts), torch.as_tensor(mean.rel_root))
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    t0 = time.perf_counter()
-    init = evaluate(model, val_dl)
-    history = [{"step": 0, **init.to_dict()}]
-    bar = tqdm(total=cfg.steps, desc=f"train {model_cfg.name}", unit="step", disable=not progress)
-    step, epoch, stopped = 0, 0, False
-    model.train()
-    while step < cfg.steps and not stopped:
-        train_ds.set_epoch(epoch)
-        for batch in train_dl:
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, cfg)
-            out = model(batch["image"])
-            loss, terms = two_hand_loss(out, batch, faces, pool252, weights, progress=step / cfg.steps)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {float(loss)} at step {step} (terms {terms})")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", mpjpe=f"{history[-1]['mpjpe_mm']:.1f}")
-            if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
-                m = evaluate(model, val_dl)
-                history.append({"step": step, "loss": float(loss.detach()), **m.to_dict()})
-                if on_eval is not None and on_eval(step, m):
-                    stopped = True
-                    break
-            if step >= cfg.steps:
-                break
-        epoch += 1
-    bar.close()
+        t0 = time.perf_counter()
+        init = evaluate(model, val_dl)
+        history = [{"step": 0, **init.to_dict()}]
+        bar = tqdm(total=cfg.steps, desc=f"train {model_cfg.name}", unit="step", disable=not progress)
+        step, epoch, stopped = 0, 0, False
+        model.train()
+        try:
+            while step < cfg.steps and not stopped:
+                train_ds.set_epoch(epoch)
+                for batch in train_dl:
+                    for group in opt.param_groups:
+                        group["lr"] = lr_at(step, cfg)
+                    out = model(batch["image"])
+                    loss, terms = two_hand_loss(out, batch, faces, pool252, weights, progress=step / cfg.steps)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"loss is {float(loss)} at step {step} (terms {terms})")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(params, 5.0)
+                    opt.step()
+                    step += 1
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}", mpjpe=f"{history[-1]['mpjpe_mm']:.1f}")
+                    if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
+                        m = evaluate(model, val_dl)
+                        history.append({"step": step, "loss": float(loss.detach()), **m.to_dict()})
+                        if on_eval is not None and on_eval(step, m):
+                            stopped = True
+                            break
+                    if step >= cfg.steps:
+                        break
+                epoch += 1
+        finally:
+            bar.close()
+            model.train(was_training)
     final = Metrics(**{k: v for k, v in history[-1].items() if k in Metrics.__dataclass_fields__})
-    result = TrainResult(final, init, history, time.perf_counter() - t0, step, stopped)
+    result = TrainResult(final, init, history, time.perf_counter() - t0, step, stopped, baseline=baseline)
     if checkpoint_dir is not None:
         from hand_nas.checkpoint import save_checkpoint
 
         save_checkpoint(checkpoint_dir, model, model_cfg, train=cfg.to_dict(), metrics=final.to_dict(),
-                        init_metrics=init.to_dict(), data=str(data), steps=step)
+                        init_metrics=init.to_dict(), baseline_metrics=baseline.to_dict(), data=str(data), steps=step)
         result.checkpoint = str(checkpoint_dir)
     return result

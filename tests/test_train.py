@@ -4,14 +4,16 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
+from hand_nas.baseline import split_baseline
 from hand_nas.checkpoint import load_checkpoint, save_checkpoint
 from hand_nas.config import TrainCfg
 from hand_nas.errors import HandNasError
 from hand_nas.models import build_model
-from hand_nas.train import lr_at, train
+from hand_nas.train import evaluate, held_out_loader, lr_at, train
 
 from model_configs import small_model
 
@@ -29,8 +31,56 @@ def test_proxy_training_runs_evaluates_and_checkpoints(synth_dir, tmp_path):
               checkpoint_dir=tmp_path / "ck", on_eval=lambda step, m: seen.append(step) or False)
     assert seen == [3, 6] and r.steps == 6 and len(r.history) == 3
     assert r.metrics.count == 2 and r.metrics.mpjpe_mm > 0
+    assert r.baseline.mpjpe_mm == pytest.approx(split_baseline(synth_dir).mpjpe_mm)
     data = json.loads((tmp_path / "ck" / "config.json").read_text())
     assert data["train"]["steps"] == 6 and data["metrics"]["mpjpe_mm"] == pytest.approx(r.metrics.mpjpe_mm)
+    assert data["baseline_metrics"]["mpjpe_mm"] == pytest.approx(r.baseline.mpjpe_mm)
+
+
+def test_untrained_model_predicts_the_mean_hands(hand_home):
+    from hand_nas.hand.topology import ROOT_JOINT
+
+    rng = np.random.default_rng(0)
+    model = build_model(small_model()).eval()
+    dec = model.pose
+    # a mean hand pair the upsampling map can represent exactly, plus a relative root
+    coarse = torch.as_tensor(rng.normal(0, 0.04, (2, 252, 3)), dtype=torch.float32)
+    mean_v = dec.upsample.weight @ coarse
+    mean_v = mean_v - (mean_v.transpose(-1, -2) @ dec.regressor_t).transpose(-1, -2)[:, ROOT_JOINT:ROOT_JOINT + 1]
+    rel = torch.tensor([0.12, -0.01, 0.02])
+    dec.set_mean_shape(mean_v, rel)
+    with torch.no_grad():
+        a, b = model(torch.rand(1, 3, 64, 64)), model(torch.rand(1, 3, 64, 64))
+    # within a millimetre of the mean, yet still a function of the image (the head starts near zero, not at it)
+    assert (a.verts[0] - mean_v).abs().max() < 1e-3 and not torch.equal(a.verts, b.verts)
+    assert torch.allclose(a.rel_root[0], rel, atol=1e-6)
+
+
+def test_a_fresh_run_starts_at_the_mean_shape_baseline(synth_dir):
+    r = train(small_model(), TrainCfg(resolution=64, steps=1, batch=4, eval_every=0), synth_dir)
+    # the 252-slot template cannot hold every vertex of the mean: the start is within a mm of it
+    assert r.init_metrics.mpjpe_mm == pytest.approx(r.baseline.mpjpe_mm, abs=1.0)
+
+
+def test_train_leaves_global_rng_and_module_mode_untouched(synth_dir):
+    cfg = small_model()
+    model = build_model(cfg).eval()
+    torch.manual_seed(123)
+    np.random.seed(123)
+    torch_state, np_state = torch.get_rng_state(), np.random.get_state()
+    train(cfg, TrainCfg(resolution=64, steps=2, batch=4, eval_every=1, seed=7), synth_dir, model=model)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert all(np.array_equal(x, y) for x, y in zip(np.random.get_state(), np_state))
+    assert not any(m.training for m in model.modules())
+    model.train()
+    evaluate(model, held_out_loader(synth_dir, TrainCfg(resolution=64)))
+    assert all(m.training for m in model.modules())
+
+
+def test_the_seed_decides_the_run(synth_dir):
+    cfg, tcfg = small_model(), TrainCfg(resolution=64, steps=2, batch=4, eval_every=0)
+    a, b = train(cfg, tcfg, synth_dir), train(cfg, tcfg, synth_dir)
+    assert a.metrics.mpjpe_mm == b.metrics.mpjpe_mm
 
 
 def test_on_eval_can_stop_early(synth_dir):
@@ -46,11 +96,26 @@ def test_checkpoint_round_trip_in_a_fresh_process(tmp_path, hand_home):
     x = torch.rand(1, 3, 64, 64)
     torch.save(x, tmp_path / "x.pt")
     with torch.no_grad():
-        ref = model(x).verts
+        out = model(x)
+    ref = torch.cat([out.verts.flatten(), out.camera.flatten()])  # verts alone are the template before training
     code = (f"import torch; from hand_nas.checkpoint import load_checkpoint; m, _ = load_checkpoint({str(tmp_path / 'ck')!r}); "
-            f"x = torch.load({str(tmp_path / 'x.pt')!r}); torch.save(m(x).verts.detach(), {str(tmp_path / 'y.pt')!r})")
+            f"x = torch.load({str(tmp_path / 'x.pt')!r}); o = m(x); "
+            f"torch.save(torch.cat([o.verts.flatten(), o.camera.flatten()]).detach(), {str(tmp_path / 'y.pt')!r})")
     subprocess.run([sys.executable, "-c", code], check=True)
     assert torch.equal(torch.load(tmp_path / "y.pt"), ref)
+
+
+def test_a_checkpoint_without_the_template_is_refused_in_one_line(tmp_path, hand_home):
+    from safetensors.torch import load_file, save_file
+
+    cfg = small_model()
+    save_checkpoint(tmp_path / "ck", build_model(cfg), cfg)
+    state = load_file(str(tmp_path / "ck" / "model.safetensors"))
+    del state["pose.template"]  # what checkpoints written before the template was stored hold
+    save_file(state, str(tmp_path / "ck" / "model.safetensors"))
+    with pytest.raises(HandNasError, match=r"1 missing \(e.g. pose.template\)") as err:
+        load_checkpoint(tmp_path / "ck")
+    assert "\n" not in str(err.value)
 
 
 def test_weights_that_do_not_match_the_config_are_refused(tmp_path, hand_home):

@@ -8,6 +8,13 @@ between levels. Levels not run are bridged by upsampling to 252 nodes. Heads: pe
 (offsets from the template pooled to the 252 slots, a zero-MAC prior hand-nas adds for short proxies),
 a weak-perspective camera from a vertex-averaging layer, a 252 -> 778 linear map initialised from
 the mesh hierarchy (frozen, as IntagHand's), and the right-minus-left root offset.
+
+The coordinate head is initialised near zero around the ``template`` buffer, and the relative-root
+head zero around a bias: an untrained decoder predicts that mean hand (to ~0.1 mm) (as HMR regresses from the mean
+parameters). ``hand_nas.train`` sets both from the training split's mean root-relative hands
+(``set_mean_shape``), so a proxy of minutes starts at the mean-shape baseline instead of at a
+random crumpled hand in the rest orientation of the hand model (about 90 mm on the synthetic set,
+against the mean's 50). The template is a persistent buffer: it is part of the trained model.
 """
 from __future__ import annotations
 
@@ -72,6 +79,11 @@ class GraphDecoder(nn.Module):
             self.cross.append(cross_cls(cout, g.heads, g.dropout))
         dl = dims[-1]
         self.coord = nn.Linear(dl, 3)
+        # Near zero, not zero: offsets of ~0.1 mm keep the start at the template while the output
+        # still depends on the image (the body gets 3D gradients from step 0, and an untrained model
+        # stays distinguishable from a quantized or pruned copy of itself).
+        nn.init.normal_(self.coord.weight, std=1e-4)
+        nn.init.zeros_(self.coord.bias)
         self.avg = nn.Linear(252, 1)
         self.cam = nn.Linear(dl, 3)
         self.upsample = nn.Linear(252, 778, bias=False)
@@ -79,12 +91,30 @@ class GraphDecoder(nn.Module):
             self.upsample.weight.copy_(torch.tensor(hierarchy.upsample))
         self.upsample.weight.requires_grad_(False)
         self.rel_root = nn.Linear(global_dim, 3)
-        # Coarse coordinates are predicted as offsets from the template at the 252-slot level
-        # (zero MACs): a proxy trained for minutes starts from a hand, not from a point.
+        nn.init.zeros_(self.rel_root.weight)
+        nn.init.zeros_(self.rel_root.bias)
+        # Coarse coordinates are offsets from a per-hand template at the 252-slot level (zero MACs).
+        # Until set_mean_shape: the hand model's template, mirrored in x for the left hand.
         tmpl = hierarchy.pool_matrix(252) @ topology.template
         tmpl = tmpl - (topology.joint_regressor @ topology.template)[9]
-        self.register_buffer("template252", torch.tensor(tmpl, dtype=torch.float32), persistent=False)
+        tmpl = np.stack([tmpl * np.array([-1.0, 1.0, 1.0]), tmpl])
+        self.register_buffer("template", torch.tensor(tmpl, dtype=torch.float32))  # (2, 252, 3), metres
         self.register_buffer("regressor_t", torch.tensor(topology.joint_regressor.T.copy()), persistent=False)
+
+    @torch.no_grad()
+    def set_mean_shape(self, verts: torch.Tensor, rel_root: torch.Tensor) -> None:
+        """Make the untrained heads predict this mean hand pair.
+
+        Args:
+            verts: (2, 778, 3) mean vertices, each hand relative to its joint 9, metres.
+            rel_root: (3,) mean right root minus left root, metres.
+        """
+        up = self.upsample.weight.double()  # (778, 252)
+        # The 252 slots whose upsampled mesh is closest to the mean (least squares per hand; the map
+        # has rank < 252, so the minimum-norm solution of the pseudo-inverse).
+        tmpl = torch.linalg.pinv(up) @ verts.double()  # (2, 252, 3)
+        self.template.copy_(tmpl.to(self.template))
+        self.rel_root.bias.copy_(rel_root.to(self.rel_root.bias) / COORD_SCALE)
 
     def forward(self, feats) -> HandOutput:
         gfeat = feats.global_feat
@@ -105,7 +135,7 @@ class GraphDecoder(nn.Module):
                 x = [t.repeat_interleave(2, dim=1) for t in x]
         if self.levels < 3:
             x = [t.repeat_interleave(2 ** (3 - self.levels), dim=1) for t in x]
-        coarse = torch.stack([self.coord(t) for t in x], 1) * COORD_SCALE + self.template252  # (B, 2, 252, 3)
+        coarse = torch.stack([self.coord(t) for t in x], 1) * COORD_SCALE + self.template  # (B, 2, 252, 3)
         # The vertex average is a matmul with the layer's weight, not a call of the layer: structured
         # pruning then never mistakes the vertex axis for channels (same MACs as the Linear).
         cam = torch.stack([self.cam(torch.matmul(t.transpose(1, 2), self.avg.weight.t()).squeeze(-1) + self.avg.bias)
