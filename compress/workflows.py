@@ -165,5 +165,6 @@ def run_demo(cfg: DemoCfg = DemoCfg(), log=print) -> DemoResult:
     Image.fromarray(np.asarray(s["images"][len(s) - 1])).save(img)
     prediction = predict_files(img, bundle, out / "predict", mano_dir=cfg.mano)
     stage(6, "done")
-    return DemoResult(storage, data, out / "trials" / cfg.study, report_files, sorted(bundle.iterdir()),
+    visible = lambda paths: [p for p in paths if not p.name.startswith(".")]  # noqa: E731 (not the .hand-nas marker)
+    return DemoResult(storage, data, out / "trials" / cfg.study, visible(report_files), visible(sorted(bundle.iterdir())),
                       [img] + prediction, time.perf_counter() - t0)
