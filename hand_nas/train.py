@@ -48,9 +48,11 @@ class TrainResult:
 
 def evaluate(model: torch.nn.Module, loader) -> Metrics:
     """Held-out metrics; predictions are root-relative, so the relative root comes from ``rel_root``."""
+    device = next(model.parameters()).device  # evaluate where the model lives; metrics on the CPU
+
     def predict(images):
-        out = model(images)
-        return out.verts, out.joints, out.rel_root
+        out = model(images.to(device, non_blocking=True))
+        return tuple(t.cpu() if t is not None else None for t in (out.verts, out.joints, out.rel_root))
 
     was_training = model.training
     model.eval()
@@ -81,10 +83,10 @@ def evaluate_outputs(predict, loader) -> Metrics:
     return acc.result()
 
 
-def _loader(ds, batch: int, shuffle: bool, seed: int, workers: int):
+def _loader(ds, batch: int, shuffle: bool, seed: int, workers: int, pin: bool = False):
     g = torch.Generator().manual_seed(seed)
     return torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=shuffle, generator=g, num_workers=workers,
-                                       drop_last=shuffle, persistent_workers=workers > 0)
+                                       drop_last=shuffle, persistent_workers=workers > 0, pin_memory=pin)
 
 
 def held_out_loader(data: str | Path, cfg: TrainCfg, batch: int = 16):
@@ -97,19 +99,23 @@ def held_out_loader(data: str | Path, cfg: TrainCfg, batch: int = 16):
 
 
 def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: str | Path | None = None, mano_dir=None,
-          progress: bool = False, on_eval=None, weights: LossWeights = LossWeights(), model=None) -> TrainResult:
+          progress: bool = False, on_eval=None, weights: LossWeights = LossWeights(), model=None,
+          device: str = "cpu") -> TrainResult:
     """Train ``model_cfg`` on the sample directory ``data``; returns held-out metrics.
 
     Args:
         checkpoint_dir: where to write the checkpoint at the end (None: no checkpoint).
         on_eval: ``fn(step, metrics) -> bool``; True stops training.
         model: start from this module instead of a fresh ``build_model(model_cfg)`` (fine-tuning).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``; batches are pinned and copied
+            without blocking on CUDA. Not part of ``TrainCfg``: it changes speed, not what is trained.
     """
     from tqdm import tqdm
 
     from hand_nas.baseline import mean_shape, score_constant
     from hand_nas.data.dataset import TwoHandDataset, split_indices
     from hand_nas.data.transforms import AugmentCfg
+    from hand_nas.device import resolve_device
     from hand_nas.data.samples import open_samples
     from hand_nas.hand.hierarchy import load_hierarchy
     from hand_nas.hand.mano import hand_topology
@@ -117,25 +123,27 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
 
     if cfg.resolution % 32:
         raise ValueError(f"resolution {cfg.resolution}: must be a multiple of 32")
+    dev = resolve_device(device)
     samples = open_samples(data)
     tr_idx, va_idx = split_indices(len(samples), cfg.val_fraction, seed=0)
     # The constant every trained figure is compared with; a fresh model starts from it.
     mean = mean_shape(samples["verts"], samples["joints"], samples["valid"], tr_idx)
     baseline = score_constant(mean, samples["verts"], samples["joints"], va_idx)
     train_ds = TwoHandDataset(data, cfg.resolution, tr_idx, AugmentCfg() if cfg.augment else None, heatmaps=True, seed=cfg.seed)
-    train_dl = _loader(train_ds, cfg.batch, True, cfg.seed, cfg.workers)
+    train_dl = _loader(train_ds, cfg.batch, True, cfg.seed, cfg.workers, pin=dev.type == "cuda")
     val_dl = held_out_loader(data, cfg, max(cfg.batch, 16))
     topo = hand_topology(mano_dir)
-    faces = torch.as_tensor(topo.faces)
-    pool252 = torch.as_tensor(load_hierarchy(topo.faces).pool_matrix(252))
+    faces = torch.as_tensor(topo.faces).to(dev)
+    pool252 = torch.as_tensor(load_hierarchy(topo.faces).pool_matrix(252)).to(dev)
     was_training = model.training if model is not None else True
     # fork_rng: initialisation and dropout draw from a stream seeded here, then the caller's state returns.
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
         torch.manual_seed(cfg.seed)
         if model is None:
             model = build_model(model_cfg, mano_dir)
             if hasattr(model.pose, "set_mean_shape"):
                 model.pose.set_mean_shape(torch.as_tensor(mean.verts), torch.as_tensor(mean.rel_root))
+        model.to(dev)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
@@ -151,6 +159,8 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
                 for batch in train_dl:
                     for group in opt.param_groups:
                         group["lr"] = lr_at(step, cfg)
+                    if dev.type != "cpu":
+                        batch = {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
                     out = model(batch["image"])
                     loss, terms = two_hand_loss(out, batch, faces, pool252, weights, progress=step / cfg.steps)
                     if not torch.isfinite(loss):
@@ -179,6 +189,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
     if checkpoint_dir is not None:
         from hand_nas.checkpoint import save_checkpoint
 
+        model.cpu()  # checkpoints hold CPU tensors whatever the training device
         save_checkpoint(checkpoint_dir, model, model_cfg, train=cfg.to_dict(), metrics=final.to_dict(),
                         init_metrics=init.to_dict(), baseline_metrics=baseline.to_dict(), data=str(data), steps=step)
         result.checkpoint = str(checkpoint_dir)

@@ -127,3 +127,18 @@ def test_weights_that_do_not_match_the_config_are_refused(tmp_path, hand_home):
     (tmp_path / "ck" / "config.json").write_text(json.dumps(data))
     with pytest.raises(HandNasError, match="weights do not match the config: .*unexpected"):
         load_checkpoint(tmp_path / "ck")
+
+
+def test_device_specs():
+    import torch
+
+    from hand_nas.device import resolve_device
+    from hand_nas.errors import HandNasError
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(HandNasError, match="expected auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(HandNasError, match="no CUDA device"):
+            resolve_device("cuda:0")

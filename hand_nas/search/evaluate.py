@@ -38,7 +38,8 @@ def evaluate_config(cfg_dict: dict, proxy_dict: dict, data_dir: str, checkpoint_
 
     try:
         with torch_threads(threads):  # restored afterwards: under --local this is the driver's own process
-            r = train(cfg, proxy, data_dir, checkpoint_dir=checkpoint_dir, on_eval=on_eval)
+            # auto: the GPU Ray assigned with --gpus-per-trial (CUDA_VISIBLE_DEVICES), else the CPU
+            r = train(cfg, proxy, data_dir, checkpoint_dir=checkpoint_dir, on_eval=on_eval, device="auto")
         out = {"state": "pruned" if pruned["flag"] else "complete", "metrics": r.metrics.to_dict(),
                "init_metrics": r.init_metrics.to_dict(), "steps": r.steps, "checkpoint": r.checkpoint,
                "history": r.history}

@@ -64,7 +64,9 @@ class RayExecutor:
             if address:
                 ray.init(address=address, log_to_driver=False, include_dashboard=False)
             else:
-                ray.init(num_cpus=max(1, int(round(workers * cpus_per_trial))), num_gpus=int(gpus_per_trial > 0),
+                # num_gpus None: every GPU Ray detects, when trials ask for GPUs
+                ray.init(num_cpus=max(1, int(round(workers * cpus_per_trial))),
+                         num_gpus=None if gpus_per_trial > 0 else 0,
                          include_dashboard=False, log_to_driver=False, configure_logging=False)
                 from hand_nas.search.ray_reaper import start_reaper
 

@@ -1,0 +1,32 @@
+"""Which device a run trains on: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``."""
+from __future__ import annotations
+
+import re
+
+from hand_nas.errors import HandNasError
+
+DEVICES = "auto, cpu, cuda or cuda:N"
+
+
+def resolve_device(spec: str = "auto"):
+    """The ``torch.device`` for a spec; asking for CUDA where there is none is a one-line error.
+
+    Inside a Ray task with ``--gpus-per-trial`` Ray sets ``CUDA_VISIBLE_DEVICES`` to the GPU it
+    assigned (and hides every GPU from CPU-only tasks), so ``auto`` picks exactly that one.
+    """
+    import torch
+
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    m = re.fullmatch(r"cuda(?::(\d+))?", spec or "")
+    if not m:
+        raise HandNasError(f"--device {spec!r}: expected {DEVICES}")
+    if not torch.cuda.is_available():
+        raise HandNasError(f"--device {spec}: no CUDA device is available to this process (torch "
+                           f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'})")
+    index = int(m.group(1) or 0)
+    if index >= torch.cuda.device_count():
+        raise HandNasError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return torch.device("cuda", index)
