@@ -20,6 +20,7 @@ import json
 import socket
 import threading
 import time
+import warnings
 from pathlib import Path
 
 from hand_nas.config import DEFAULT_STORAGE
@@ -259,6 +260,12 @@ class StudyStore:
         if trial is None:
             raise HandNasError(f"study {self.name!r}: trial {record.number} is not running in this driver")
         tid = self._trial_id(record.number)
+        if self.storage.get_trial(tid).state.is_finished():
+            # Another driver took it for dead (this driver's heartbeat stalled past the stale limit) and
+            # failed it; its record stays as that driver wrote it, and this driver goes on.
+            warnings.warn(f"study {self.name!r}: trial {record.number} was already ended by another driver; "
+                          f"its result ({record.state}) is not stored", RuntimeWarning, stacklevel=2)
+            return
         for key, value in record.to_attrs().items():
             trial.set_user_attr(key, value)
         violation = record.cost.violation if record.cost else 0.0
