@@ -44,7 +44,7 @@ class ProxyCheckCfg:
 def pick_architectures(space: SearchSpace, n: int, seed: int = 0) -> list[tuple[str, ModelCfg, float]]:
     """(label, config, GMACs): the base preset plus ``n`` feasible samples at evenly spaced cost quantiles."""
     from hand_nas.errors import HandNasError
-    from hand_nas.search.gate import gate
+    from hand_nas.search.gate import estimate_gmacs, gate
 
     rng = np.random.default_rng(seed)
     pool: list[tuple[float, ModelCfg]] = []
@@ -61,16 +61,10 @@ def pick_architectures(space: SearchSpace, n: int, seed: int = 0) -> list[tuple[
     pool.sort(key=lambda x: x[0])
     picks = sorted({int(round(i)) for i in np.linspace(0, len(pool) - 1, min(n, len(pool)))})
     base = space.base_cfg(space.base[0] if len(space.base) > 1 else None)
-    out = [(base.name, base, _gmacs(base))]
+    out = [(base.name, base, estimate_gmacs(base))]
     out += [(f"sample{k}", dataclasses.replace(pool[i][1], name=f"{space.name}-sample{k}"), pool[i][0])
             for k, i in enumerate(picks)]
     return out
-
-
-def _gmacs(cfg: ModelCfg) -> float:
-    from hand_nas.search.gate import estimate_gmacs
-
-    return estimate_gmacs(cfg)
 
 
 def long_training(proxy: TrainCfg, factor: int) -> TrainCfg:

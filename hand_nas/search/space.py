@@ -224,8 +224,8 @@ def shipped_spaces() -> dict[str, Path]:
 def resolve_space(path: str | Path) -> Path:
     """A space file path, or the name of a shipped space ('tiny', 'lwa', 'lagc', 'joint')."""
     path = Path(path)
-    if not path.exists() and path.suffix == "" and len(path.parts) == 1 and str(path) in shipped_spaces():
-        return shipped_spaces()[str(path)]
+    if not path.exists() and path.suffix == "" and len(path.parts) == 1:
+        return shipped_spaces().get(str(path), path)
     return path
 
 
