@@ -285,9 +285,14 @@ def cmd_compress(args) -> None:
     from compress.prune import PruneCfg
     from compress.quantize import QuantCfg
     from compress.workflows import trial_checkpoint
+    from hand_nas.models.validate import check
 
     if bool(args.study) == bool(args.checkpoint):
         raise HandNasError("give either --study NAME [--trial best|N] or --checkpoint DIR")
+    check("command line", numbers={
+        "--target-gmacs": (args.target_gmacs, 0.0, 100.0), "--ratio": (args.ratio, 0.0, 0.95),
+        "--bits": (args.bits, 2, 8), "--finetune-steps": (args.finetune_steps, 0, 10_000_000),
+        "--qat-steps": (args.qat_steps, 0, 10_000_000), "--size": (args.size, 32, 4096), "--threads": (args.threads, 1, 256)})
     checkpoint, prov = trial_checkpoint(args.study, args.trial, args.storage) if args.study else (args.checkpoint, {})
     if args.study:
         print(f"compressing trial {prov['trial']} of study {args.study!r}: {checkpoint}")

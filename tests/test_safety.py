@@ -518,3 +518,14 @@ def test_item9_library_temporaries_inside_compress_land_in_the_scratch_beside_ou
     assert tempfile.gettempdir() == system and not Path(kept).exists() and list(tmp_path.iterdir()) == []
     source = (REPO / "compress" / "pipeline.py").read_text()  # compress opens every scratch that way
     assert "tempfile" not in source and source.count("scratch_dir(out) as") == source.count("system_temp_in(") == 2
+
+
+@pytest.mark.parametrize("option,value,expected", [
+    ("--target-gmacs", "nan", "finite number"), ("--target-gmacs", "0", "finite number"),
+    ("--ratio", "1.5", "finite number"), ("--bits", "0", "integer in 2..8"),
+    ("--finetune-steps", "-3", "integer"), ("--size", "10", "integer in 32..4096")])
+def test_item8_compress_numbers_refused_before_anything_runs(capsys, tmp_path, option, value, expected):
+    out = tmp_path / "bundle"
+    err = refused(capsys, "compress", "--checkpoint", tmp_path / "missing", "--out", out, option, value,
+                  match=f"{option}: {value}")
+    assert expected in err and not out.exists()

@@ -211,7 +211,9 @@ def check(source: str, model: ModelCfg | None = None, train: TrainCfg | None = N
         train: a training config, checked by ``train_problems`` (``flags``: named as CLI options).
         sizes: input sides to check against ``model`` ({'--size': 256}); the model's training
             resolution is checked against it too.
-        numbers: other CLI numbers, {'--threads': (value, low, high)} (integers) to bound.
+        numbers: other CLI numbers to bound, {'--threads': (value, low, high)}: integers when the bounds
+            are ints; finite numbers when a bound is a float (a low bound of 0.0 is exclusive). None
+            values (options left at their default of none) are not checked.
     """
     issues: list[str] = []
     if model is not None:
@@ -219,7 +221,12 @@ def check(source: str, model: ModelCfg | None = None, train: TrainCfg | None = N
     if train is not None:
         issues += train_problems(train, flags)
     for name, (value, lo, hi) in (numbers or {}).items():
-        _int_in(issues, name, value, lo, hi)
+        if value is None:
+            continue
+        if isinstance(lo, float) or isinstance(hi, float):
+            _num_in(issues, name, value, lo, hi, lo_open=lo == 0.0)
+        else:
+            _int_in(issues, name, value, lo, hi)
     if model is not None and not issues:
         sizes = dict(sizes or {})
         if train is not None:
