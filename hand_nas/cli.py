@@ -169,13 +169,16 @@ def cmd_train(args) -> None:
     check(args.model, cfg, train=tcfg, flags=True, numbers={"--synthetic-n": (args.synthetic_n, 8, 1_000_000)})
     from hand_nas.device import resolve_device
 
-    resolve_device(args.device)  # a wrong --device is an error before any data is made
+    from hand_nas.device import resolve_precision
+
+    # a wrong --device or --precision is an error before any data is made
+    resolve_precision(args.precision, resolve_device(args.device))
     if args.out:
         check_replaceable(args.out, overwrite=True)  # a foreign folder is refused now, not after training
     data = resolve_data(args.data, args.synthetic_n, args.quiet)
     cost = model_cost(build_model(cfg, args.mano))
     r = train(cfg, tcfg, data, checkpoint_dir=args.out, mano_dir=args.mano, progress=not args.quiet,
-              device=args.device)
+              device=args.device, precision=args.precision)
     print(f"{cfg.name}: {cost.gmacs_total:.4f} GMACs at 256x256 ({FLOPS_NOTE})")
     print(f"proxy: {r.steps} steps, batch {tcfg.batch}, {tcfg.resolution}x{tcfg.resolution}, {r.seconds:.0f} s wall")
     print("step    MPJPE   MPVPE  (held-out, mm, IntagHand protocol)")
@@ -471,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=TrainCfg.workers)
     p.add_argument("--out", help="checkpoint directory")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--precision", default="fp32", help="fp32, bf16 (autocast on CPU or CUDA) or fp16 (CUDA, GradScaler)")
     p.add_argument("--quiet", action="store_true")
     _add_mano(p)
     p.set_defaults(func=cmd_train)

@@ -30,3 +30,21 @@ def resolve_device(spec: str = "auto"):
     if index >= torch.cuda.device_count():
         raise HandNasError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) visible")
     return torch.device("cuda", index)
+
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def resolve_precision(spec: str, device) -> tuple:
+    """(autocast dtype or None, whether a GradScaler is needed) for ``--precision`` on ``device``.
+
+    ``bf16`` autocasts matmuls and convolutions on CPU and CUDA (same exponent range as fp32: no
+    loss scaling); ``fp16`` needs CUDA and a ``GradScaler`` (its range underflows small gradients).
+    """
+    import torch
+
+    if spec not in PRECISIONS:
+        raise HandNasError(f"--precision {spec!r}: expected one of {', '.join(PRECISIONS)}")
+    if spec == "fp16" and device.type != "cuda":
+        raise HandNasError(f"--precision fp16: needs a CUDA device (this run trains on {device}); use bf16 on a CPU")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[spec], spec == "fp16"

@@ -100,7 +100,7 @@ def held_out_loader(data: str | Path, cfg: TrainCfg, batch: int = 16):
 
 def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: str | Path | None = None, mano_dir=None,
           progress: bool = False, on_eval=None, weights: LossWeights = LossWeights(), model=None,
-          device: str = "cpu") -> TrainResult:
+          device: str = "cpu", precision: str = "fp32") -> TrainResult:
     """Train ``model_cfg`` on the sample directory ``data``; returns held-out metrics.
 
     Args:
@@ -109,13 +109,15 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
         model: start from this module instead of a fresh ``build_model(model_cfg)`` (fine-tuning).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``; batches are pinned and copied
             without blocking on CUDA. Not part of ``TrainCfg``: it changes speed, not what is trained.
+        precision: ``fp32``, ``bf16`` (autocast, CPU or CUDA) or ``fp16`` (CUDA, with a GradScaler);
+            weights and the optimizer stay fp32, evaluation runs in fp32. Recorded in the checkpoint.
     """
     from tqdm import tqdm
 
     from hand_nas.baseline import mean_shape, score_constant
     from hand_nas.data.dataset import TwoHandDataset, split_indices
     from hand_nas.data.transforms import AugmentCfg
-    from hand_nas.device import resolve_device
+    from hand_nas.device import resolve_device, resolve_precision
     from hand_nas.data.samples import open_samples
     from hand_nas.hand.hierarchy import load_hierarchy
     from hand_nas.hand.mano import hand_topology
@@ -124,6 +126,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
     if cfg.resolution % 32:
         raise ValueError(f"resolution {cfg.resolution}: must be a multiple of 32")
     dev = resolve_device(device)
+    amp_dtype, scaled = resolve_precision(precision, dev)
     samples = open_samples(data)
     tr_idx, va_idx = split_indices(len(samples), cfg.val_fraction, seed=0)
     # The constant every trained figure is compared with; a fresh model starts from it.
@@ -146,6 +149,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
         model.to(dev)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        scaler = torch.amp.GradScaler(dev.type, enabled=scaled)
 
         t0 = time.perf_counter()
         init = evaluate(model, val_dl)
@@ -161,14 +165,19 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
                         group["lr"] = lr_at(step, cfg)
                     if dev.type != "cpu":
                         batch = {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-                    out = model(batch["image"])
+                    with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        out = model(batch["image"])
+                    # the loss in fp32 (mesh geometry, heatmaps): autocast covers the network only
+                    out = out.float() if amp_dtype is not None else out
                     loss, terms = two_hand_loss(out, batch, faces, pool252, weights, progress=step / cfg.steps)
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"loss is {float(loss)} at step {step} (terms {terms})")
                     opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(opt)  # clip the true gradients (a no-op without fp16)
                     torch.nn.utils.clip_grad_norm_(params, 5.0)
-                    opt.step()
+                    scaler.step(opt)
+                    scaler.update()
                     step += 1
                     bar.update(1)
                     bar.set_postfix(loss=f"{float(loss.detach()):.3f}", mpjpe=f"{history[-1]['mpjpe_mm']:.1f}")
@@ -191,6 +200,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
 
         model.cpu()  # checkpoints hold CPU tensors whatever the training device
         save_checkpoint(checkpoint_dir, model, model_cfg, train=cfg.to_dict(), metrics=final.to_dict(),
-                        init_metrics=init.to_dict(), baseline_metrics=baseline.to_dict(), data=str(data), steps=step)
+                        init_metrics=init.to_dict(), baseline_metrics=baseline.to_dict(), data=str(data), steps=step,
+                        precision=precision)
         result.checkpoint = str(checkpoint_dir)
     return result

@@ -142,3 +142,17 @@ def test_device_specs():
     if not torch.cuda.is_available():
         with pytest.raises(HandNasError, match="no CUDA device"):
             resolve_device("cuda:0")
+
+
+def test_bf16_autocast_trains_on_the_cpu_and_is_recorded(synth_dir, tmp_path):
+    """--precision bf16 on a CPU: the network runs under autocast, the loss, weights and evaluation in fp32."""
+    r = train(small_model(), TrainCfg(resolution=64, steps=2, batch=4, eval_every=0), synth_dir,
+              checkpoint_dir=tmp_path / "ck", precision="bf16")
+    assert r.steps == 2 and np.isfinite(r.metrics.mpjpe_mm)
+    assert json.loads((tmp_path / "ck" / "config.json").read_text())["precision"] == "bf16"
+
+
+@pytest.mark.parametrize("precision,match", [("fp16", "needs a CUDA device"), ("int4", "expected one of fp32, bf16, fp16")])
+def test_a_precision_the_device_cannot_run_is_a_one_line_error(synth_dir, precision, match):
+    with pytest.raises(HandNasError, match=match):
+        train(small_model(), TrainCfg(resolution=64, steps=1, batch=4), synth_dir, device="cpu", precision=precision)

@@ -32,3 +32,10 @@ class HandOutput:
     heatmaps: torch.Tensor | None = None
     masks: torch.Tensor | None = None
     dense: torch.Tensor | None = None
+
+    def float(self) -> HandOutput:
+        """The same outputs in fp32 (after an autocast forward pass, for an fp32 loss)."""
+        from dataclasses import fields, replace
+
+        return replace(self, **{f.name: getattr(self, f.name).float() for f in fields(self)
+                                if getattr(self, f.name) is not None})
