@@ -168,3 +168,19 @@ def run_demo(cfg: DemoCfg = DemoCfg(), log=print) -> DemoResult:
     visible = lambda paths: [p for p in paths if not p.name.startswith(".")]  # noqa: E731 (not the .hand-nas marker)
     return DemoResult(storage, data, out / "trials" / cfg.study, visible(report_files), visible(sorted(bundle.iterdir())),
                       [img] + prediction, time.perf_counter() - t0)
+
+
+def bench_target(path: str | Path, threads: tuple[int, ...] = (1,), batches: tuple[int, ...] = (1,),
+                 size: int = 256, rounds: int = 10, progress: bool = True):
+    """``hand_nas.cost.bench.bench`` of a bundle (verified; its own ONNX graphs) or a checkpoint folder."""
+    from compress.bundle import is_bundle
+    from hand_nas.cost.bench import bench
+
+    path = Path(path)
+    model, _ = open_model(path)
+    graphs = {}
+    if is_bundle(path):  # open_model verified every file against the manifest
+        graphs = {k: path / name for k, name in (("onnx_fp32", "model.onnx"), ("onnx_int8", "model.int8.onnx"))
+                  if (path / name).is_file()}
+    return bench(model, str(path), threads=threads, batches=batches, size=size, rounds=rounds, progress=progress,
+                 **graphs)

@@ -327,6 +327,33 @@ def cmd_predict(args) -> None:
         print(f"wrote {p}")
 
 
+def _int_list(option: str, text: str, lo: int, hi: int) -> tuple[int, ...]:
+    """'1,2' -> (1, 2); anything else is a one-line error naming the option."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise HandNasError(f"{option} {text!r}: expected comma-separated integers, e.g. 1,2") from None
+    if not values or len(values) > 16 or not all(lo <= v <= hi for v in values):
+        raise HandNasError(f"{option} {text!r}: expected 1..16 integers in {lo}..{hi}")
+    return values
+
+
+def cmd_bench(args) -> None:
+    import json
+
+    from compress.workflows import bench_target
+    from hand_nas.cost.bench import format_bench
+    from hand_nas.models.validate import check
+
+    threads = _int_list("--threads", args.threads, 1, 256)
+    batches = _int_list("--batch", args.batch, 1, 1024)
+    check("command line", numbers={"--size": (args.size, 32, 4096), "--rounds": (args.rounds, 1, 10_000)})
+    if args.size % 32:
+        raise HandNasError(f"--size {args.size}: must be a multiple of 32")
+    r = bench_target(args.target, threads, batches, args.size, args.rounds, progress=not args.json)
+    print(json.dumps(r.to_dict(), indent=1) if args.json else format_bench(r))
+
+
 def cmd_evaluate(args) -> None:
     from compress.workflows import evaluate_checkpoint
 
@@ -554,6 +581,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="network input size (default: the checkpoint's training resolution)")
     _add_mano(p)
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("bench", help="latency table of a bundle or checkpoint on this machine (torch, ORT fp32, int8)")
+    p.add_argument("target", help="a bundle folder (verified; its ONNX graphs are timed) or a checkpoint folder")
+    p.add_argument("--threads", default="1", help="comma-separated intra-op thread counts (default 1)")
+    p.add_argument("--batch", default="1", help="comma-separated batch sizes (default 1)")
+    p.add_argument("--size", type=int, default=256, help="input side (default the deployment 256)")
+    p.add_argument("--rounds", type=int, default=10, help="alternating rounds of 5 runs per engine")
+    p.add_argument("--json", action="store_true", help="the result as JSON (for machines)")
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("evaluate", help="held-out MPJPE/MPVPE of a bundle or checkpoint (bundle hashes verified)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", help="sample folder (default: the recorded one)")
