@@ -31,31 +31,88 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parent
 RUNS = ROOT / "results" / "learnability"
-SETS = {"default": (2000, None), "n20k": (20000, None), "narrow": (8000, 0.2)}
+# name: (samples, orientation prior, backdrop); "v2" = the embedded generator's before SYNTH_VERSION 3.
+SETS = {"default": (2000, "v2", "v2"), "n20k": (20000, "v2", "v2"), "narrow": (8000, "narrow", "v2"),
+        "studio": (8000, "v2", "studio"), "narrow_studio": (8000, "narrow", "studio")}
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    q = rng.normal(size=4)
+    q /= np.linalg.norm(q)
+    w, x, y, z = q
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random (size, size, 3) uint8 background: gradients, blobs, shapes or stripes (version 2's)."""
+    from PIL import Image, ImageDraw
+
+    kind = rng.integers(4)
+    if kind == 0:
+        a, b = rng.uniform(0, 1, (2, 3)).astype(np.float32)
+        ang = rng.uniform(0, 2 * np.pi)
+        t = np.linspace(-1, 1, size, dtype=np.float32)
+        g = (np.cos(ang) * t[None, :] + np.sin(ang) * t[:, None]) * 0.5 + 0.5
+        img = a + (b - a) * g[..., None]
+    elif kind == 1:
+        cells = int(rng.integers(3, 12))
+        small = (rng.uniform(0, 1, (cells, cells, 3)) * 255).astype(np.uint8)
+        img = np.asarray(Image.fromarray(small).resize((size, size), Image.BICUBIC)) / 255.0
+    elif kind == 2:
+        im = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(0, 256, 3)))
+        draw = ImageDraw.Draw(im)
+        for _ in range(int(rng.integers(4, 14))):
+            x0, y0 = rng.integers(-size // 4, size, 2)
+            w, h = rng.integers(size // 10, size // 2, 2)
+            shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+            shape([int(x0), int(y0), int(x0 + w), int(y0 + h)], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+        img = np.asarray(im) / 255.0
+    else:
+        a, b = rng.uniform(0, 1, (2, 3)).astype(np.float32)
+        freq, ang = rng.uniform(4, 30), rng.uniform(0, np.pi)
+        t = np.linspace(0, 1, size, dtype=np.float32)
+        s = np.sin(2 * np.pi * freq * (np.cos(ang) * t[None, :] + np.sin(ang) * t[:, None])) * 0.5 + 0.5
+        img = a + (b - a) * s[..., None]
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def v2_orientation(rng: np.random.Generator, roll: float) -> np.ndarray:
+    """Version 2's prior: 15% of hands uniformly random, else fingers up with 0.45 rad of noise."""
+    from scipy.spatial.transform import Rotation
+
+    from hand_nas.data import synthetic
+
+    if rng.random() < 0.15:
+        return random_rotation(rng)
+    base = synthetic._rot("z", np.pi + roll)
+    if rng.random() < 0.5:
+        base = base @ synthetic._rot("y", np.pi)
+    return base @ Rotation.from_rotvec(rng.normal(0, 0.45, 3)).as_matrix()
 
 
 def dataset(kind: str) -> Path:
-    """The sample folder of a variant (generated into the hand-nas cache once; 128 px stored)."""
+    """The sample folder of a variant, generated once into the hand-nas cache (128 px stored).
+
+    ``narrow`` and ``studio`` are what SYNTH_VERSION 3 made the embedded generator's own (0.2 rad around
+    the fingers-up prior; the dark backdrop); ``v2`` puts version 2's back, in this process only.
+    """
     from hand_nas.data import synthetic
     from hand_nas.paths import home
 
-    if kind == "default":
-        return synthetic.cached_synthetic(2000)
-    n, noise = SETS[kind]
-    folder = home() / "learnability" / f"{kind}_n{n}_v{synthetic.SYNTH_VERSION}"
+    n, orientation, backdrop = SETS[kind]
+    folder = home() / "learnability" / f"{kind}_n{n}"
     if (folder / "meta.json").exists():
         return folder
-    if noise is not None:  # the fingers-up prior for every hand, less rotation noise (in this process only)
-        from scipy.spatial.transform import Rotation
-
-        def orientation(rng, roll):
-            base = synthetic._rot("z", np.pi + roll)
-            if rng.random() < 0.5:
-                base = base @ synthetic._rot("y", np.pi)
-            return base @ Rotation.from_rotvec(rng.normal(0, noise, 3)).as_matrix()
-
-        synthetic._hand_orientation = orientation
-    synthetic.synthesize(folder, n, seed=0, size=128, workers=1 if noise is not None else 2, overwrite=True)
+    if orientation == "v2":
+        synthetic._hand_orientation = v2_orientation
+    if backdrop == "v2":
+        synthetic.background = textured_background
+    # the patches live in this process only: no worker pool
+    synthetic.synthesize(folder, n, seed=0, size=128, workers=1, overwrite=True)
     return folder
 
 
