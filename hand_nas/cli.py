@@ -199,9 +199,13 @@ def cmd_search(args) -> None:
     from hand_nas.search.runner import run_search
     from hand_nas.search.space import load_space, with_budget
 
+    from hand_nas.models.validate import check
+
+    check("command line", numbers={"--noise-factor": (args.noise_factor, 0.0, 100.0)})
     space = with_budget(load_space(args.space), args.budget)
     cfg = StudyCfg(space=args.space, study=args.study or space.name, storage=args.storage, backend=args.backend,
-                   sampler=args.sampler or "", pruner=args.pruner, trials=args.trials, workers=args.workers,
+                   sampler=args.sampler or "", pruner=args.pruner, noise=args.noise,
+                   noise_factor=args.noise_factor, trials=args.trials, workers=args.workers,
                    executor="local" if args.local else "ray", ray_address=args.ray_address or "",
                    cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, data=args.data,
                    out=args.out, seed=args.seed, latency=args.latency, heartbeat_s=args.heartbeat_s)
@@ -512,7 +516,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--backend", default="optuna", choices=sorted(SAMPLERS))
     p.add_argument("--sampler", help="; ".join(f"{b}: {', '.join(s)} (default {s[0]})" for b, s in SAMPLERS.items()))
-    p.add_argument("--pruner", default="median", choices=["median", "none"])
+    p.add_argument("--pruner", default="noise", choices=["noise", "median", "none"],
+                   help="noise (default): multi-fidelity, a trial stops only when behind by more than --noise-factor x "
+                        "the proxy's measured seed noise; median: optuna's median rule; none")
+    p.add_argument("--noise", default="", help="the proxy's seed noise: a `hand-nas proxy check` JSON or a figure in mm "
+                                              "(default OUT/proxy_check/SPACE.json when it exists)")
+    p.add_argument("--noise-factor", type=float, default=StudyCfg.noise_factor, help="the margin in units of the noise")
     p.add_argument("--study", help="study name (default: the space's name); the same name resumes")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=STORAGE_HELP)
     p.add_argument("--data", default="synthetic")

@@ -302,7 +302,11 @@ class StudyCfg:
         storage: study storage URL: sqlite:///FILE (default), journal:///FILE, postgresql://...
         backend: optuna or nni.
         sampler: optuna: tpe, nsga2, random; nni: evolution, random ('' = the backend's default).
-        pruner: median (single-objective early stopping) or none.
+        pruner: noise (multi-fidelity: stop a trial only when it is behind by more than ``noise_factor``
+            times the proxy's measured seed noise; single- and multi-objective), median or none.
+        noise: where the proxy's noise comes from: a ``hand-nas proxy check`` result JSON, or a figure
+            in mm; '' = OUT/proxy_check/SPACE.json when it exists, else no early stopping.
+        noise_factor: the margin, in units of the measured noise.
         trials: finished trials the study should reach (earlier runs count).
         workers: trials in parallel.
         executor: ray or local (in-process, one at a time).
@@ -322,7 +326,9 @@ class StudyCfg:
     storage: str = DEFAULT_STORAGE
     backend: str = "optuna"
     sampler: str = ""
-    pruner: str = "median"
+    pruner: str = "noise"
+    noise: str = ""
+    noise_factor: float = 2.0
     trials: int = 20
     workers: int = 1
     executor: str = "ray"

@@ -123,6 +123,7 @@ def run_check(space: SearchSpace, cfg: ProxyCheckCfg, data: str, max_minutes: fl
     """Train what is missing (cached runs are free), stopping after ``max_minutes``; returns the result."""
     from tqdm import tqdm
 
+    from hand_nas.baseline import split_baseline
     from hand_nas.report.reproduce import cached_metrics, proxy_metrics
 
     archs = pick_architectures(space, cfg.n, cfg.sample_seed)
@@ -130,7 +131,7 @@ def run_check(space: SearchSpace, cfg: ProxyCheckCfg, data: str, max_minutes: fl
     plan = [(i, s, dataclasses.replace(space.proxy, seed=s)) for i in range(len(archs)) for s in range(cfg.seeds)]
     plan += [(i, None, long) for i in range(len(archs))]
     rows = [{"label": label, "gmacs": round(g, 4), "proxy_mm": [None] * cfg.seeds, "long_mm": None,
-             "config": c.to_dict()} for label, c, g in archs]
+             "proxy_history": [None] * cfg.seeds, "config": c.to_dict()} for label, c, g in archs]
     t0, stopped = time.perf_counter(), False
     bar = tqdm(plan, desc="proxy check", unit="run", disable=not progress)
     for i, seed, train_cfg in bar:
@@ -145,8 +146,10 @@ def run_check(space: SearchSpace, cfg: ProxyCheckCfg, data: str, max_minutes: fl
             rows[i]["long_mm"] = m["mpjpe_mm"]
         else:
             rows[i]["proxy_mm"][seed] = m["mpjpe_mm"]
+            rows[i]["proxy_history"][seed] = m.get("history")
     bar.close()
     summary = summarize(rows, cfg.seeds)
+    summary["baseline_mpjpe_mm"] = split_baseline(data, space.proxy.val_fraction).mpjpe_mm
     return {"space": space.source, "proxy": space.proxy.to_dict(), "long": long.to_dict(), "data": data,
             "check": dataclasses.asdict(cfg), "complete": not stopped and summary["complete"] == len(rows),
             "summary": summary, "warning": warning(summary), "architectures": rows,

@@ -3,7 +3,7 @@
 Optuna's samplers sample inside a trial of the study, reading its history: this adapter asks the
 store for a new trial and suggests every parameter through it; the store then records the outcome,
 so the sampler learns from it (budget violations included, through ``set_constraint``).
-Single-objective studies stop trials early on the pruner's verdict; multi-objective ones cannot.
+Trials stop early on the study pruner's verdict (``hand_nas.search.pruning``: multi-objective studies too).
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -74,6 +75,36 @@ def _record(number: int, res: dict, base: dict) -> TrialRecord:
     return rec
 
 
+def pruner_spec(cfg: StudyCfg, space: SearchSpace, log=None):
+    """The study's early-stopping rule as a ``make_pruner`` spec (plain data: it travels to workers).
+
+    'noise' needs the proxy's measured seed noise (``cfg.noise``: a proxy check JSON or a figure in mm,
+    else OUT/proxy_check/SPACE.json); without one no trial is stopped early, and ``log`` says so.
+    """
+    from hand_nas.search.pruning import NoiseProfile, load_noise
+
+    if cfg.pruner != "noise":
+        return cfg.pruner
+    source = cfg.noise
+    if not source:
+        default = Path(cfg.out) / "proxy_check" / f"{space.name}.json"
+        if not default.is_file():
+            if log:
+                log(f"no measured proxy noise for space {space.name!r} ({default} missing): every trial runs to the "
+                    f"end; run `hand-nas proxy check --space {space.name}` or pass --noise MM to stop trials early")
+            return "none"
+        source = str(default)
+    try:
+        profile = NoiseProfile(float(source), {}, "--noise")
+    except ValueError:
+        profile = load_noise(source, space.proxy.to_dict())
+    else:
+        if not (math.isfinite(profile.final) and profile.final > 0):
+            raise HandNasError(f"--noise {source}: expected a finite figure > 0 mm or a proxy check JSON")
+    return {"name": "noise", "noise": profile.to_dict(), "factor": cfg.noise_factor, "eta": 3.0,
+            "min_steps": space.proxy.eval_every or space.proxy.steps, "multi_objective": space.multi_objective}
+
+
 def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None = None) -> SearchSummary:
     """Run (or resume, or join) a search until the study holds ``cfg.trials`` trials."""
     from tqdm import tqdm
@@ -82,11 +113,14 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
     sampler = resolve_sampler(cfg.backend, cfg.sampler)
     folder = trial_folder(cfg.out, cfg.study)
     data = data_dir(cfg.data, space.synthetic_n)
+    pruner = pruner_spec(cfg, space, log=lambda msg: print(f"hand-nas: {msg}", file=sys.stderr))
     store = StudyStore(cfg.study, cfg.storage, space,
                        sampler=study_sampler(cfg.backend, sampler, cfg.seed, space.multi_objective, cfg.workers),
-                       pruner=cfg.pruner, heartbeat_s=cfg.heartbeat_s)
+                       pruner=pruner, heartbeat_s=cfg.heartbeat_s)
     store.claim({"backend": cfg.backend, "sampler": sampler, "space": space.source,
-                 "objectives": list(space.objectives), "budget_gmacs": space.budget_gmacs})
+                 "objectives": list(space.objectives), "budget_gmacs": space.budget_gmacs,
+                 "pruner": pruner if isinstance(pruner, str) else {k: v for k, v in pruner.items() if k != "name"}
+                 | {"name": "noise"}})
     recovered = store.fail_stale()
     strategy = make_strategy(cfg.backend, sampler, space, store, cfg.seed, cfg.workers, cfg.trials)
     executor = None
@@ -140,7 +174,7 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                     executor = make_executor(cfg)
                 ckpt = folder / f"trial_{p.number:04d}"
                 key = executor.submit(_evaluate, model_cfg.to_dict(), space.proxy.to_dict(), str(data), str(ckpt),
-                                      store.reporter(p.number), cfg.latency)
+                                      store.reporter(p.number, [g.gmacs_total, None]), cfg.latency)
                 running[key] = (p, base)
             if not running:
                 break

@@ -34,7 +34,7 @@ __all__ = ["DEFAULT_STORAGE", "StudyStore", "open_storage", "read_records", "sel
 CONSTRAINT = "gmacs_budget"
 HEARTBEAT = "hand_nas:heartbeat"  # system attribute: [unix time, interval s, host]
 STALE_BEATS = 3  # a trial is stale after this many missed heartbeats
-PRUNERS = ("median", "none")
+PRUNERS = ("noise", "median", "none")
 
 
 def _quiet() -> None:
@@ -107,15 +107,28 @@ def distributions(space: SearchSpace) -> dict:
     return out
 
 
-def make_pruner(name: str):
-    """Early stopping judged on the stored intermediate MPJPE of the study's trials."""
+def make_pruner(spec):
+    """Early stopping judged on the stored intermediate MPJPE of the study's trials.
+
+    ``spec``: a name of ``PRUNERS`` or a dict {'name', ...} ('noise' takes the keyword arguments of
+    ``NoiseAwarePruner`` with ``noise`` as a ``NoiseProfile`` dict); plain dicts travel to workers.
+    """
     import optuna
 
+    name, kwargs = (spec, {}) if isinstance(spec, str) else (spec["name"], {k: v for k, v in spec.items() if k != "name"})
+    if name == "noise":
+        from hand_nas.search.pruning import NoiseAwarePruner, NoiseProfile
+
+        return NoiseAwarePruner(NoiseProfile.from_dict(kwargs.pop("noise")), **kwargs)
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise HandNasError(f"pruner {name!r}: expected one of {PRUNERS}")
+
+
+def pruner_name(spec) -> str:
+    return spec if isinstance(spec, str) else spec["name"]
 
 
 def _given_sampler(base):
@@ -161,16 +174,16 @@ class StudyStore:
         name, url: the study and its storage URL.
         space: fixes the number of objectives and the parameters' distributions.
         sampler: the optuna sampler of an optuna strategy (None: trials only take given parameters).
-        pruner: early stopping rule name (``PRUNERS``); multi-objective studies cannot prune.
+        pruner: early stopping rule (a ``make_pruner`` spec); multi-objective studies prune only with 'noise'.
         heartbeat_s: seconds between heartbeats of this driver's running trials.
     """
 
-    def __init__(self, name: str, url: str, space: SearchSpace, sampler=None, pruner: str = "none",
+    def __init__(self, name: str, url: str, space: SearchSpace, sampler=None, pruner="none",
                  heartbeat_s: float = 30.0) -> None:
         import optuna
 
         self.name, self.url, self.space = name, url, space
-        self.pruner_name = "none" if space.multi_objective else pruner
+        self.pruner = "none" if space.multi_objective and pruner_name(pruner) != "noise" else pruner
         self.storage = open_storage(url)
         self.distributions = distributions(space)
         self._sampler = _given_sampler(sampler or optuna.samplers.RandomSampler())
@@ -178,7 +191,7 @@ class StudyStore:
         for attempt in range(5):
             try:
                 self.study = optuna.create_study(study_name=name, storage=self.storage, directions=directions,
-                                                 sampler=self._sampler, pruner=make_pruner(self.pruner_name),
+                                                 sampler=self._sampler, pruner=make_pruner(self.pruner),
                                                  load_if_exists=True)
                 break
             except Exception as exc:  # a concurrent driver created it between our check and insert
@@ -313,9 +326,15 @@ class StudyStore:
     def records(self) -> list[TrialRecord]:
         return [_record(t) for t in self.study.get_trials(deepcopy=False)]
 
-    def reporter(self, number: int):
-        """A picklable ``fn(step, mpjpe_mm) -> stop?`` for the worker training trial ``number``."""
-        return None if self.pruner_name == "none" else Reporter(self.url, self.name, number, self.pruner_name)
+    def reporter(self, number: int, cost: list | None = None):
+        """A picklable ``fn(step, mpjpe_mm) -> stop?`` for the worker training trial ``number``.
+
+        ``cost``: the trial's costs known before training ([gmacs, latency_ms or None]), stored for
+        the multi-objective pruner to judge dominance.
+        """
+        if pruner_name(self.pruner) == "none":
+            return None
+        return Reporter(self.url, self.name, number, self.pruner, cost)
 
     def close(self) -> None:
         self._stop.set()
@@ -325,8 +344,8 @@ class StudyStore:
 class Reporter:
     """Writes a worker's held-out MPJPE as the trial's intermediate value and asks the study's pruner."""
 
-    def __init__(self, url: str, study: str, number: int, pruner: str) -> None:
-        self.url, self.study_name, self.number, self.pruner = url, study, number, pruner
+    def __init__(self, url: str, study: str, number: int, pruner, cost: list | None = None) -> None:
+        self.url, self.study_name, self.number, self.pruner, self.cost = url, study, number, pruner, cost
         self._opened = None
 
     def __getstate__(self):
@@ -341,6 +360,10 @@ class Reporter:
             tid = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(self.study_name),
                                                                   self.number)
             self._opened = (storage, study, tid)
+            if self.cost is not None:
+                from hand_nas.search.pruning import COST_ATTR
+
+                storage.set_trial_user_attr(tid, COST_ATTR, list(self.cost))
         storage, study, tid = self._opened
         storage.set_trial_intermediate_value(tid, step, float(value))
         return bool(study.pruner.prune(study, storage.get_trial(tid)))
