@@ -271,7 +271,8 @@ def cmd_proxy_check(args) -> None:
     space = load_space(args.space)
     data = str(data_dir(args.data, space.synthetic_n, progress=not args.quiet))
     result = run_check(space, ProxyCheckCfg(n=args.n, factor=args.factor, seeds=args.seeds, sample_seed=args.sample_seed),
-                       data, max_minutes=args.max_minutes, mano_dir=args.mano, progress=not args.quiet)
+                       data, max_minutes=args.max_minutes, mano_dir=args.mano, progress=not args.quiet,
+                       workers=args.workers)
     print(format_check(result))
     out = Path(args.out or f"runs/proxy_check/{space.name}.json")
     with atomic_file(out, "w") as fh:
@@ -547,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=2, help="proxy trainings per architecture")
     p.add_argument("--sample-seed", type=int, default=0)
     p.add_argument("--max-minutes", type=float, help="stop starting new runs after this many minutes (continue later)")
+    p.add_argument("--workers", type=int, default=1, help="runs trained at once (processes, one thread each)")
     p.add_argument("--data", default="synthetic")
     p.add_argument("--out", help="result JSON (default runs/proxy_check/SPACE.json)")
     p.add_argument("--study", help="also store the figures in this study, for its report")

@@ -37,10 +37,11 @@ def test_a_tiny_check_runs_and_resumes_from_its_cache(tmp_path, hand_home, monke
     space = load_space(tmp_path / "pc.yaml")
     data = str(data_dir("synthetic", space.synthetic_n))
     cfg = ProxyCheckCfg(n=2, factor=2, seeds=2)
-    first = run_check(space, cfg, data, progress=False)
+    first = run_check(space, cfg, data, progress=False, workers=2)  # the process pool; cached runs below
     assert first["complete"] and first["summary"]["complete"] == 3  # base preset + 2 samples
     assert first["architectures"][0]["label"] == "lwa_hand" and "kendall_tau" in first["summary"]
-    assert "long" in format_check(first)
+    assert "long" in format_check(first) and first["summary"]["baseline_mpjpe_mm"] > 0
+    assert all(len(h) >= 2 for a in first["architectures"] for h in a["proxy_history"])
     monkeypatch.setattr("hand_nas.train.train", lambda *a, **k: pytest.fail("retrained a cached run"))
     again = run_check(space, cfg, data, progress=False)
     assert again["architectures"] == first["architectures"]

@@ -74,7 +74,8 @@ def cached_metrics(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str) -> dict 
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def proxy_metrics(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str, mano_dir=None, log=print) -> dict:
+def proxy_metrics(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str, mano_dir=None, log=print,
+                  progress: bool = True) -> dict:
     """{'mpjpe_mm', 'mpvpe_mm', 'baseline_mpjpe_mm', 'seconds', 'history'} after training ``model_cfg`` under
     ``train_cfg`` (cached); ``history``: [step, held-out MPJPE] at every evaluation."""
     from hand_nas.atomic import atomic_file
@@ -84,7 +85,7 @@ def proxy_metrics(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str, mano_dir=
     if cached is not None:
         return cached
     log(f"training {model_cfg.name}: {train_cfg.steps} steps at {train_cfg.resolution} px on {data}")
-    r = train(model_cfg, train_cfg, data, mano_dir=mano_dir, progress=True)
+    r = train(model_cfg, train_cfg, data, mano_dir=mano_dir, progress=progress)
     out = {"mpjpe_mm": r.metrics.mpjpe_mm, "mpvpe_mm": r.metrics.mpvpe_mm, "seconds": round(r.seconds, 1),
            "baseline_mpjpe_mm": r.baseline.mpjpe_mm if r.baseline else None,
            "history": [[h["step"], h["mpjpe_mm"]] for h in r.history]}
