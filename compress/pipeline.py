@@ -39,6 +39,10 @@ class CompressCfg:
         int8_tolerance_mm: MPJPE an int8 file may add to the fake-quantized model's and still "hold".
         calib_images: images for activation calibration (both routes).
         repeats: timed runs per latency (after 10 warm-up runs); the median is reported.
+        device: where fine-tuning and QAT train (auto = CUDA when available); cost, export and
+            latency always run on the CPU.
+        precision: fine-tuning after pruning in fp32, bf16 or fp16 (QAT stays fp32: fake quantization
+            under autocast would quantize rounded values).
     """
 
     prune: PruneCfg = field(default_factory=lambda: PruneCfg(target_gmacs=0.25))
@@ -51,6 +55,8 @@ class CompressCfg:
     int8_tolerance_mm: float = 3.0
     calib_images: int = 32
     repeats: int = 50
+    device: str = "auto"
+    precision: str = "fp32"
 
 
 def _git_revision() -> str | None:
@@ -143,8 +149,9 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
     ft = dataclasses.replace(base_train, steps=cfg.finetune_steps, lr=cfg.lr, warmup=min(20, cfg.finetune_steps // 5),
                              eval_every=0)
     log(f"[3/6] fine-tuning the pruned model: {ft.steps} steps at {ft.resolution} px")
-    m_pruned = train(model_cfg, ft, data, mano_dir=mano_dir, progress=True, model=pruned).metrics \
-        if ft.steps else evaluate(pruned, val)
+    m_pruned = train(model_cfg, ft, data, mano_dir=mano_dir, progress=True, model=pruned, device=cfg.device,
+                     precision=cfg.precision).metrics if ft.steps else evaluate(pruned, val)
+    pruned.cpu()
     cost1 = model_cost(pruned)
 
     log(f"[4/6] int8 QAT (brevitas, {cfg.quant.weight_bits}-bit weights per channel, {cfg.quant.act_bits}-bit "
@@ -153,8 +160,9 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
     calib_train = torch.as_tensor(_calibration(data, base_train, cfg.calib_images, base_train.resolution))
     calibrate(qmodel, calib_train.split(8))
     qt = dataclasses.replace(ft, steps=cfg.quant.qat_steps, lr=cfg.lr / 10, warmup=0)
-    m_fq = train(model_cfg, qt, data, mano_dir=mano_dir, progress=True, model=qmodel).metrics \
+    m_fq = train(model_cfg, qt, data, mano_dir=mano_dir, progress=True, model=qmodel, device=cfg.device).metrics \
         if qt.steps else evaluate(qmodel, val)
+    qmodel.cpu()
     pruned.eval()
     qmodel.eval()
 

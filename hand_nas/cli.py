@@ -20,6 +20,12 @@ FLOPS_NOTE = "GMACs counted the fvcore way: one fused multiply-add = one flop"
 STORAGE_HELP = "study storage: sqlite:///FILE (default), journal:///FILE or postgresql://USER@HOST/DB"
 
 
+def _add_device(p) -> None:
+    p.add_argument("--device", default="auto", help="where training runs: auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--precision", default="fp32", help="training precision: fp32, bf16 (autocast on CPU or CUDA) or "
+                                                       "fp16 (CUDA, GradScaler)")
+
+
 def _add_mano(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mano", default="procedural",
                    help="'procedural' (default: the generated hand) or a folder with MANO_RIGHT.pkl / MANO_LEFT.pkl")
@@ -201,14 +207,18 @@ def cmd_search(args) -> None:
 
     from hand_nas.models.validate import check
 
+    from hand_nas.device import check_options
+
     check("command line", numbers={"--noise-factor": (args.noise_factor, 0.0, 100.0)})
+    check_options(args.device, args.precision, remote_gpus=args.gpus_per_trial > 0)
     space = with_budget(load_space(args.space), args.budget)
     cfg = StudyCfg(space=args.space, study=args.study or space.name, storage=args.storage, backend=args.backend,
                    sampler=args.sampler or "", pruner=args.pruner, noise=args.noise,
                    noise_factor=args.noise_factor, trials=args.trials, workers=args.workers,
                    executor="local" if args.local else "ray", ray_address=args.ray_address or "",
                    cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, data=args.data,
-                   out=args.out, seed=args.seed, latency=args.latency, heartbeat_s=args.heartbeat_s)
+                   out=args.out, seed=args.seed, latency=args.latency, heartbeat_s=args.heartbeat_s,
+                   device=args.device, precision=args.precision)
     r = run_search(cfg, progress=not args.quiet, space=space)
     print(f"study {r.study} ({r.storage}): {r.finished} finished trials, {r.ran} run now in {r.seconds:.0f} s"
           + (f", {r.recovered} interrupted trial(s) marked failed" if r.recovered else ""))
@@ -301,12 +311,16 @@ def cmd_compress(args) -> None:
         "--target-gmacs": (args.target_gmacs, 0.0, 100.0), "--ratio": (args.ratio, 0.0, 0.95),
         "--bits": (args.bits, 2, 8), "--finetune-steps": (args.finetune_steps, 0, 10_000_000),
         "--qat-steps": (args.qat_steps, 0, 10_000_000), "--size": (args.size, 32, 4096), "--threads": (args.threads, 1, 256)})
+    from hand_nas.device import check_options
+
+    check_options(args.device, args.precision)
     checkpoint, prov = trial_checkpoint(args.study, args.trial, args.storage) if args.study else (args.checkpoint, {})
     if args.study:
         print(f"compressing trial {prov['trial']} of study {args.study!r}: {checkpoint}")
     cfg = CompressCfg(prune=PruneCfg(target_gmacs=args.target_gmacs, ratio=args.ratio, prune_heads=args.prune_heads),
                       quant=QuantCfg(weight_bits=args.bits, qat_steps=args.qat_steps),
-                      finetune_steps=args.finetune_steps, size=args.size, threads=args.threads, int8=args.int8)
+                      finetune_steps=args.finetune_steps, size=args.size, threads=args.threads, int8=args.int8,
+                      device=args.device, precision=args.precision)
     out = Path(args.out)
     report = compress(checkpoint, out, cfg, provenance=prov, data=args.data, mano_dir=args.mano,
                       overwrite=args.overwrite)
@@ -505,8 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=TrainCfg.seed)
     p.add_argument("--workers", type=int, default=TrainCfg.workers)
     p.add_argument("--out", help="checkpoint directory")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--precision", default="fp32", help="fp32, bf16 (autocast on CPU or CUDA) or fp16 (CUDA, GradScaler)")
+    _add_device(p)
     p.add_argument("--quiet", action="store_true")
     _add_mano(p)
     p.set_defaults(func=cmd_train)
@@ -536,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency", action="store_true", help="also time every trained trial (torch, 1 thread)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
+    _add_device(p)
     p.set_defaults(func=cmd_search)
 
     proxy = sub.add_parser("proxy", help="proxy quality: does the search's cheap training rank like a long one?"
@@ -583,6 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="sample folder (default: the one the checkpoint was trained on)")
     p.add_argument("--out", required=True, help="bundle folder")
     p.add_argument("--overwrite", action="store_true")
+    _add_device(p)
     _add_mano(p)
     p.set_defaults(func=cmd_compress)
     p = sub.add_parser("predict", help="both hands' meshes (OBJ) and an overlay PNG from one image")

@@ -319,6 +319,8 @@ class StudyCfg:
         latency: also measure torch latency of every trained trial.
         heartbeat_s: seconds between this driver's heartbeats; a RUNNING trial silent for three
             intervals is taken as killed and marked failed.
+        device: where trials train: auto (the GPU Ray assigned with ``gpus_per_trial``, else CPU), cpu, cuda[:N].
+        precision: trial training precision, fp32, bf16 or fp16 (see ``hand_nas.device.resolve_precision``).
     """
 
     space: str
@@ -341,3 +343,5 @@ class StudyCfg:
     seed: int = 0
     latency: bool = False
     heartbeat_s: float = 30.0
+    device: str = "auto"
+    precision: str = "fp32"

@@ -48,3 +48,20 @@ def resolve_precision(spec: str, device) -> tuple:
     if spec == "fp16" and device.type != "cuda":
         raise HandNasError(f"--precision fp16: needs a CUDA device (this run trains on {device}); use bf16 on a CPU")
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[spec], spec == "fp16"
+
+
+def check_options(device: str, precision: str, remote_gpus: bool = False) -> None:
+    """Refuse bad ``--device`` / ``--precision`` before a long job starts (one-line ``HandNasError``).
+
+    ``remote_gpus``: trials train elsewhere on GPUs (``--gpus-per-trial`` on Ray), so CUDA need not be
+    visible here; the spelling is still checked.
+    """
+    if not (device in ("auto", "cpu") or re.fullmatch(r"cuda(?::\d+)?", device or "")):
+        raise HandNasError(f"--device {device!r}: expected {DEVICES}")
+    if remote_gpus:
+        if precision not in PRECISIONS:
+            raise HandNasError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+        if precision == "fp16" and device == "cpu":
+            raise HandNasError("--precision fp16: needs a CUDA device (this run trains on cpu); use bf16 on a CPU")
+        return
+    resolve_precision(precision, resolve_device(device))

@@ -529,3 +529,15 @@ def test_item8_compress_numbers_refused_before_anything_runs(capsys, tmp_path, o
     err = refused(capsys, "compress", "--checkpoint", tmp_path / "missing", "--out", out, option, value,
                   match=f"{option}: {value}")
     assert expected in err and not out.exists()
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["search", "--space", "tiny", "--precision", "fp16", "--local"], "--precision fp16: needs a CUDA device"),
+    (["search", "--space", "tiny", "--device", "tpu", "--local"], "--device 'tpu': expected auto, cpu"),
+    (["search", "--space", "tiny", "--noise-factor", "-1", "--local"], "--noise-factor: -1"),
+    (["compress", "--checkpoint", "x", "--out", "y", "--precision", "int4"], "--precision 'int4': expected one of"),
+])
+def test_training_options_of_search_and_compress_refused_before_anything_runs(capsys, tmp_path, monkeypatch, argv, match):
+    monkeypatch.chdir(tmp_path)
+    refused(capsys, *argv, match=match)
+    assert list(tmp_path.iterdir()) == []

@@ -9,12 +9,14 @@ from hand_nas.config import ModelCfg, TrainCfg
 
 
 def evaluate_config(cfg_dict: dict, proxy_dict: dict, data_dir: str, checkpoint_dir: str | None = None,
-                    reporter=None, measure_latency: bool = False, threads: int = 1) -> dict:
+                    reporter=None, measure_latency: bool = False, threads: int = 1, device: str = "auto",
+                    precision: str = "fp32") -> dict:
     """Train ``cfg_dict`` under the proxy and return an outcome dict (never raises).
 
     Args:
         reporter: optional ``fn(step, mpjpe_mm) -> bool``; True stops the run as pruned.
         measure_latency: also time torch eager inference at 256x256 (batch 1, ``threads``).
+        device, precision: as ``train``'s (auto: the GPU Ray assigned with --gpus-per-trial, else the CPU).
 
     Returns:
         {'state': 'complete'|'pruned'|'failed', 'metrics', 'init_metrics', 'steps', 'seconds',
@@ -39,7 +41,8 @@ def evaluate_config(cfg_dict: dict, proxy_dict: dict, data_dir: str, checkpoint_
     try:
         with torch_threads(threads):  # restored afterwards: under --local this is the driver's own process
             # auto: the GPU Ray assigned with --gpus-per-trial (CUDA_VISIBLE_DEVICES), else the CPU
-            r = train(cfg, proxy, data_dir, checkpoint_dir=checkpoint_dir, on_eval=on_eval, device="auto")
+            r = train(cfg, proxy, data_dir, checkpoint_dir=checkpoint_dir, on_eval=on_eval, device=device,
+                      precision=precision)
         out = {"state": "pruned" if pruned["flag"] else "complete", "metrics": r.metrics.to_dict(),
                "init_metrics": r.init_metrics.to_dict(), "steps": r.steps, "checkpoint": r.checkpoint,
                "history": r.history}

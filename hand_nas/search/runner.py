@@ -174,7 +174,8 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                     executor = make_executor(cfg)
                 ckpt = folder / f"trial_{p.number:04d}"
                 key = executor.submit(_evaluate, model_cfg.to_dict(), space.proxy.to_dict(), str(data), str(ckpt),
-                                      store.reporter(p.number, [g.gmacs_total, None]), cfg.latency)
+                                      store.reporter(p.number, [g.gmacs_total, None]), cfg.latency, cfg.device,
+                                      cfg.precision)
                 running[key] = (p, base)
             if not running:
                 break
@@ -201,10 +202,10 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                          store.records())
 
 
-def _evaluate(cfg_dict, proxy_dict, data, ckpt, reporter, latency):
+def _evaluate(cfg_dict, proxy_dict, data, ckpt, reporter, latency, device="auto", precision="fp32"):
     from hand_nas.search.evaluate import evaluate_config
 
-    return evaluate_config(cfg_dict, proxy_dict, data, ckpt, reporter, latency)
+    return evaluate_config(cfg_dict, proxy_dict, data, ckpt, reporter, latency, device=device, precision=precision)
 
 
 def data_dir(spec: str, synthetic_n: int, progress: bool = False) -> Path:
