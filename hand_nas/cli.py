@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -278,6 +279,8 @@ def cmd_proxy_check(args) -> None:
     from hand_nas.search.runner import data_dir
     from hand_nas.search.space import load_space
 
+    if args.cache:  # read by every worker process too
+        os.environ["HAND_NAS_PROXY_RUNS"] = str(Path(args.cache).resolve())
     space = load_space(args.space)
     data = str(data_dir(args.data, space.synthetic_n, progress=not args.quiet))
     result = run_check(space, ProxyCheckCfg(n=args.n, factor=args.factor, seeds=args.seeds, sample_seed=args.sample_seed),
@@ -563,6 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-seed", type=int, default=0)
     p.add_argument("--max-minutes", type=float, help="stop starting new runs after this many minutes (continue later)")
     p.add_argument("--workers", type=int, default=1, help="runs trained at once (processes, one thread each)")
+    p.add_argument("--cache", help="folder of the per-run results (default $HAND_NAS_HOME/proxy_runs; keep it to "
+                                   "continue elsewhere with the same data path)")
     p.add_argument("--data", default="synthetic")
     p.add_argument("--out", help="result JSON (default runs/proxy_check/SPACE.json)")
     p.add_argument("--study", help="also store the figures in this study, for its report")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from hand_nas.config import ModelCfg, TrainCfg, replace
@@ -65,7 +66,9 @@ def _cache_path(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str) -> Path:
     # and the data folder's path; it never hashes computed floats.
     key = hashlib.sha256(json.dumps([model_cfg.to_dict(), train_cfg.to_dict(), str(data)], sort_keys=True)
                          .encode()).hexdigest()[:16]
-    return home() / "proxy_runs" / f"{model_cfg.name}-{key}.json"
+    # HAND_NAS_PROXY_RUNS: a folder to keep (and commit) the runs of a long experiment in
+    folder = Path(os.environ["HAND_NAS_PROXY_RUNS"]) if os.environ.get("HAND_NAS_PROXY_RUNS") else home() / "proxy_runs"
+    return folder / f"{model_cfg.name}-{key}.json"
 
 
 def cached_metrics(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str) -> dict | None:
