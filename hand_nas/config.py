@@ -129,6 +129,10 @@ class GraphCfg:
             learned alpha/beta mixing) or none.
         heads: attention heads.
         dropout: dropout in graph blocks and attention.
+        direct: also regress the 252 coarse offsets per hand linearly from the global image feature
+            (zero-initialised, added to the graph's per-node offsets; 2 x global_dim x 756 MACs). A
+            global pose change moves every vertex by a vertex-specific linear function of it, which
+            one Linear expresses at once and a per-node graph head learns only slowly.
     """
 
     dims: tuple[int, ...] = (512, 256, 128, 64)
@@ -136,6 +140,7 @@ class GraphCfg:
     cross_hand: str = "softmax"
     heads: int = 4
     dropout: float = 0.05
+    direct: bool = False
 
 
 @dataclass(frozen=True)

@@ -253,4 +253,6 @@ def _pose_macs(cfg: ModelCfg, gdim: int, fmap_ch: list[int], size: int) -> int:
                  + 3 * 252 * 778  # upsample: Linear(252 -> 778) on x, y, z
                  + 21 * 778 * 3)  # joints: matmul with the joint regressor (778 -> 21)
     pose += gdim * 3  # rel_root: Linear(gdim -> 3), once
+    if g.direct:
+        pose += 2 * gdim * 252 * 3  # direct: Linear(gdim -> 756) per hand
     return pose

@@ -90,6 +90,12 @@ class GraphDecoder(nn.Module):
         with torch.no_grad():
             self.upsample.weight.copy_(torch.tensor(hierarchy.upsample))
         self.upsample.weight.requires_grad_(False)
+        self.direct = None
+        if g.direct:
+            self.direct = nn.ModuleList([nn.Linear(global_dim, 252 * 3) for _ in range(2)])
+            for lin in self.direct:
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
         self.rel_root = nn.Linear(global_dim, 3)
         nn.init.zeros_(self.rel_root.weight)
         nn.init.zeros_(self.rel_root.bias)
@@ -135,7 +141,10 @@ class GraphDecoder(nn.Module):
                 x = [t.repeat_interleave(2, dim=1) for t in x]
         if self.levels < 3:
             x = [t.repeat_interleave(2 ** (3 - self.levels), dim=1) for t in x]
-        coarse = torch.stack([self.coord(t) for t in x], 1) * COORD_SCALE + self.template  # (B, 2, 252, 3)
+        offsets = torch.stack([self.coord(t) for t in x], 1)  # (B, 2, 252, 3), decimetres
+        if self.direct is not None:
+            offsets = offsets + torch.stack([lin(gfeat).view(bsz, 252, 3) for lin in self.direct], 1)
+        coarse = offsets * COORD_SCALE + self.template  # (B, 2, 252, 3)
         # The vertex average is a matmul with the layer's weight, not a call of the layer: structured
         # pruning then never mistakes the vertex axis for channels (same MACs as the Linear).
         cam = torch.stack([self.cam(torch.matmul(t.transpose(1, 2), self.avg.weight.t()).squeeze(-1) + self.avg.bias)
