@@ -62,19 +62,24 @@ def predict_files(image: str | Path, checkpoint: str | Path, out: str | Path | N
     return write_prediction(predict_image(model, img), img, HandModel(mano_dir).faces, out)
 
 
-def evaluate_checkpoint(path: str | Path, data: str | None = None, mano_dir=None):
-    """(held-out Metrics, the TrainCfg it was scored under, the metrics recorded in the checkpoint)."""
+def evaluate_checkpoint(path: str | Path, data: str | None = None, mano_dir=None, device: str = "cpu"):
+    """(held-out Metrics, the TrainCfg it was scored under, the metrics recorded in the checkpoint).
+
+    ``device``: where the network runs (auto = CUDA when available); the metrics are computed on the CPU.
+    """
     from hand_nas.config import TrainCfg
+    from hand_nas.device import resolve_device
     from hand_nas.models.validate import check
     from hand_nas.train import evaluate, held_out_loader
 
+    dev = resolve_device(device)
     model, config = open_model(path, mano_dir)
     data = data or config.get("data")
     if not data or not Path(data).is_dir():
         raise HandNasError(f"{path}/config.json: field 'data': sample folder {data!r} not found (pass --data)")
     train_cfg = TrainCfg.from_dict(config["train"]) if "train" in config else TrainCfg()
     check(f"{path}/config.json: train", train=train_cfg)
-    return evaluate(model, held_out_loader(data, train_cfg)), train_cfg, config.get("metrics", {})
+    return evaluate(model.to(dev), held_out_loader(data, train_cfg)), train_cfg, config.get("metrics", {})
 
 
 @dataclass(frozen=True)

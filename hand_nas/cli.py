@@ -379,7 +379,7 @@ def cmd_bench(args) -> None:
 def cmd_evaluate(args) -> None:
     from compress.workflows import evaluate_checkpoint
 
-    m, train_cfg, recorded = evaluate_checkpoint(args.checkpoint, args.data, args.mano)
+    m, train_cfg, recorded = evaluate_checkpoint(args.checkpoint, args.data, args.mano, device=args.device)
     print(f"held-out ({m.count} samples at {train_cfg.resolution} px, IntagHand protocol): MPJPE {m.mpjpe_mm:.2f} mm, "
           f"MPVPE {m.mpvpe_mm:.2f} mm")
     if recorded.get("mpjpe_mm") is not None:
@@ -623,6 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="held-out MPJPE/MPVPE of a bundle or checkpoint (bundle hashes verified)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", help="sample folder (default: the recorded one)")
+    p.add_argument("--device", default="auto", help="where the network runs: auto (CUDA when available), cpu, cuda[:N]")
     _add_mano(p)
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("report", help="a study's self-contained HTML report and PNG figures")

@@ -156,3 +156,14 @@ def test_bf16_autocast_trains_on_the_cpu_and_is_recorded(synth_dir, tmp_path):
 def test_a_precision_the_device_cannot_run_is_a_one_line_error(synth_dir, precision, match):
     with pytest.raises(HandNasError, match=match):
         train(small_model(), TrainCfg(resolution=64, steps=1, batch=4), synth_dir, device="cpu", precision=precision)
+
+
+def test_evaluate_command_takes_a_device(synth_dir, tmp_path, capsys):
+    from hand_nas.cli import main
+
+    train(small_model(), TrainCfg(resolution=64, steps=1, batch=4, eval_every=0), synth_dir,
+          checkpoint_dir=tmp_path / "ck")
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "ck"), "--device", "cpu"]) in (0, None)
+    assert "MPJPE" in capsys.readouterr().out
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "ck"), "--device", "tpu"]) == 2
+    assert "--device 'tpu': expected auto, cpu" in capsys.readouterr().err
