@@ -219,7 +219,7 @@ def cmd_search(args) -> None:
                    executor="local" if args.local else "ray", ray_address=args.ray_address or "",
                    cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, data=args.data,
                    out=args.out, seed=args.seed, latency=args.latency, heartbeat_s=args.heartbeat_s,
-                   device=args.device, precision=args.precision)
+                   device=args.device, precision=args.precision, latency_predictor=args.latency_predictor)
     r = run_search(cfg, progress=not args.quiet, space=space)
     print(f"study {r.study} ({r.storage}): {r.finished} finished trials, {r.ran} run now in {r.seconds:.0f} s"
           + (f", {r.recovered} interrupted trial(s) marked failed" if r.recovered else ""))
@@ -358,6 +358,39 @@ def _int_list(option: str, text: str, lo: int, hi: int) -> tuple[int, ...]:
     if not values or len(values) > 16 or not all(lo <= v <= hi for v in values):
         raise HandNasError(f"{option} {text!r}: expected 1..16 integers in {lo}..{hi}")
     return values
+
+
+def cmd_latency(args) -> None:
+    from hand_nas.cost.bench import cpu_info
+    from hand_nas.cost.predictor import LatencyPredictor, calibrate, default_path, validate
+    from hand_nas.models.validate import check
+    from hand_nas.search.space import load_space
+
+    check("command line", numbers={"--n": (args.n, 3, 1000)})
+    space = load_space(args.space)
+    info = cpu_info()
+    print(f"CPU {info['model']}, flags {', '.join(info['flags']) or 'none of ' + 'avx2/avx512/vnni'}; ORT fp32, 1 thread, "
+          f"batch 1, 256x256")
+    path = Path(args.predictor) if args.predictor else default_path()
+    if args.latency_command == "calibrate":
+        pred, rows = calibrate(space, args.n, args.seed)
+        pred.save(path)
+        print(f"fitted on {pred.n} architectures: {pred.fit_share_within_10:.0%} within +-10% of measured; wrote {path}")
+        return
+    pred = LatencyPredictor.load(path)
+    res = validate(pred, space, args.n, args.seed)
+    for r in res["rows"]:
+        print(f"  {r['config']:<22} {r['gmacs']:.4f} GMACs  measured {r['measured_ms']:7.2f} ms  predicted "
+              f"{r['predicted_ms']:7.2f} ms  ({(r['predicted_ms'] / r['measured_ms'] - 1) * 100:+.1f}%)")
+    print(f"{res['n']} architectures of {space.source}: {res['share_within_10']:.0%} predicted within +-10%, median "
+          f"error {res['median_rel_error']:.1%}, worst {res['worst_rel_error']:.1%}; Kendall tau of GMACs vs measured "
+          f"latency {res['gmacs_vs_latency_tau']:.2f}")
+    if args.json:
+        from hand_nas.atomic import atomic_file
+
+        with atomic_file(Path(args.json), "w") as fh:
+            json.dump(res, fh, indent=1)
+        print(f"wrote {args.json}")
 
 
 def cmd_bench(args) -> None:
@@ -549,12 +582,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--gpus-per-trial", type=float, default=0.0)
     p.add_argument("--local", action="store_true", help="run trials in this process instead of on Ray")
-    p.add_argument("--latency", action="store_true", help="also time every trained trial (torch, 1 thread)")
+    p.add_argument("--latency", action="store_true", help="also time every trained trial (torch, 1 thread; spaces with "
+                                                          "a latency objective or budget use the predictor instead)")
+    p.add_argument("--latency-predictor", default="", help="`hand-nas latency calibrate` file (default: this CPU's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     _add_device(p)
     p.set_defaults(func=cmd_search)
 
+    lat = sub.add_parser("latency", help="latency known before training: a per-CPU predictor of the deployment graph"
+                         ).add_subparsers(dest="latency_command", required=True)
+    for name, text, n, seed in (("calibrate", "measure sampled architectures of a space and fit this CPU's predictor", 40, 1),
+                                ("validate", "measure fresh architectures: share predicted within +-10%, worst error", 50, 7)):
+        p = lat.add_parser(name, help=text)
+        p.add_argument("--space", required=True, help="a search space YAML or a shipped space's name")
+        p.add_argument("--n", type=int, default=n, help="architectures (the base preset and evenly spread samples)")
+        p.add_argument("--seed", type=int, default=seed, help="sample seed (validate: not calibrate's)")
+        p.add_argument("--predictor", help="calibration file (default $HAND_NAS_HOME/latency/<CPU>.json)")
+        if name == "validate":
+            p.add_argument("--json", help="also write the rows and figures here")
+        p.set_defaults(func=cmd_latency)
     proxy = sub.add_parser("proxy", help="proxy quality: does the search's cheap training rank like a long one?"
                            ).add_subparsers(dest="proxy_command", required=True)
     p = proxy.add_parser("check", help="Kendall tau / Spearman rho of the space's proxy vs a longer training, seed noise "

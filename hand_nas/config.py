@@ -324,6 +324,8 @@ class StudyCfg:
         latency: also measure torch latency of every trained trial.
         heartbeat_s: seconds between this driver's heartbeats; a RUNNING trial silent for three
             intervals is taken as killed and marked failed.
+        latency_predictor: the ``hand-nas latency calibrate`` file a space with a latency objective or
+            budget is predicted with ('' = this CPU's default calibration).
         device: where trials train: auto (the GPU Ray assigned with ``gpus_per_trial``, else CPU), cpu, cuda[:N].
         precision: trial training precision, fp32, bf16 or fp16 (see ``hand_nas.device.resolve_precision``).
     """
@@ -348,5 +350,6 @@ class StudyCfg:
     seed: int = 0
     latency: bool = False
     heartbeat_s: float = 30.0
+    latency_predictor: str = ""
     device: str = "auto"
     precision: str = "fp32"

@@ -69,7 +69,7 @@ def plotly_figures(sd: StudyData) -> dict:
         timed = [r for r in feas if r.latency_ms]
         f2 = go.Figure(go.Scatter(x=[r.latency_ms for r in timed], y=[r.mpjpe_mm for r in timed], mode="markers",
                                   text=[_label(r) for r in timed], marker=dict(color=BLUE, size=9)))
-        f2.update_layout(title="MPJPE vs CPU latency (torch, batch 1)", xaxis_title="latency (ms)",
+        f2.update_layout(title=f"MPJPE vs CPU latency ({sd.latency_source})", xaxis_title="latency (ms)",
                          yaxis_title="MPJPE (mm)", template="plotly_white", height=420)
         figs["latency"] = f2
 
@@ -152,7 +152,8 @@ def write_pngs(sd: StudyData, folder: str | Path) -> list[Path]:
         timed = [r for r in feas if r.latency_ms]
         fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
         ax.scatter([r.latency_ms for r in timed], [r.mpjpe_mm for r in timed], c=BLUE)
-        ax.set_xlabel("torch latency, batch 1 (ms)")
+        ax.set_xlabel("latency (ms)")
+        ax.set_title(sd.latency_source, fontsize=7)
         ax.set_ylabel("MPJPE (mm)")
         fig.tight_layout()
         paths.append(_save(fig, folder / "latency.png"))

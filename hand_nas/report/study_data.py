@@ -50,6 +50,7 @@ class StudyData:
     importances: dict = field(default_factory=dict)
     importance_note: str = ""
     proxy_check: dict | None = None  # ``hand-nas proxy check --study``: rank correlation and seed noise
+    latency_source: str = "torch eager, batch 1, after training"  # or the predictor's (``hand_nas.cost.predictor``)
 
     @property
     def published(self) -> list[dict]:
@@ -123,6 +124,9 @@ def load_study_data(study_name: str, storage_url: str) -> StudyData:
     sd.references = [r for r in attrs.get("references", []) if r.get("proxy_key") == key]
     check = attrs.get("proxy_check")
     sd.proxy_check = check if check and proxy and check.get("proxy") == proxy else None  # only for this proxy
+    if attrs.get("latency"):
+        cpu = attrs["latency"].get("cpu") or {}
+        sd.latency_source = f"{attrs['latency']['source']}; {cpu.get('model', '?')} {', '.join(cpu.get('flags') or [])}"
     return sd
 
 

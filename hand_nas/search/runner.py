@@ -121,6 +121,15 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                  "objectives": list(space.objectives), "budget_gmacs": space.budget_gmacs,
                  "pruner": pruner if isinstance(pruner, str) else {k: v for k, v in pruner.items() if k != "name"}
                  | {"name": "noise"}})
+    predictor = None
+    if space.uses_latency:
+        from hand_nas.cost.predictor import LatencyPredictor, default_path
+
+        path = cfg.latency_predictor or default_path()
+        predictor = LatencyPredictor.load(path)
+        store.claim({"latency": {"source": "predicted: ORT fp32 deployment graph, 1 thread, batch 1, 256 px",
+                                 "predictor": str(path), "cpu": predictor.cpu,
+                                 "budget_ms": space.budget_latency_ms}})
     recovered = store.fail_stale()
     strategy = make_strategy(cfg.backend, sampler, space, store, cfg.seed, cfg.workers, cfg.trials)
     executor = None
@@ -166,16 +175,22 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                 g = gate(model_cfg, space.budget_gmacs)
                 base.update(config=model_cfg.to_dict(), cost=Cost(round(g.gmacs_total, 6), round(g.gmacs_image, 6),
                                                                    round(g.gmacs_pose, 6), space.budget_gmacs))
-                if not g.feasible:
-                    finish(p, TrialRecord(p.number, "infeasible", error=g.reason, **base),
-                           objective_values(space, PENALTY_MM, g.gmacs_total, None))
+                reason = g.reason
+                if predictor is not None:
+                    base["latency_ms"] = round(predictor.predict_ms(model_cfg), 3)
+                    if reason == "" and space.budget_latency_ms is not None and base["latency_ms"] > space.budget_latency_ms:
+                        reason = (f"over latency budget: {base['latency_ms']:.2f} > {space.budget_latency_ms:.2f} ms "
+                                  f"(predicted ORT fp32, 1 thread, batch 1, 256 px)")
+                if reason:
+                    finish(p, TrialRecord(p.number, "infeasible", error=reason, **base),
+                           objective_values(space, PENALTY_MM, g.gmacs_total, base.get("latency_ms")))
                     continue
                 if executor is None:
                     executor = make_executor(cfg)
                 ckpt = folder / f"trial_{p.number:04d}"
                 key = executor.submit(_evaluate, model_cfg.to_dict(), space.proxy.to_dict(), str(data), str(ckpt),
-                                      store.reporter(p.number, [g.gmacs_total, None]), cfg.latency, cfg.device,
-                                      cfg.precision)
+                                      store.reporter(p.number, [g.gmacs_total, base.get("latency_ms")]),
+                                      cfg.latency and predictor is None, cfg.device, cfg.precision)
                 running[key] = (p, base)
             if not running:
                 break

@@ -85,10 +85,16 @@ class SearchSpace:
     proxy: TrainCfg
     synthetic_n: int = 600
     source: str = ""
+    budget_latency_ms: float | None = None  # ORT fp32, 1 thread, batch 1, 256 px (hand_nas.cost.predictor)
 
     @property
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
+
+    @property
+    def uses_latency(self) -> bool:
+        """Latency is an objective or bounded: it is predicted before training (``hand-nas latency calibrate``)."""
+        return "latency" in self.objectives or self.budget_latency_ms is not None
 
     def base_cfg(self, name: str | None = None) -> ModelCfg:
         from hand_nas.models.presets import resolve_model
@@ -261,10 +267,15 @@ def load_space(path: str | Path) -> SearchSpace:
         except HandNasError as exc:
             raise HandNasError(f"{src}: base: {exc}") from None
     budget = raw["budget"]
-    if not isinstance(budget, dict) or set(budget) != {"gmacs"}:
-        raise HandNasError(f"{src}: budget: expected {{gmacs: <number>}}")
+    if not isinstance(budget, dict) or "gmacs" not in budget or set(budget) - {"gmacs", "latency_ms"}:
+        raise HandNasError(f"{src}: budget: expected {{gmacs: <number>}} or {{gmacs: <number>, latency_ms: <number>}}")
     if issue := budget_problem(budget["gmacs"]):
         raise HandNasError(f"{src}: {issue}")
+    latency_ms = budget.get("latency_ms")
+    if latency_ms is not None and (isinstance(latency_ms, bool) or not isinstance(latency_ms, (int, float))
+                                   or not math.isfinite(latency_ms) or not 0 < latency_ms <= 1e6):
+        raise HandNasError(f"{src}: budget.latency_ms: expected a finite number of milliseconds above 0, "
+                           f"got {short(latency_ms)}")
     objectives = raw.get("objectives", ["mpjpe"])
     if not isinstance(objectives, list) or not objectives or objectives[0] != "mpjpe" \
             or any(o not in OBJECTIVES for o in objectives) or len(set(map(str, objectives))) != len(objectives):
@@ -295,7 +306,8 @@ def load_space(path: str | Path) -> SearchSpace:
                                "characters")
     params = tuple(_param(src, str(k), v, bases) for k, v in raw["params"].items())
     space = SearchSpace(name=name, base=tuple(names), budget_gmacs=float(budget["gmacs"]),
-                        objectives=objectives, params=params, proxy=proxy, synthetic_n=n, source=src)
+                        objectives=objectives, params=params, proxy=proxy, synthetic_n=n, source=src,
+                        budget_latency_ms=None if latency_ms is None else float(latency_ms))
     corners = sum(len(space.corner_values(p)) for p in space.all_params())
     if corners > MAX_CORNERS:
         raise HandNasError(f"{src}: params: {corners} values to validate (choices, and three per range), at most "

@@ -1,0 +1,200 @@
+"""Latency known before training: a per-machine predictor of the deployment graph's ORT latency.
+
+What is predicted is what users deploy: the fp32 ONNX graph of ``hand_nas.export`` run by
+onnxruntime on the CPU, 1 thread, batch 1, 3x256x256. Latency does not need trained weights, so
+``hand-nas latency calibrate`` exports and times the untrained models of architectures sampled from a
+space (medians of alternating rounds after warm-up) and fits a non-negative linear model on features
+known from the config alone: the closed-form MACs of the image and pose parts (fvcore convention) and
+counts of the operations whose cost is dispatch rather than arithmetic (graph blocks, bridges,
+cross-hand modules and attention per pyramid level, both hands). Non-negative least squares weighted
+by 1/latency minimises the relative error. The fit is stored per CPU (model name and vector flags)
+and refused on another CPU or by another deployment graph version. ``hand-nas latency validate``
+measures fresh architectures and reports the share predicted within +-10% and the worst error
+(nn-Meter's criterion).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hand_nas.config import ModelCfg
+from hand_nas.errors import HandNasError
+
+FEATURES = ("const", "gmacs_image", "gmacs_pose", "graph_blocks", "levels", "bridge_mhsa", "bridge_light_cross",
+            "cross_softmax", "cross_separable", "cross_elementwise", "tokens", "direct")
+SIZE, THREADS, BATCH = 256, 1, 1
+
+
+def features(cfg: ModelCfg) -> np.ndarray:
+    """The predictor's inputs for one configuration (no model is built)."""
+    from hand_nas.search.gate import cost_of
+
+    image, pose = cost_of(cfg)
+    b, g = cfg.bridge, cfg.graph
+    lv = b.levels
+    return np.array([1.0, image, pose, lv * b.blocks, lv, lv * (b.attention == "mhsa"),
+                     lv * (b.attention == "light_cross"), lv * (g.cross_hand == "softmax"),
+                     lv * (g.cross_hand == "separable"), lv * (g.cross_hand == "elementwise"),
+                     float(cfg.encoder.tokens), float(getattr(g, "direct", False))])
+
+
+def deploy_version() -> str:
+    """A digest of the code that shapes the deployment graph: a fit of another graph is refused."""
+    import hand_nas.export as ex
+    import hand_nas.models.traceable as tr
+
+    h = hashlib.sha256()
+    for mod in (ex, tr):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def cpu_key(info: dict | None = None) -> str:
+    from hand_nas.cost.bench import cpu_info
+
+    info = info or cpu_info()
+    return re.sub(r"[^A-Za-z0-9]+", "-", info["model"]).strip("-")[:60] + "-" + "-".join(info["flags"] or ["plain"])
+
+
+def measure_ms(cfgs: list[ModelCfg], rounds: int = 5, per_round: int = 5, warmup: int = 5) -> list[float]:
+    """ORT fp32 latency (ms, median of alternating rounds) of each configuration's untrained deployment graph."""
+    from hand_nas.cost.latency import ort_session
+    from hand_nas.export import export_onnx
+    from hand_nas.models import build_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sessions = []
+        for i, cfg in enumerate(cfgs):
+            path = export_onnx(build_model(cfg).eval(), Path(tmp) / f"m{i}.onnx", SIZE, BATCH)
+            sessions.append(ort_session(path, THREADS))
+        x = np.random.rand(BATCH, 3, SIZE, SIZE).astype(np.float32)
+        feeds = [{s.get_inputs()[0].name: x} for s in sessions]
+        for s, f in zip(sessions, feeds):
+            for _ in range(warmup):
+                s.run(None, f)
+        times = [[] for _ in sessions]
+        for _ in range(rounds):
+            for k, (s, f) in enumerate(zip(sessions, feeds)):
+                t = time.perf_counter()
+                for _ in range(per_round):
+                    s.run(None, f)
+                times[k].append((time.perf_counter() - t) * 1000.0 / per_round)
+    return [statistics.median(t) for t in times]
+
+
+@dataclass(frozen=True)
+class LatencyPredictor:
+    """A fitted predictor: ``weights`` over ``FEATURES``, for the CPU and deployment graph it was measured on."""
+
+    weights: tuple[float, ...]
+    cpu: dict
+    deploy_version: str
+    space: str
+    n: int
+    fit_share_within_10: float
+    threads: int = THREADS
+    batch: int = BATCH
+    size: int = SIZE
+
+    def predict_ms(self, cfg: ModelCfg) -> float:
+        return float(features(cfg) @ np.asarray(self.weights))
+
+    def save(self, path: str | Path) -> Path:
+        from hand_nas.atomic import atomic_file
+
+        with atomic_file(Path(path), "w") as fh:
+            json.dump(asdict(self) | {"features": list(FEATURES)}, fh, indent=1)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path, check_machine: bool = True) -> LatencyPredictor:
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise HandNasError(f"{path}: no latency calibration for this CPU (run `hand-nas latency calibrate "
+                               f"--space SPACE`)") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise HandNasError(f"{path}: not a latency calibration ({exc})") from None
+        if d.get("features") != list(FEATURES):
+            raise HandNasError(f"{path}: features: {d.get('features')!r}, this version predicts from {list(FEATURES)}; "
+                               f"calibrate again")
+        d.pop("features")
+        pred = cls(**{**d, "weights": tuple(d["weights"])})
+        if check_machine:
+            from hand_nas.cost.bench import cpu_info
+
+            here = cpu_info()
+            if (pred.cpu.get("model"), pred.cpu.get("flags")) != (here["model"], here["flags"]):
+                raise HandNasError(f"{path}: cpu: measured on {pred.cpu.get('model')} {pred.cpu.get('flags')}, this is "
+                                   f"{here['model']} {here['flags']}; calibrate on this machine")
+            if pred.deploy_version != deploy_version():
+                raise HandNasError(f"{path}: deploy_version: {pred.deploy_version}, the deployment graph's code is now "
+                                   f"{deploy_version()}; calibrate again")
+        return pred
+
+
+def default_path() -> Path:
+    from hand_nas.paths import home
+
+    return home() / "latency" / f"{cpu_key()}.json"
+
+
+def sample_configs(space, n: int, seed: int) -> list[ModelCfg]:
+    """``n`` feasible configurations of ``space`` (the base preset first), spread over its cost range."""
+    from hand_nas.report.proxy_check import pick_architectures
+
+    return [c for _, c, _ in pick_architectures(space, n - 1, seed)][:n]
+
+
+def fit(cfgs: list[ModelCfg], measured: list[float], cpu: dict, space: str) -> LatencyPredictor:
+    from scipy.optimize import nnls
+
+    X = np.stack([features(c) for c in cfgs])
+    y = np.asarray(measured)
+    w, _ = nnls(X / y[:, None], np.ones(len(y)))  # minimises the sum of squared relative errors
+    rel = np.abs(X @ w - y) / y
+    return LatencyPredictor(tuple(float(v) for v in w), cpu, deploy_version(), space, len(y),
+                            float(np.mean(rel <= 0.10)))
+
+
+def calibrate(space, n: int = 40, seed: int = 1, log=print) -> tuple[LatencyPredictor, list[dict]]:
+    """Measure ``n`` sampled architectures of ``space`` and fit the predictor."""
+    from hand_nas.cost.bench import cpu_info
+
+    cfgs = sample_configs(space, n, seed)
+    log(f"measuring {len(cfgs)} architectures of {space.source}: ORT fp32, {THREADS} thread, batch {BATCH}, "
+        f"{SIZE}x{SIZE}, medians of alternating rounds")
+    ms = []
+    for k in range(0, len(cfgs), 10):  # ten sessions at a time keep memory small
+        ms += measure_ms(cfgs[k:k + 10])
+        log(f"  {len(ms)}/{len(cfgs)} measured")
+    pred = fit(cfgs, ms, cpu_info(), str(space.source))
+    rows = [{"config": c.name, "measured_ms": m, "predicted_ms": pred.predict_ms(c)} for c, m in zip(cfgs, ms)]
+    return pred, rows
+
+
+def validate(pred: LatencyPredictor, space, n: int = 50, seed: int = 7, log=print) -> dict:
+    """Share of ``n`` fresh architectures predicted within +-10% of their measured latency, and the worst error."""
+    cfgs = sample_configs(space, n, seed)
+    ms = []
+    for k in range(0, len(cfgs), 10):
+        ms += measure_ms(cfgs[k:k + 10])
+        log(f"  {len(ms)}/{len(cfgs)} measured")
+    rows = [{"config": c.name, "gmacs": float(features(c)[1] + features(c)[2]), "measured_ms": m,
+             "predicted_ms": pred.predict_ms(c)} for c, m in zip(cfgs, ms)]
+    rel = [abs(r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"] for r in rows]
+    gm, lat = [r["gmacs"] for r in rows], [r["measured_ms"] for r in rows]
+    from scipy.stats import kendalltau
+
+    return {"n": len(rows), "share_within_10": float(np.mean(np.asarray(rel) <= 0.10)), "worst_rel_error": max(rel),
+            "median_rel_error": float(np.median(rel)), "gmacs_vs_latency_tau": float(kendalltau(gm, lat).statistic),
+            "cpu": pred.cpu, "rows": rows}

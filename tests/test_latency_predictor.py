@@ -1,0 +1,89 @@
+"""Latency known before training: the predictor's fit and checks, and a search that gates on it."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from hand_nas.config import StudyCfg
+from hand_nas.cost.bench import cpu_info
+from hand_nas.cost.predictor import FEATURES, LatencyPredictor, deploy_version, features, fit, sample_configs
+from hand_nas.errors import HandNasError
+from hand_nas.search.space import load_space
+
+SPACE = """
+name: latency
+base: lwa_hand
+budget: {gmacs: 0.47, latency_ms: LIMIT}
+objectives: [mpjpe, latency]
+proxy: {resolution: 64, steps: 1, batch: 4, eval_every: 1, warmup: 1, augment: false}
+data: {synthetic_n: 24}
+params:
+  encoder.tokens: {choices: [2, 6]}
+  bridge.levels: {choices: [1, 2, 3]}
+  encoder.stages.*.width: {scale: [0.75, 1.0, 1.25], round: 8}
+"""
+
+
+def _predictor(weights) -> LatencyPredictor:
+    return LatencyPredictor(tuple(float(w) for w in weights), cpu_info(), deploy_version(), "test", 1, 1.0)
+
+
+def test_the_fit_recovers_a_linear_latency_and_predicts_from_the_config_alone():
+    space = load_space("lwa")
+    cfgs = sample_configs(space, 12, seed=3)
+    assert cfgs[0].name == "lwa_hand" and len(cfgs) == 12
+    truth = np.zeros(len(FEATURES))
+    truth[[0, 1, 2, 3]] = [2.0, 40.0, 25.0, 0.3]  # ms: dispatch, image and pose MACs, graph blocks
+    measured = [float(features(c) @ truth) for c in cfgs]
+    pred = fit(cfgs, measured, cpu_info(), "lwa")
+    assert pred.fit_share_within_10 == 1.0
+    assert all(abs(pred.predict_ms(c) - m) / m < 0.01 for c, m in zip(cfgs, measured))
+
+
+def test_a_calibration_of_another_cpu_or_graph_is_refused(tmp_path):
+    path = _predictor(np.ones(len(FEATURES))).save(tmp_path / "p.json")
+    assert LatencyPredictor.load(path).weights == tuple(np.ones(len(FEATURES)))
+    other = dataclasses.replace(_predictor(np.ones(len(FEATURES))), cpu={"model": "Other CPU", "flags": ["avx2"]})
+    with pytest.raises(HandNasError, match="cpu: measured on Other CPU"):
+        LatencyPredictor.load(other.save(tmp_path / "o.json"))
+    old = dataclasses.replace(_predictor(np.ones(len(FEATURES))), deploy_version="000000000000")
+    with pytest.raises(HandNasError, match="deploy_version"):
+        LatencyPredictor.load(old.save(tmp_path / "v.json"))
+    with pytest.raises(HandNasError, match="no latency calibration"):
+        LatencyPredictor.load(tmp_path / "missing.json")
+
+
+def test_latency_budget_is_parsed_and_checked(tmp_path):
+    (tmp_path / "ok.yaml").write_text(SPACE.replace("LIMIT", "12.5"))
+    space = load_space(tmp_path / "ok.yaml")
+    assert space.budget_latency_ms == 12.5 and space.uses_latency
+    assert not load_space("tiny").uses_latency
+    (tmp_path / "bad.yaml").write_text(SPACE.replace("LIMIT", "-1"))
+    with pytest.raises(HandNasError, match="budget.latency_ms: expected a finite number of milliseconds"):
+        load_space(tmp_path / "bad.yaml")
+
+
+def test_a_search_gates_on_predicted_latency_before_training(tmp_path, hand_home):
+    from hand_nas.search.runner import run_search
+    from hand_nas.search.storage import read_records
+
+    # latency = 100 ms per image GMAC: the widths decide which candidates fit under 21 ms
+    weights = np.zeros(len(FEATURES))
+    weights[1] = 100.0
+    path = _predictor(weights).save(tmp_path / "p.json")
+    (tmp_path / "s.yaml").write_text(SPACE.replace("LIMIT", "21"))
+    cfg = StudyCfg(space=str(tmp_path / "s.yaml"), study="lat", storage=f"sqlite:///{tmp_path}/st.db", trials=6,
+                   workers=1, executor="local", out=str(tmp_path / "runs"), backend="optuna", sampler="random",
+                   pruner="none", latency_predictor=str(path))
+    run_search(cfg, progress=False)
+    records = read_records("lat", cfg.storage)
+    assert len(records) == 6
+    for r in records:
+        assert r.latency_ms == pytest.approx(100.0 * r.cost.gmacs_image, abs=1e-3)
+        if r.latency_ms > 21:
+            assert r.state == "infeasible" and "over latency budget" in r.error
+        else:
+            assert r.state == "complete"
+    assert {r.state for r in records} == {"complete", "infeasible"}, [r.latency_ms for r in records]
