@@ -59,12 +59,31 @@ def resolve_proxy(name: str, data: str = "synthetic") -> tuple[TrainCfg, str]:
     return cfg, data
 
 
+def _non_default(cfg) -> dict:
+    """A config dataclass as a dict without the fields left at their defaults (recursively), so a field
+    added later with a default that keeps the old behaviour does not change the key of earlier runs."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            v = _non_default(v)
+            if v:
+                out[f.name] = v
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+        if dataclasses.is_dataclass(default) or default is dataclasses.MISSING or v != default:
+            out[f.name] = dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+        # tuples of dataclasses (encoder stages, decoders) compare by value above
+    return json.loads(json.dumps(out, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else list(o)))
+
+
 def _cache_path(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str) -> Path:
     from hand_nas.paths import home
 
-    # Cache key, machine-independent by construction: JSON of the configs (float repr is exact and portable)
-    # and the data folder's path; it never hashes computed floats.
-    key = hashlib.sha256(json.dumps([model_cfg.to_dict(), train_cfg.to_dict(), str(data)], sort_keys=True)
+    # Cache key, machine-independent by construction: JSON of the configs' non-default fields (float repr
+    # is exact and portable) and the data folder's path; it never hashes computed floats.
+    key = hashlib.sha256(json.dumps([_non_default(model_cfg), _non_default(train_cfg), str(data)], sort_keys=True)
                          .encode()).hexdigest()[:16]
     # HAND_NAS_PROXY_RUNS: a folder to keep (and commit) the runs of a long experiment in
     folder = Path(os.environ["HAND_NAS_PROXY_RUNS"]) if os.environ.get("HAND_NAS_PROXY_RUNS") else home() / "proxy_runs"
