@@ -25,9 +25,15 @@ from hand_nas.metrics import MetricAccumulator, Metrics
 
 
 def lr_at(step: int, cfg: TrainCfg) -> float:
-    """Linear warm-up to ``cfg.lr``, then cosine decay to 5% of it at ``cfg.steps``."""
+    """Linear warm-up to ``cfg.lr``, then cosine decay to 5% of it at ``cfg.steps``.
+
+    With ``cfg.decay_step`` > 0 the cosine gives way to IntagHand's step schedule: ``cfg.lr`` until
+    that step, 0.1 x ``cfg.lr`` from it on.
+    """
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.decay_step:
+        return cfg.lr * (0.1 if step >= cfg.decay_step else 1.0)
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
