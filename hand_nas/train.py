@@ -136,8 +136,10 @@ class ShuffleSampler(torch.utils.data.Sampler):
 def _loader(ds, batch: int, shuffle: bool, seed: int, workers: int, pin: bool = False):
     g = torch.Generator().manual_seed(seed)
     sampler = ShuffleSampler(len(ds), g) if shuffle else None
+    # Workers are started afresh for every pass: persistent ones keep the copy of the dataset they were
+    # forked with, so ``set_epoch`` would never reach them and every epoch would repeat epoch 0's augmentations.
     return torch.utils.data.DataLoader(ds, batch_size=batch, sampler=sampler, generator=g, num_workers=workers,
-                                       drop_last=shuffle, persistent_workers=workers > 0, pin_memory=pin)
+                                       drop_last=shuffle, pin_memory=pin)
 
 
 def held_out_loader(data: str | Path, cfg: TrainCfg, batch: int = 16):

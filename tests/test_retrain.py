@@ -70,6 +70,31 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(synth_dir, 
     assert not list(snaps.glob("step_*"))  # finished: a later call starts afresh
 
 
+class _EpochSet(torch.utils.data.Dataset):
+    epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> int:
+        return self.epoch
+
+
+def test_loader_workers_see_every_epoch():
+    from hand_nas.train import _loader
+
+    ds = _EpochSet()
+    dl = _loader(ds, 2, True, 0, workers=1)
+    seen = []
+    for epoch in range(2):
+        ds.set_epoch(epoch)  # what train() does; the full recipe reads with 8 workers
+        seen += [int(v) for b in dl for v in b]
+    assert seen == [0] * 4 + [1] * 4
+
+
 def test_full_is_intaghands_schedule_counted_in_epochs():
     from hand_nas.retrain import RECIPES, get_recipe
     from hand_nas.train import lr_at
@@ -180,7 +205,7 @@ def test_retrain_resumes_after_a_kill_and_compress_takes_it(study, tmp_path, cap
     checkpoint, prov = trial_checkpoint("rt", "best", storage)
     assert checkpoint == rec["checkpoint"] and prov["retrain"]["recipe"] == "smoke"
     assert main(["trial", "show", "rt", "0", "--storage", storage]) == 0
-    assert f"retrained under recipe 'smoke' (seed 0, 6 steps)" in capsys.readouterr().out
+    assert "retrained under recipe 'smoke' (seed 0, 6 steps)" in capsys.readouterr().out
 
     import compress.pipeline
 
