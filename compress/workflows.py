@@ -17,12 +17,23 @@ FLOPS_NOTE = "GMACs counted the fvcore way: one fused multiply-add = one flop"
 
 
 def trial_checkpoint(study: str, trial: str | int = "best", storage: str = DEFAULT_STORAGE) -> tuple[str, dict]:
-    """(checkpoint folder, provenance) of a stored trial: 'best' (best trained) or a trial number."""
-    from hand_nas.search.storage import read_records, select_trial
+    """(checkpoint folder, provenance) of a stored trial: 'best' (best trained) or a trial number.
 
-    rec = select_trial(read_records(study, storage), trial, study, need_checkpoint=True)
-    return rec.checkpoint, {"study": study, "trial": rec.number, "storage": storage,
-                            "trial_mpjpe_mm": rec.mpjpe_mm, "trial_gmacs": rec.gmacs}
+    The trial's most recent retrain (``hand-nas retrain``) is taken when one is recorded and its
+    checkpoint is on disk; otherwise the search's proxy checkpoint. ``provenance['retrain']`` says
+    which (None: the proxy's).
+    """
+    from hand_nas.search.storage import read_records, select_trial, trial_retrains
+
+    rec = select_trial(read_records(study, storage), trial, study)
+    prov = {"study": study, "trial": rec.number, "storage": storage, "trial_mpjpe_mm": rec.mpjpe_mm,
+            "trial_gmacs": rec.gmacs, "retrain": None}
+    for r in trial_retrains(study, storage, rec.number):
+        if r.get("checkpoint") and Path(r["checkpoint"]).is_dir():
+            prov["retrain"] = {k: r.get(k) for k in ("recipe", "seed", "steps", "metrics", "finished_at")}
+            return r["checkpoint"], prov
+    rec = select_trial([rec], rec.number, study, need_checkpoint=True)
+    return rec.checkpoint, prov
 
 
 def compress_trial(study: str, trial: str | int, storage: str, out: str | Path, cfg, **kw) -> dict:

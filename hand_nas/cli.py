@@ -198,6 +198,39 @@ def cmd_train(args) -> None:
         print(f"checkpoint: {r.checkpoint}")
 
 
+def cmd_retrain(args) -> None:
+    from hand_nas.data.resumable import partial_dir
+    from hand_nas.retrain import plan_retrain, retrain
+    from hand_nas.search.gate import cost_of
+
+    plan = plan_retrain(args.study, args.trial, args.recipe, args.out, storage=args.storage, data=args.data,
+                        seed=args.seed, save_every=args.save_every, device=args.device, precision=args.precision,
+                        overwrite=args.overwrite)
+    t = plan.train
+    image, pose = cost_of(plan.model)
+    print(f"retraining trial {plan.trial} of study {args.study!r} ({plan.model.name}, {image + pose:.4f} GMACs at "
+          f"256x256) from scratch under recipe {plan.recipe!r}: {t.steps} steps, batch {t.batch}, "
+          f"{t.resolution}x{t.resolution}, lr {t.lr:g}, seed {t.seed}, {plan.precision}; data {plan.data}", flush=True)
+    print(f"snapshot every {plan.save_every} steps in {partial_dir(plan.out)} (after a kill, the same command "
+          "resumes)", flush=True)
+    try:
+        r, record = retrain(plan, device=args.device, mano_dir=args.mano, overwrite=args.overwrite,
+                            resume=args.resume, progress=not args.quiet, log=lambda text: print(text, flush=True))
+    except KeyboardInterrupt:
+        print(f"interrupted; the last snapshot is kept in {partial_dir(plan.out)}: run the same command again to "
+              "resume", file=sys.stderr)
+        raise SystemExit(130) from None
+    print("step    MPJPE   MPVPE  (held-out, mm, IntagHand protocol)")
+    for h in r.history:
+        print(f"{h['step']:>6}  {h['mpjpe_mm']:6.2f}  {h['mpvpe_mm']:6.2f}")
+    b, m, proxy = r.baseline, r.metrics, plan.proxy_metrics or {}
+    print(f"retrained {m.mpjpe_mm:.2f} mm MPJPE (MPVPE {m.mpvpe_mm:.2f}); baseline (mean shape) {b.mpjpe_mm:.2f} mm "
+          f"(MPVPE {b.mpvpe_mm:.2f}); the trial's proxy scored "
+          + (f"{proxy['mpjpe_mm']:.2f} mm" if proxy.get("mpjpe_mm") is not None else "nothing") + f"; {r.seconds:.0f} s")
+    print(f"checkpoint: {plan.out}")
+    print(f"recorded in study {args.study!r}: `hand-nas compress --study {args.study} --trial {plan.trial}` takes it")
+
+
 # --- search -------------------------------------------------------------------------------------
 
 def cmd_search(args) -> None:
@@ -250,6 +283,11 @@ def cmd_trial_show(args) -> None:
                                           "gmacs_pose", "feasible", "checkpoint", "node", "error")}, indent=2))
     print("params:", json.dumps(rec.params))
     print("proxy:", json.dumps(rec.proxy), "seed:", rec.seed, "data:", rec.data)
+    from hand_nas.search.storage import trial_retrains
+
+    for r in trial_retrains(args.study, args.storage, rec.number):
+        print(f"retrained under recipe {r['recipe']!r} (seed {r['seed']}, {r['steps']} steps): held-out MPJPE "
+              f"{r['metrics']['mpjpe_mm']:.2f} mm; checkpoint {r['checkpoint']}")
     if rec.config is None:
         print("no model config stored (the trial failed before its configuration was built)")
         return
@@ -319,7 +357,10 @@ def cmd_compress(args) -> None:
     check_options(args.device, args.precision)
     checkpoint, prov = trial_checkpoint(args.study, args.trial, args.storage) if args.study else (args.checkpoint, {})
     if args.study:
-        print(f"compressing trial {prov['trial']} of study {args.study!r}: {checkpoint}")
+        rt = prov["retrain"]
+        which = (f"the retrain under recipe {rt['recipe']!r} (seed {rt['seed']}, {rt['steps']} steps, held-out MPJPE "
+                 f"{rt['metrics']['mpjpe_mm']:.2f} mm)" if rt else "the search's proxy checkpoint (no retrain recorded)")
+        print(f"compressing trial {prov['trial']} of study {args.study!r}: {which}: {checkpoint}")
     cfg = CompressCfg(prune=PruneCfg(target_gmacs=args.target_gmacs, ratio=args.ratio, prune_heads=args.prune_heads),
                       quant=QuantCfg(weight_bits=args.bits, qat_steps=args.qat_steps),
                       finetune_steps=args.finetune_steps, size=args.size, threads=args.threads, int8=args.int8,
@@ -559,6 +600,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     _add_mano(p)
     p.set_defaults(func=cmd_train)
+    from hand_nas.retrain import RECIPES
+
+    p = sub.add_parser("retrain", help="train a stored trial's architecture from scratch under a named recipe "
+                                       "(resumable after a kill)")
+    p.add_argument("--study", required=True)
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=STORAGE_HELP)
+    p.add_argument("--trial", default="best", help="'best' (lowest proxy MPJPE, feasible) or a trial number")
+    p.add_argument("--recipe", required=True, help="; ".join(f"{k}: {v.about}" for k, v in RECIPES.items()))
+    p.add_argument("--out", required=True, help="checkpoint folder (written at the end; the run lives beside it "
+                                                "in .OUT.partial until then)")
+    p.add_argument("--data", help="sample folder, or 'synthetic' (the recipe's synthetic set); default: the trial's")
+    p.add_argument("--seed", type=int, help="training seed (default: the recipe's)")
+    p.add_argument("--save-every", type=int, help="steps between snapshots (default: the recipe's)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--precision", default="fp32", help="fp32, bf16 (autocast on CPU or CUDA) or fp16 (CUDA, GradScaler)")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue the interrupted run in .OUT.partial (default: yes)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out that hand-nas wrote")
+    p.add_argument("--quiet", action="store_true")
+    _add_mano(p)
+    p.set_defaults(func=cmd_retrain)
     p = sub.add_parser("search", help="budget-constrained architecture search (optuna or nni, on Ray)")
     p.add_argument("--space", required=True, help="a search space YAML, or a shipped space's name (tiny, lwa, lagc, joint)")
     p.add_argument("--budget", type=float, help="max GMACs at 256x256, finite and > 0 (default: the space's)")

@@ -194,6 +194,8 @@ class TrainCfg:
         batch: batch size.
         lr: peak learning rate (Adam).
         warmup: linear warm-up steps.
+        decay_step: 0 (default): cosine decay to 5% of ``lr`` at ``steps``; > 0: IntagHand's step schedule,
+            ``lr`` until this step, then 0.1 x ``lr``.
         weight_decay: Adam weight decay.
         eval_every: steps between held-out evaluations (0 = only at the end).
         val_fraction: held-out share of the data set.
@@ -207,6 +209,7 @@ class TrainCfg:
     batch: int = 16
     lr: float = 1e-3
     warmup: int = 20
+    decay_step: int = 0
     weight_decay: float = 0.0
     eval_every: int = 100
     val_fraction: float = 0.1

@@ -9,10 +9,20 @@ the run early by returning True (the search uses it for pruning).
 
 The run draws from its own random streams (seeded by ``TrainCfg.seed``): the caller's global torch
 and numpy states are left as they were, and so is a passed model's train/eval mode.
+
+Long runs are resumable: with ``resume_dir`` and ``save_every`` the loop writes a snapshot every
+``save_every`` steps (weights, optimizer, GradScaler, the torch RNG states, the data position: epoch,
+batches done in it and the shuffling generator's state at the epoch's start), atomically, as
+``resume_dir/step_NNNNNNNN/``; a later call with the same arguments continues from the newest one
+and ends with the same weights as a run that was never interrupted (bit for bit on a CPU). Snapshots
+are safetensors + JSON, nothing pickled.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +30,21 @@ from pathlib import Path
 import torch
 
 from hand_nas.config import ModelCfg, TrainCfg
+from hand_nas.errors import HandNasError
 from hand_nas.losses import LossWeights, two_hand_loss
 from hand_nas.metrics import MetricAccumulator, Metrics
 
 
 def lr_at(step: int, cfg: TrainCfg) -> float:
-    """Linear warm-up to ``cfg.lr``, then cosine decay to 5% of it at ``cfg.steps``."""
+    """Linear warm-up to ``cfg.lr``, then cosine decay to 5% of it at ``cfg.steps``.
+
+    With ``cfg.decay_step`` > 0 the cosine gives way to IntagHand's step schedule: ``cfg.lr`` until
+    that step, 0.1 x ``cfg.lr`` from it on.
+    """
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.decay_step:
+        return cfg.lr * (0.1 if step >= cfg.decay_step else 1.0)
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
@@ -83,10 +100,46 @@ def evaluate_outputs(predict, loader) -> Metrics:
     return acc.result()
 
 
+class ShuffleSampler(torch.utils.data.Sampler):
+    """A fresh permutation per pass, drawn from ``generator``; can restart a pass part-way through.
+
+    It draws exactly what ``RandomSampler(generator=g)`` draws (the second, empty ``randperm`` is
+    RandomSampler's remainder call), so runs keep the data order they had before resuming existed.
+    ``epoch_state`` is the generator's state at the start of the current pass: with the number of
+    batches done, the whole data position.
+    """
+
+    def __init__(self, n: int, generator: torch.Generator) -> None:
+        self.n, self.generator = n, generator
+        self.epoch_state: torch.Tensor | None = None
+        self._resume: tuple[torch.Tensor, int] | None = None
+
+    def resume(self, epoch_state: torch.Tensor, skip: int) -> None:
+        """Make the next pass repeat the one that started at ``epoch_state``, minus its first ``skip`` samples."""
+        self._resume = (epoch_state, skip)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        skip = 0
+        if self._resume is not None:
+            state, skip = self._resume
+            self.generator.set_state(state)
+            self._resume = None
+        self.epoch_state = self.generator.get_state()
+        perm = torch.randperm(self.n, generator=self.generator).tolist()
+        torch.randperm(self.n, generator=self.generator)  # RandomSampler's remainder draw (see the docstring)
+        yield from perm[skip:]
+
+
 def _loader(ds, batch: int, shuffle: bool, seed: int, workers: int, pin: bool = False):
     g = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=shuffle, generator=g, num_workers=workers,
-                                       drop_last=shuffle, persistent_workers=workers > 0, pin_memory=pin)
+    sampler = ShuffleSampler(len(ds), g) if shuffle else None
+    # Workers are started afresh for every pass: persistent ones keep the copy of the dataset they were
+    # forked with, so ``set_epoch`` would never reach them and every epoch would repeat epoch 0's augmentations.
+    return torch.utils.data.DataLoader(ds, batch_size=batch, sampler=sampler, generator=g, num_workers=workers,
+                                       drop_last=shuffle, pin_memory=pin)
 
 
 def held_out_loader(data: str | Path, cfg: TrainCfg, batch: int = 16):
@@ -98,9 +151,98 @@ def held_out_loader(data: str | Path, cfg: TrainCfg, batch: int = 16):
     return _loader(TwoHandDataset(data, cfg.resolution, va_idx), batch, False, cfg.seed, 0)
 
 
+SNAPSHOT_TENSORS, SNAPSHOT_STATE = "tensors.safetensors", "state.json"
+
+
+def _run_key(model_cfg: ModelCfg, cfg: TrainCfg, data, precision: str) -> dict:
+    """What a snapshot must have been written by to be resumed: the same model, training, data and precision."""
+    return json.loads(json.dumps({"model": model_cfg.to_dict(), "train": cfg.to_dict(), "data": str(data),
+                                  "precision": precision}))
+
+
+def _save_snapshot(folder: Path, step: int, state: dict, model, opt, scaler, sampler, dev) -> Path:
+    """Write ``folder/step_NNNNNNNN`` atomically (a kill mid-write leaves the previous one), then drop older ones."""
+    from safetensors.torch import save_file
+
+    from hand_nas.atomic import atomic_dir
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    opt_sd = opt.state_dict()
+    opt_plain = {}
+    for pid, entries in opt_sd["state"].items():
+        opt_plain[str(pid)] = {k: v for k, v in entries.items() if not torch.is_tensor(v)}
+        tensors.update({f"opt.{pid}.{k}": v.detach().cpu().contiguous() for k, v in entries.items() if torch.is_tensor(v)})
+    tensors["rng.torch"] = torch.get_rng_state()
+    if dev.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(dev)
+    tensors["rng.sampler"] = sampler.epoch_state
+    state = {**state, "optimizer": {"param_groups": opt_sd["param_groups"], "state": opt_plain},
+             "scaler": scaler.state_dict()}
+    target = folder / f"step_{step:08d}"
+    with atomic_dir(target, overwrite=True) as tmp:
+        save_file(tensors, str(tmp / SNAPSHOT_TENSORS))
+        (tmp / SNAPSHOT_STATE).write_text(json.dumps(state))
+        for name in (SNAPSHOT_TENSORS, SNAPSHOT_STATE):  # on disk before the rename makes it the one to resume
+            with open(tmp / name, "rb") as fh:
+                os.fsync(fh.fileno())
+    for old in folder.glob("step_*"):
+        if old != target:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _snapshots(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("step_*") if (p / SNAPSHOT_STATE).is_file() and (p / SNAPSHOT_TENSORS).is_file())
+
+
+def _load_snapshot(folder: Path, key: dict) -> tuple[Path, dict, dict] | None:
+    """(path, state, tensors) of the newest complete snapshot in ``folder``, or None; another run's is an error."""
+    from safetensors.torch import load_file
+
+    from hand_nas.atomic import clean_stale
+    from hand_nas.files import read_json
+
+    for p in list(folder.iterdir()) if folder.is_dir() else []:  # half-written snapshots of a killed run
+        if p.name.startswith(".step_"):
+            clean_stale(folder / p.name[1:].split(".")[0])
+    snaps = _snapshots(folder)
+    if not snaps:
+        return None
+    path = snaps[-1]
+    state = read_json(path / SNAPSHOT_STATE, "training snapshot")
+    if state.get("key") != key:
+        old = state.get("key") or {}
+        diff = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
+        raise HandNasError(f"{path}: a snapshot of another run ({', '.join(diff) or 'key'} differ); "
+                           "resume with the same arguments or remove the folder")
+    try:
+        tensors = load_file(str(path / SNAPSHOT_TENSORS))
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise HandNasError(f"{path / SNAPSHOT_TENSORS}: unreadable snapshot ({exc})") from None
+    return path, state, tensors
+
+
+def _restore(state: dict, tensors: dict, model, opt, scaler, sampler, dev, batch: int) -> None:
+    """Put a snapshot back: weights, optimizer, GradScaler, RNG streams, and the data position."""
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    opt_state = {int(pid): dict(plain) for pid, plain in state["optimizer"]["state"].items()}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            opt_state.setdefault(int(pid), {})[name] = v
+    opt.load_state_dict({"param_groups": state["optimizer"]["param_groups"], "state": opt_state})
+    if state["scaler"]:
+        scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    if dev.type == "cuda" and "rng.cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng.cuda"], dev)
+    sampler.resume(tensors["rng.sampler"], state["batches_done"] * batch)
+
+
 def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: str | Path | None = None, mano_dir=None,
           progress: bool = False, on_eval=None, weights: LossWeights = LossWeights(), model=None,
-          device: str = "cpu", precision: str = "fp32") -> TrainResult:
+          device: str = "cpu", precision: str = "fp32", resume_dir: str | Path | None = None, save_every: int = 0,
+          checkpoint_info: dict | None = None, log=None) -> TrainResult:
     """Train ``model_cfg`` on the sample directory ``data``; returns held-out metrics.
 
     Args:
@@ -111,6 +253,12 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
             without blocking on CUDA. Not part of ``TrainCfg``: it changes speed, not what is trained.
         precision: ``fp32``, ``bf16`` (autocast, CPU or CUDA) or ``fp16`` (CUDA, with a GradScaler);
             weights and the optimizer stay fp32, evaluation runs in fp32. Recorded in the checkpoint.
+        resume_dir: folder of this run's snapshots: the newest one there is resumed (one written by a
+            run with another model, TrainCfg, data or precision is an error), and with ``save_every``
+            > 0 a new one is written every ``save_every`` steps. Removed once the run reaches
+            ``cfg.steps`` (and its checkpoint is written).
+        checkpoint_info: more fields for the checkpoint's config.json (provenance).
+        log: ``fn(text)`` for the one line saying that the run resumes.
     """
     from tqdm import tqdm
 
@@ -150,12 +298,24 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         scaler = torch.amp.GradScaler(dev.type, enabled=scaled)
+        sampler = train_dl.sampler
+        key = _run_key(model_cfg, cfg, data, precision)
+        resume_dir = Path(resume_dir) if resume_dir is not None else None
+        snap = _load_snapshot(resume_dir, key) if resume_dir is not None else None
 
         t0 = time.perf_counter()
-        init = evaluate(model, val_dl)
-        history = [{"step": 0, **init.to_dict()}]
-        bar = tqdm(total=cfg.steps, desc=f"train {model_cfg.name}", unit="step", disable=not progress)
-        step, epoch, stopped = 0, 0, False
+        step, epoch, done_in_epoch, stopped, before = 0, 0, 0, False, 0.0
+        if snap is None:
+            init = evaluate(model, val_dl)
+            history = [{"step": 0, **init.to_dict()}]
+        else:  # the RNG streams are restored after the model was built: they continue where the snapshot left them
+            path, state, tensors = snap
+            _restore(state, tensors, model, opt, scaler, sampler, dev, cfg.batch)
+            step, epoch, done_in_epoch = state["step"], state["epoch"], state["batches_done"]
+            init, history, before = Metrics(**state["init_metrics"]), state["history"], state["seconds"]
+            if log is not None:
+                log(f"resuming at step {step} of {cfg.steps} from {path}")
+        bar = tqdm(total=cfg.steps, initial=step, desc=f"train {model_cfg.name}", unit="step", disable=not progress)
         model.train()
         try:
             while step < cfg.steps and not stopped:
@@ -179,6 +339,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
                     scaler.step(opt)
                     scaler.update()
                     step += 1
+                    done_in_epoch += 1
                     bar.update(1)
                     bar.set_postfix(loss=f"{float(loss.detach()):.3f}", mpjpe=f"{history[-1]['mpjpe_mm']:.1f}")
                     if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
@@ -187,20 +348,29 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
                         if on_eval is not None and on_eval(step, m):
                             stopped = True
                             break
+                    if resume_dir is not None and save_every and step % save_every == 0 and step < cfg.steps:
+                        _save_snapshot(resume_dir, step, {
+                            "key": key, "step": step, "epoch": epoch, "batches_done": done_in_epoch,
+                            "history": history, "init_metrics": init.to_dict(),
+                            "seconds": before + time.perf_counter() - t0}, model, opt, scaler, sampler, dev)
                     if step >= cfg.steps:
                         break
                 epoch += 1
+                done_in_epoch = 0
         finally:
             bar.close()
             model.train(was_training)
     final = Metrics(**{k: v for k, v in history[-1].items() if k in Metrics.__dataclass_fields__})
-    result = TrainResult(final, init, history, time.perf_counter() - t0, step, stopped, baseline=baseline)
+    result = TrainResult(final, init, history, before + time.perf_counter() - t0, step, stopped, baseline=baseline)
     if checkpoint_dir is not None:
         from hand_nas.checkpoint import save_checkpoint
 
         model.cpu()  # checkpoints hold CPU tensors whatever the training device
         save_checkpoint(checkpoint_dir, model, model_cfg, train=cfg.to_dict(), metrics=final.to_dict(),
                         init_metrics=init.to_dict(), baseline_metrics=baseline.to_dict(), data=str(data), steps=step,
-                        precision=precision)
+                        precision=precision, **(checkpoint_info or {}))
         result.checkpoint = str(checkpoint_dir)
+    if resume_dir is not None and step >= cfg.steps:  # finished: a later call starts afresh
+        for old in _snapshots(resume_dir):
+            shutil.rmtree(old, ignore_errors=True)
     return result

@@ -192,6 +192,7 @@ def train_problems(cfg: TrainCfg, flags: bool = False) -> list[str]:
     _int_in(out, f("batch"), cfg.batch, 1, MAX_BATCH)
     _num_in(out, f("lr"), cfg.lr, 0.0, 10.0, lo_open=True)
     _int_in(out, f("warmup"), cfg.warmup, 0, MAX_STEPS)
+    _int_in(out, f("decay_step"), cfg.decay_step, 0, MAX_STEPS)
     _num_in(out, f("weight_decay"), cfg.weight_decay, 0.0, 10.0)
     _int_in(out, f("eval_every"), cfg.eval_every, 0, MAX_STEPS)
     _num_in(out, f("val_fraction"), cfg.val_fraction, 0.0, 1.0, lo_open=True, hi_open=True)

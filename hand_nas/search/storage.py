@@ -399,6 +399,26 @@ def set_study_attr(name: str, url: str, key: str, value) -> None:
     _load(name, url).set_user_attr(key, json.loads(json.dumps(value)))
 
 
+RETRAIN_PREFIX = "retrain:"
+
+
+def record_retrain(name: str, url: str, record: dict) -> None:
+    """Store a finished retrain of a trial (``hand_nas.retrain``) as a study attribute.
+
+    Finished trials cannot take new attributes in optuna, so retrains live on the study, one key per
+    (trial, recipe, seed): concurrent retrains of other trials never overwrite each other, and
+    retraining the same trial under the same recipe and seed replaces the older record.
+    """
+    set_study_attr(name, url, f"{RETRAIN_PREFIX}{record['trial']}:{record['recipe']}:{record['seed']}", record)
+
+
+def trial_retrains(name: str, url: str, number: int) -> list[dict]:
+    """The recorded retrains of trial ``number``, the most recent first."""
+    attrs = study_attrs(name, url)
+    found = [v for k, v in attrs.items() if k.startswith(f"{RETRAIN_PREFIX}{number}:") and isinstance(v, dict)]
+    return sorted(found, key=lambda r: r.get("finished_at") or 0, reverse=True)
+
+
 def study_id(name: str, url: str) -> int:
     """The storage's id of a study (optuna-dashboard's URLs use it)."""
     return open_storage(url).get_study_id_from_name(_load(name, url).study_name)
