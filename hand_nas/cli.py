@@ -499,7 +499,8 @@ def cmd_demo(args) -> None:
 
     r = run_demo(DemoCfg(out=args.out, space=args.space, study=args.study, trials=args.trials, workers=args.workers,
                          prune_to=args.prune_to, finetune_steps=args.finetune_steps, qat_steps=args.qat_steps,
-                         seed=args.seed, mano=args.mano), log=lambda text: print(text, flush=True))
+                         seed=args.seed, mano=args.mano, retrain_recipe=args.retrain_recipe),
+                 log=lambda text: print(text, flush=True))
     print(f"artifacts ({r.seconds:.0f} s in all):")
     print(f"  data            {r.data}")
     print(f"  study           {r.storage} (study {args.study!r}); live view: hand-nas dashboard --study {args.study} "
@@ -757,6 +758,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=demo.trials)
     p.add_argument("--workers", type=int, default=demo.workers)
     p.add_argument("--prune-to", type=float, default=demo.prune_to, help="prune the winner to this share of its GMACs")
+    p.add_argument("--retrain-recipe", default=demo.retrain_recipe, help="the winner's brief retraining (hand-nas retrain's "
+                                                                         "recipes)")
     p.add_argument("--finetune-steps", type=int, default=demo.finetune_steps)
     p.add_argument("--qat-steps", type=int, default=demo.qat_steps)
     p.add_argument("--seed", type=int, default=demo.seed)

@@ -4,8 +4,10 @@ A search scores architectures with a short proxy; the one it picks is then train
 ``RECIPES`` are those longer trainings, by name (the ``--recipe`` of ``hand-nas retrain``):
 
 * ``smoke``: a few steps at 64 px, for tests.
-* ``standard``: 2000 steps at 128 px, batch 8, cosine schedule; fits a 2-core CPU in well under an
-  hour for the searched families (LWA-HAND-sized models: about 0.7 s a step there).
+* ``demo``: 300 steps at 128 px, batch 16: the demo's brief retraining of its winner.
+* ``standard``: the ``lwa.yaml`` proxy ten times longer, i.e. the proxy check's long training: 3000
+  steps at 128 px, batch 16, lr 2e-3, cosine, no augmentation, on 8000 synthetic images; about 45
+  minutes of one core for an LWA-HAND-sized model.
 * ``full``: IntagHand's InterHand2.6M schedule, for a GPU: Adam, lr 1e-4, batch 64, 256 px, 200
   epochs of the training split, 3 warm-up epochs, lr x0.1 from epoch 150. Two honest differences:
   the warm-up is linear from lr/warmup (IntagHand's starts at 1e-7), and every network starts from
@@ -66,9 +68,15 @@ class Recipe:
 RECIPES = {
     "smoke": Recipe(TrainCfg(resolution=64, steps=6, batch=4, lr=1e-3, warmup=1, eval_every=3, augment=True),
                     save_every=2, synthetic_n=24, about="tests: 6 steps at 64 px, a snapshot every 2"),
-    "standard": Recipe(TrainCfg(resolution=128, steps=2000, batch=8, lr=1e-3, warmup=100, eval_every=500),
-                       save_every=100, synthetic_n=2000,
-                       about="2000 steps at 128 px, batch 8, cosine; well under an hour on a 2-core CPU"),
+    "demo": Recipe(TrainCfg(resolution=128, steps=300, batch=16, lr=2e-3, warmup=20, eval_every=100, augment=False),
+                   save_every=50, synthetic_n=8000, about="the demo's brief retraining: 300 steps at 128 px, batch 16"),
+    # The lwa.yaml proxy x10 (= proxy check's long run): no augmentation, which undoes the synthetic set's
+    # fingers-up prior (experiments/proxy_variants.py), on 8000 images so 3000 x 16 draws repeat each ~6 times.
+    "standard": Recipe(TrainCfg(resolution=128, steps=3000, batch=16, lr=2e-3, warmup=200, eval_every=600,
+                                augment=False),
+                       save_every=100, synthetic_n=8000,
+                       about="the lwa.yaml proxy x10: 3000 steps at 128 px, batch 16, lr 2e-3, cosine, no augmentation; "
+                             "about 45 min of one core"),
     "full": Recipe(TrainCfg(resolution=256, steps=1, batch=64, lr=1e-4, warmup=1, eval_every=1, workers=8),
                    save_every=1000, synthetic_n=20000, epochs=200, warmup_epochs=3, decay_epoch=150, eval_epochs=10,
                    about="IntagHand's InterHand2.6M schedule (GPU): 200 epochs, batch 64, 256 px, Adam 1e-4, "

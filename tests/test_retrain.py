@@ -142,7 +142,7 @@ def _retrain(storage, out, *extra):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--recipe", "nope"], "--recipe 'nope': unknown recipe (known: smoke, standard, full)"),
+    (["--recipe", "nope"], "--recipe 'nope': unknown recipe (known: smoke, demo, standard, full)"),
     (["--trial", "1"], "trial 1: no model config stored"),
     (["--trial", "7"], "no trial 7"),
     (["--precision", "fp16"], "--precision fp16: needs a CUDA device"),
