@@ -25,6 +25,9 @@ def test_summary_figures_by_hand():
     assert s["complete"] == 4 and s["kendall_tau"] == pytest.approx(1.0) and s["spearman_rho"] == pytest.approx(1.0)
     assert s["seed_noise_mm"] == pytest.approx((2 + 2 + 1 + 4) / 4) and s["top3_overlap"] == 3
     assert s["noise_to_spread"] < 1 / 3 and warning(s) == ""
+    partial = summarize([dict(a, long_mm=None) for a in archs], seeds=2)  # the proxy runs alone: noise, no tau
+    assert partial["seed_noise_mm"] == s["seed_noise_mm"] and "kendall_tau" not in partial
+    assert partial["complete"] == 0 and partial["proxy_complete"] == 4
     noisy = summarize([dict(a, proxy_mm=[a["proxy_mm"][0], 100 - a["proxy_mm"][0]]) for a in archs], seeds=2)
     assert "not to be trusted" in warning(noisy)
 

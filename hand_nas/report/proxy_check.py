@@ -86,26 +86,31 @@ def _spearman(a, b) -> float | None:
 
 
 def summarize(archs: list[dict], seeds: int) -> dict:
-    """Rank and noise figures over the architectures that have every run (pure).
+    """Rank and noise figures (pure). Noise and spread need every proxy seed of an architecture; the rank
+    correlations also need its long run, so a partial check already gives the noise the pruner uses.
 
     Each arch: {'label', 'gmacs', 'proxy_mm': [per seed, None while not run], 'long_mm': float | None}.
     """
-    done = [a for a in archs if a["long_mm"] is not None and all(v is not None for v in a["proxy_mm"])]
-    out = {"architectures": len(archs), "complete": len(done), "seeds": seeds}
+    seeded = [a for a in archs if all(v is not None for v in a["proxy_mm"])]
+    done = [a for a in seeded if a["long_mm"] is not None]
+    out = {"architectures": len(archs), "complete": len(done), "proxy_complete": len(seeded), "seeds": seeds}
+    if len(seeded) >= 3:
+        proxy_all = [float(np.mean(a["proxy_mm"])) for a in seeded]
+        out["spread_mm"] = float(np.std(proxy_all))
+        if seeds >= 2:
+            s0, s1 = [a["proxy_mm"][0] for a in seeded], [a["proxy_mm"][1] for a in seeded]
+            out["seed_noise_mm"] = float(np.mean(np.abs(np.subtract(s0, s1))))
+            out["seed_tau"] = _kendall(s0, s1)
+            out["noise_to_spread"] = out["seed_noise_mm"] / out["spread_mm"] if out["spread_mm"] > 0 else math.inf
     if len(done) < 3:
         return out
     proxy = [float(np.mean(a["proxy_mm"])) for a in done]
     long = [a["long_mm"] for a in done]
     out.update(kendall_tau=_kendall(proxy, long), spearman_rho=_spearman(proxy, long),
                kendall_tau_one_seed=_kendall([a["proxy_mm"][0] for a in done], long),
-               spread_mm=float(np.std(proxy)), long_spread_mm=float(np.std(long)))
+               long_spread_mm=float(np.std(long)))
     top = lambda xs: {done[i]["label"] for i in np.argsort(xs)[:3]}  # noqa: E731
     out["top3_overlap"] = len(top(proxy) & top(long))
-    if seeds >= 2:
-        s0, s1 = [a["proxy_mm"][0] for a in done], [a["proxy_mm"][1] for a in done]
-        out["seed_noise_mm"] = float(np.mean(np.abs(np.subtract(s0, s1))))
-        out["seed_tau"] = _kendall(s0, s1)
-        out["noise_to_spread"] = out["seed_noise_mm"] / out["spread_mm"] if out["spread_mm"] > 0 else math.inf
     return out
 
 
@@ -215,10 +220,11 @@ def format_check(result: dict) -> str:
     fmt = lambda v: f"{v:8.2f}" if v is not None else f"{'-':>8}"  # noqa: E731
     for a in result["architectures"]:
         lines.append(f"{a['label']:<10} {a['gmacs']:7.4f} " + " ".join(fmt(v) for v in a["proxy_mm"]) + f" {fmt(a['long_mm'])}")
-    lines.append(f"{s['complete']}/{s['architectures']} architectures complete"
+    lines.append(f"{s['complete']}/{s['architectures']} architectures complete ({s.get('proxy_complete', '?')} with "
+                 f"every proxy seed)"
                  + ("" if result["complete"] else " (partial: run the same command again to continue)"))
     for key in ("kendall_tau", "kendall_tau_one_seed", "spearman_rho", "top3_overlap", "seed_noise_mm", "seed_tau",
-                "spread_mm", "noise_to_spread", "baseline_mpjpe_mm"):
+                "spread_mm", "noise_to_spread", "long_spread_mm", "baseline_mpjpe_mm"):
         if s.get(key) is not None:
             lines.append(f"  {key:<22} {s[key]:.3f}" if isinstance(s[key], float) else f"  {key:<22} {s[key]}")
     if result["warning"]:
