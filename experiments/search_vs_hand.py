@@ -1,0 +1,211 @@
+"""The headline benchmark (issue 11): does a multi-fidelity search on lwa.yaml beat the hand design?
+
+Phases, each resumable and stored on its own under ``results/search_vs_hand/<tag>/`` (small JSON only;
+rerunning skips what is stored, a killed retrain resumes from its snapshot while the machine keeps
+its ``--home``):
+
+1. ``mf``: a multi-fidelity search (``--pruner noise``: a trial stops only when behind by more than
+   twice the proxy's measured seed noise, taken from ``--noise``, the lwa proxy check's JSON), TPE,
+   ``--trials`` trials. Its cost: the training steps and core-seconds of every trial.
+2. ``random``: random search with full-fidelity trials (no early stopping) at equal total training
+   steps: as many trials as phase 1's steps buy at the proxy's length.
+3. ``retrain``: the ``--top`` best feasible architectures of each search, ``lwa_hand`` and
+   ``lagc_hand``, trained from scratch under one recipe (``hand_nas.retrain.RECIPES``) with
+   ``--seeds`` seeds each.
+4. ``--table``: GMACs, parameters, MPJPE/MPVPE mean +- std per model over the seeds, beside the
+   split's mean-shape baseline, the searches' cost, and the target check (best searched architecture
+   at <= 0.47 GMACs vs lwa_hand: ratio <= 0.90 with the gap > 2 std).
+
+GMACs: fvcore convention (one fused multiply-add = one flop), batch 1, 3x256x256. MPJPE: held-out,
+mm, IntagHand protocol. One torch thread per process.
+
+Usage:
+    python experiments/search_vs_hand.py --phase mf --trials 24 --max-minutes 90
+    python experiments/search_vs_hand.py --phase random
+    python experiments/search_vs_hand.py --phase retrain --max-minutes 90
+    python experiments/search_vs_hand.py --table
+    python experiments/search_vs_hand.py --quick --phase all   # the whole chain on the tiny space in minutes
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+REFERENCES = ("lwa_hand", "lagc_hand")
+
+
+def settings(args) -> dict:
+    if args.quick:
+        return {"tag": "quick", "space": "tiny", "recipe": "smoke", "trials": 4, "top": 1, "seeds": 2, "noise": "0.5"}
+    return {"tag": "lwa", "space": "lwa", "recipe": args.recipe, "trials": args.trials, "top": args.top,
+            "seeds": args.seeds, "noise": args.noise or str(ROOT / "results" / "proxy_check_lwa.json")}
+
+
+def _write(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+
+
+def _summary(records) -> list[dict]:
+    return [{"number": r.number, "state": r.state, "gmacs": r.gmacs, "mpjpe_mm": r.mpjpe_mm if r.trained else None,
+             "steps": r.steps, "seconds": r.seconds, "config": r.config, "feasible": r.feasible} for r in records]
+
+
+def run_phase_search(kind: str, s: dict, home: Path, out: Path) -> dict:
+    from hand_nas.config import StudyCfg
+    from hand_nas.search.runner import run_search
+    from hand_nas.search.space import load_space
+
+    path = out / f"search_{kind}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    space = load_space(s["space"])
+    if kind == "mf":
+        trials, sampler, pruner = s["trials"], "tpe", "noise"
+    else:
+        mf = json.loads((out / "search_mf.json").read_text())
+        steps = sum(r["steps"] or 0 for r in mf["trials"])
+        trials, sampler, pruner = max(1, math.floor(steps / space.proxy.steps)), "random", "none"
+    cfg = StudyCfg(space=s["space"], study=f"svh-{s['tag']}-{kind}", storage=f"sqlite:///{home / 'svh.db'}",
+                   trials=trials, workers=1, executor="local", out=str(home / "trials"), sampler=sampler,
+                   pruner=pruner, noise=s["noise"] if pruner == "noise" else "", seed=0, device="cpu")
+    t0 = time.perf_counter()
+    summary = run_search(cfg, progress=True, space=space)
+    trials_ = _summary(summary.records)
+    res = {"kind": kind, "space": s["space"], "sampler": sampler, "pruner": pruner, "noise": s["noise"],
+           "trials": trials_, "total_steps": sum(t["steps"] or 0 for t in trials_),
+           "core_hours": sum(t["seconds"] or 0 for t in trials_) / 3600, "wall_s_this_run": time.perf_counter() - t0}
+    _write(path, res)
+    return res
+
+
+def retrain_jobs(s: dict, out: Path) -> list[tuple[str, dict]]:
+    """(label, model config dict): the top feasible architectures of both searches, then the references."""
+    from hand_nas.models.presets import resolve_model
+
+    jobs = []
+    for kind in ("mf", "random"):
+        path = out / f"search_{kind}.json"
+        if not path.exists():
+            continue
+        done = [t for t in json.loads(path.read_text())["trials"]
+                if t["state"] == "complete" and t["feasible"] and t["mpjpe_mm"] is not None]
+        for t in sorted(done, key=lambda t: t["mpjpe_mm"])[:s["top"]]:
+            jobs.append((f"{kind}-trial{t['number']}", t["config"]))
+    jobs += [(name, resolve_model(name).to_dict()) for name in REFERENCES]
+    return jobs
+
+
+def run_phase_retrain(s: dict, home: Path, out: Path, max_minutes: float | None) -> None:
+    from hand_nas.config import ModelCfg
+    from hand_nas.data.dataset import split_indices
+    from hand_nas.data.samples import open_samples
+    from hand_nas.retrain import get_recipe
+    from hand_nas.search.runner import data_dir
+    from hand_nas.train import train
+
+    recipe = get_recipe(s["recipe"])
+    data = data_dir("synthetic", recipe.synthetic_n, progress=True)
+    n_train = len(split_indices(len(open_samples(data)), recipe.train.val_fraction, seed=0)[0])
+    t0 = time.perf_counter()
+    for label, cfg_dict in retrain_jobs(s, out):
+        for seed in range(s["seeds"]):
+            path = out / "retrain" / f"{label}_seed{seed}.json"
+            if path.exists():
+                continue
+            if max_minutes is not None and (time.perf_counter() - t0) / 60 > max_minutes:
+                print(f"stopping after {max_minutes} minutes: run the same command to continue")
+                return
+            cfg = ModelCfg.from_dict(cfg_dict)
+            tcfg = recipe.train_cfg(n_train, seed)
+            print(f"retraining {label} seed {seed}: {tcfg.steps} steps at {tcfg.resolution} px (recipe {s['recipe']})")
+            r = train(cfg, tcfg, data, progress=True, resume_dir=home / "snapshots" / f"{label}_seed{seed}",
+                      save_every=recipe.save_every, log=print)
+            from hand_nas.cost.flops import model_cost
+            from hand_nas.models import build_model
+
+            m = build_model(cfg)
+            _write(path, {"label": label, "seed": seed, "recipe": s["recipe"], "train": tcfg.to_dict(),
+                          "gmacs": model_cost(m).gmacs_total, "params": sum(p.numel() for p in m.parameters()),
+                          "mpjpe_mm": r.metrics.mpjpe_mm, "mpvpe_mm": r.metrics.mpvpe_mm,
+                          "baseline_mpjpe_mm": r.baseline.mpjpe_mm, "seconds": r.seconds, "data": str(data)})
+
+
+def table(s: dict, out: Path) -> None:
+    import numpy as np
+
+    print("GMACs: fvcore convention (1 fused multiply-add = 1 flop), batch 1, 3x256x256; MPJPE/MPVPE held-out, mm, "
+          f"IntagHand protocol; recipe {s['recipe']}")
+    for kind in ("mf", "random"):
+        path = out / f"search_{kind}.json"
+        if path.exists():
+            r = json.loads(path.read_text())
+            states = {}
+            for t in r["trials"]:
+                states[t["state"]] = states.get(t["state"], 0) + 1
+            print(f"search {kind}: {len(r['trials'])} trials ({states}), {r['total_steps']} training steps, "
+                  f"{r['core_hours']:.2f} core-hours")
+    rows: dict = {}
+    for p in sorted((out / "retrain").glob("*.json")):
+        r = json.loads(p.read_text())
+        rows.setdefault(r["label"], []).append(r)
+    print(f"{'model':<18} {'GMACs':>7} {'params':>9} {'seeds':>5} {'MPJPE mean+-std':>17} {'MPVPE mean+-std':>17} "
+          f"{'baseline':>8}")
+    stats = {}
+    for label, rs in rows.items():
+        j, v = np.array([r["mpjpe_mm"] for r in rs]), np.array([r["mpvpe_mm"] for r in rs])
+        stats[label] = (j.mean(), j.std(), rs[0]["gmacs"], len(rs))
+        print(f"{label:<18} {rs[0]['gmacs']:7.4f} {rs[0]['params']:9d} {len(rs):5d} {j.mean():8.2f} +- {j.std():5.2f} "
+              f"{v.mean():8.2f} +- {v.std():5.2f} {rs[0]['baseline_mpjpe_mm']:8.2f}")
+    searched = {k: v for k, v in stats.items() if k not in REFERENCES and v[2] <= 0.47 and v[3] >= 2}
+    if "lwa_hand" in stats and searched:
+        best = min(searched, key=lambda k: searched[k][0])
+        b, h = searched[best], stats["lwa_hand"]
+        gap, two_std = h[0] - b[0], 2 * max(b[1], h[1])
+        print(f"target: best searched {best} {b[0]:.2f} mm vs lwa_hand {h[0]:.2f} mm = {b[0] / h[0]:.3f}x "
+              f"(target <= 0.90x), gap {gap:.2f} mm vs 2 std {two_std:.2f} mm: "
+              + ("met" if b[0] / h[0] <= 0.90 and gap > two_std else "not met"))
+    else:
+        print("target: not yet measurable (needs lwa_hand and a searched architecture with >= 2 seeds)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--phase", choices=["mf", "random", "retrain", "all"])
+    ap.add_argument("--trials", type=int, default=24)
+    ap.add_argument("--top", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--recipe", default="standard")
+    ap.add_argument("--noise", help="the proxy check JSON (default results/proxy_check_lwa.json) or a figure in mm")
+    ap.add_argument("--max-minutes", type=float, help="retrain: start no new run after this many minutes")
+    ap.add_argument("--home", default=os.environ.get("HAND_NAS_HOME", "/tmp/hand-nas-exp"),
+                    help="cache, study database and snapshots (keep it to resume)")
+    ap.add_argument("--quick", action="store_true", help="the tiny space and the smoke recipe: the chain in minutes")
+    ap.add_argument("--table", action="store_true")
+    args = ap.parse_args()
+    os.environ["HAND_NAS_HOME"] = args.home
+    import torch
+
+    torch.set_num_threads(1)
+    s = settings(args)
+    out = ROOT / "results" / "search_vs_hand" / s["tag"]
+    home = Path(args.home) / "search_vs_hand" / s["tag"]
+    home.mkdir(parents=True, exist_ok=True)
+    if args.phase in ("mf", "all"):
+        run_phase_search("mf", s, home, out)
+    if args.phase in ("random", "all"):
+        run_phase_search("random", s, home, out)
+    if args.phase in ("retrain", "all"):
+        run_phase_retrain(s, home, out, args.max_minutes)
+    table(s, out)
+
+
+if __name__ == "__main__":
+    main()
