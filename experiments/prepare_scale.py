@@ -12,11 +12,13 @@ thread per process:
 3. ``kill``: 2 workers, SIGKILL to the prepare process once the build log holds half of the write
    chunks, then the same command again, which resumes; its sha256 must equal ``w1``'s.
 
-Peak RSS, two ways: (a) ``peak_rss_mib_tree``: this script samples, every 50 ms with psutil, the
-RSS of the prepare process plus all its descendants (the spawned workers and multiprocessing's
-resource tracker) and keeps the largest sum; shared pages (the torch libraries each process maps)
-count once per process, so the sum is an upper bound on the tree's real footprint, and a peak
-shorter than 50 ms can be missed. (b) ``ru_maxrss`` of the prepare process itself and the largest
+Peak memory, two ways: (a) ``peak_{rss,pss,uss}_mib_tree``: this script samples, every 50 ms
+with psutil, the prepare process plus all its descendants (the spawned workers and
+multiprocessing's resource tracker) and keeps the largest sums. In the RSS sum, shared pages (the
+torch libraries each process maps) count once per process, so it is an upper bound on the tree's
+footprint; PSS splits each shared page among the processes that map it (the tree's real share of
+memory), USS counts only pages private to a process (a lower bound). A peak shorter than 50 ms
+can be missed. (b) ``ru_maxrss`` of the prepare process itself and the largest
 of its worker processes (``RUSAGE_CHILDREN``, read in that process after its pool has been
 joined): exact high-water marks, but per process. Linux carries a process's high-water mark across
 ``exec``, so a spawned worker's figure is at least the prepare process's RSS at the moment it
@@ -98,6 +100,7 @@ class TreeRSS(threading.Thread):
 
         self.proc, self.every_s = psutil.Process(pid), every_s
         self.peak_mib, self.peak_processes, self.samples = 0.0, 0, 0
+        self.peak_pss_mib = self.peak_uss_mib = 0.0
         self.start()
 
     def run(self) -> None:
@@ -110,16 +113,18 @@ class TreeRSS(threading.Thread):
                 tree = [self.proc, *self.proc.children(recursive=True)]
             except psutil.NoSuchProcess:
                 return
-            total, alive = 0, 0
+            total = pss = uss = alive = 0
             for p in tree:
                 try:
-                    total += p.memory_info().rss
-                    alive += 1
-                except psutil.NoSuchProcess:
-                    pass
+                    full = p.memory_full_info()  # smaps_rollup: rss, and pss / uss, which split shared pages
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                total, pss, uss, alive = total + full.rss, pss + full.pss, uss + full.uss, alive + 1
             self.samples += 1
             if total / 2**20 > self.peak_mib:
                 self.peak_mib, self.peak_processes = total / 2**20, alive
+            self.peak_pss_mib = max(self.peak_pss_mib, pss / 2**20)
+            self.peak_uss_mib = max(self.peak_uss_mib, uss / 2**20)
             time.sleep(self.every_s)
 
 
@@ -129,7 +134,8 @@ def finish(proc: subprocess.Popen, rss: TreeRSS) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"prepare failed with status {proc.returncode}")
     r = json.loads(stdout.strip().splitlines()[-1])
-    r.update(peak_rss_mib_tree=rss.peak_mib, peak_tree_processes=rss.peak_processes, rss_samples=rss.samples)
+    r.update(peak_rss_mib_tree=rss.peak_mib, peak_pss_mib_tree=rss.peak_pss_mib, peak_uss_mib_tree=rss.peak_uss_mib,
+             peak_tree_processes=rss.peak_processes, rss_samples=rss.samples)
     return r
 
 
@@ -230,9 +236,9 @@ def main() -> None:
     results.setdefault("commit", subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                                                 text=True).stdout.strip())
     sizes = results.setdefault("sizes", {})
-    results["notes"] = ("peak_rss_mib_tree: largest sum of RSS over the prepare process and all its descendants, "
-                        "sampled every 50 ms with psutil (shared library pages counted once per process: an upper "
-                        "bound). peak_rss_mib_worker_max is max(worker's own peak, main's RSS when it spawned the "
+    results["notes"] = ("peak_{rss,pss,uss}_mib_tree: largest sums over the prepare process and all its descendants, "
+                        "sampled every 50 ms with psutil (RSS counts shared library pages once per process: an upper "
+                        "bound; PSS splits them; USS leaves them out). peak_rss_mib_worker_max is max(worker's own peak, main's RSS when it spawned the "
                         "worker): Linux keeps ru_maxrss across exec. images_per_s is wall-clock on a shared "
                         "2-core machine (see load_avg_1min); images_per_cpu_s includes start-up.")
 
@@ -261,7 +267,8 @@ def main() -> None:
             print(f"{n} images, {e['workers']} worker(s): {e['written']} written, {e['dropped_dark']} dark, "
                   f"{e['images_per_s']:.1f} images/s = {e['images_per_s'] / e['workers']:.1f} per worker "
                   f"({e['images_per_cpu_s']:.1f} per CPU-second, load {e['load_avg_1min_before_after'][0]:.1f}); "
-                  f"peak RSS: process tree {e['peak_rss_mib_tree']:.0f} MiB (sum of {e['peak_tree_processes']}), "
+                  f"peak process tree: RSS {e['peak_rss_mib_tree']:.0f} MiB (sum of {e['peak_tree_processes']}), "
+                  f"PSS {e['peak_pss_mib_tree']:.0f} MiB, USS {e['peak_uss_mib_tree']:.0f} MiB; "
                   f"main {e['peak_rss_mib_main']:.0f} MiB, largest worker {e['peak_rss_mib_worker_max']:.0f} MiB")
         k = entry["kill"]
         print(f"{n} images: SIGKILL at {k['chunks_at_kill']}/{k['chunks_total']} write chunks "
