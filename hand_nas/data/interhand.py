@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hand_nas.atomic import scratch_dir
 from hand_nas.data.interhand_select import (  # noqa: F401 (re-exported: the reader's public API)
     KINDS, SPLITS, SUBSET_DIRS, IndexFiles, Record, Selection, annotation_paths, select_records)
 from hand_nas.errors import HandNasError
@@ -170,8 +171,6 @@ def prepare(root: str | Path, out: str | Path, split: str = "test", subset: str 
     out = Path(out)
     if out.exists() and not overwrite:  # before the long annotation read
         raise HandNasError(f"{out}: already exists (pass --overwrite to replace it)")
-    from hand_nas.atomic import scratch_dir
-
     # The index sits beside ``out``, on its disk; a kill leaves it to the next run's clean-up.
     with scratch_dir(out) as index_dir:
         records = select_records(root, split, subset, hands, folder=index_dir)
@@ -183,6 +182,7 @@ def prepare(root: str | Path, out: str | Path, split: str = "test", subset: str 
 
 def _prepare_selected(records: Selection, root, out: Path, split, subset, hands, mano_dir, size, limit, overwrite,
                       progress, workers, resume, chunk) -> dict:
+    """``prepare`` once the selection is on disk: the build parameters, then ``_build``."""
     import time
 
     import torch

@@ -9,7 +9,7 @@ images; workers read the rows they build by position.
 
 Index folder::
 
-    mano.bin     one row per MANO frame: pose (2, 48), shape (2, 10), trans (2, 3) f8, per hand
+    mano.bin     while selecting: one row per MANO frame, pose 48 | shape 10 | trans 3 (f8) per hand
     rows.bin     one ``ROW`` per annotation that passed the hand-type filter, at its position
     names.bin    the images' file names (UTF-8), addressed by ``name_off`` / ``name_len``
 """
