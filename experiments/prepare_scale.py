@@ -12,10 +12,17 @@ thread per process:
 3. ``kill``: 2 workers, SIGKILL to the prepare process once the build log holds half of the write
    chunks, then the same command again, which resumes; its sha256 must equal ``w1``'s.
 
-Peak RSS is ``ru_maxrss`` of the prepare process itself and the largest of its worker processes
-(``RUSAGE_CHILDREN``, read in that process after its pool has been joined). Linux carries a
-process's high-water mark across ``exec``, so a spawned worker's figure is at least the prepare
-process's RSS at the moment it forked: an upper bound on the worker's own peak. Each finished step is
+Peak memory, two ways: (a) ``peak_{rss,pss,uss}_mib_tree``: this script samples, every 50 ms
+with psutil, the prepare process plus all its descendants (the spawned workers and
+multiprocessing's resource tracker) and keeps the largest sums. In the RSS sum, shared pages (the
+torch libraries each process maps) count once per process, so it is an upper bound on the tree's
+footprint; PSS splits each shared page among the processes that map it (the tree's real share of
+memory), USS counts only pages private to a process (a lower bound). A peak shorter than 50 ms
+can be missed. (b) ``ru_maxrss`` of the prepare process itself and the largest
+of its worker processes (``RUSAGE_CHILDREN``, read in that process after its pool has been
+joined): exact high-water marks, but per process. Linux carries a process's high-water mark across
+``exec``, so a spawned worker's figure is at least the prepare process's RSS at the moment it
+forked: an upper bound on the worker's own peak. Each finished step is
 written to ``--out`` at once, so a rerun after an interruption skips what is done (the step that
 was running starts over; ``--fresh`` redoes everything). Output folders are deleted after hashing.
 """
@@ -31,6 +38,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -83,11 +91,52 @@ def run_prepare(root: Path, out: Path, workers: int, resume: bool) -> subprocess
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
 
 
-def finish(proc: subprocess.Popen) -> dict:
+class TreeRSS(threading.Thread):
+    """Samples the summed RSS of a process and its descendants until the process ends (MiB, largest seen)."""
+
+    def __init__(self, pid: int, every_s: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        import psutil
+
+        self.proc, self.every_s = psutil.Process(pid), every_s
+        self.peak_mib, self.peak_processes, self.samples = 0.0, 0, 0
+        self.peak_pss_mib = self.peak_uss_mib = 0.0
+        self.start()
+
+    def run(self) -> None:
+        import psutil
+
+        while True:
+            try:
+                if self.proc.status() == psutil.STATUS_ZOMBIE:
+                    return
+                tree = [self.proc, *self.proc.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            total = pss = uss = alive = 0
+            for p in tree:
+                try:
+                    full = p.memory_full_info()  # smaps_rollup: rss, and pss / uss, which split shared pages
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                total, pss, uss, alive = total + full.rss, pss + full.pss, uss + full.uss, alive + 1
+            self.samples += 1
+            if total / 2**20 > self.peak_mib:
+                self.peak_mib, self.peak_processes = total / 2**20, alive
+            self.peak_pss_mib = max(self.peak_pss_mib, pss / 2**20)
+            self.peak_uss_mib = max(self.peak_uss_mib, uss / 2**20)
+            time.sleep(self.every_s)
+
+
+def finish(proc: subprocess.Popen, rss: TreeRSS) -> dict:
     stdout, _ = proc.communicate()
+    rss.join()
     if proc.returncode != 0:
         raise SystemExit(f"prepare failed with status {proc.returncode}")
-    return json.loads(stdout.strip().splitlines()[-1])
+    r = json.loads(stdout.strip().splitlines()[-1])
+    r.update(peak_rss_mib_tree=rss.peak_mib, peak_pss_mib_tree=rss.peak_pss_mib, peak_uss_mib_tree=rss.peak_uss_mib,
+             peak_tree_processes=rss.peak_processes, rss_samples=rss.samples)
+    return r
 
 
 def log_progress(out: Path) -> tuple[int, int | None]:
@@ -114,7 +163,8 @@ def step_run(root: Path, work: Path, workers: int) -> dict:
     out = work / f"w{workers}"
     shutil.rmtree(out, ignore_errors=True)
     t0, load = time.perf_counter(), os.getloadavg()[0]
-    r = finish(run_prepare(root, out, workers, resume=False))
+    proc = run_prepare(root, out, workers, resume=False)
+    r = finish(proc, TreeRSS(proc.pid))
     r["wall_s"] = time.perf_counter() - t0
     r["load_avg_1min_before_after"] = [load, os.getloadavg()[0]]
     r["sha256"] = folder_sha256(out)
@@ -126,6 +176,7 @@ def step_kill(root: Path, work: Path, workers: int) -> dict:
     out = work / "killed"
     shutil.rmtree(out, ignore_errors=True)
     proc = run_prepare(root, out, workers, resume=False)
+    killed_rss = TreeRSS(proc.pid)
     while proc.poll() is None:
         done, total = log_progress(out)
         if total is not None and done >= total / 2:
@@ -135,10 +186,13 @@ def step_kill(root: Path, work: Path, workers: int) -> dict:
         raise SystemExit("prepare finished before it could be killed")
     proc.send_signal(signal.SIGKILL)  # the prepare process only: its orphaned workers must stop by themselves
     proc.communicate()
+    killed_rss.join()
     done, total = log_progress(out)
     print(f"  killed (status {proc.returncode}) with {done} of {total} write chunks committed", flush=True)
     time.sleep(1.0)  # let the orphans notice
-    r = finish(run_prepare(root, out, workers, resume=True))
+    resumed = run_prepare(root, out, workers, resume=True)
+    r = finish(resumed, TreeRSS(resumed.pid))
+    r["peak_rss_mib_tree_killed_run"] = killed_rss.peak_mib
     r["load_avg_1min_after"] = os.getloadavg()[0]
     r.update(killed_status=proc.returncode, chunks_at_kill=done, chunks_total=total,
              fraction_at_kill=done / total, sha256=folder_sha256(out))
@@ -179,8 +233,12 @@ def main() -> None:
     results.setdefault("machine", {"cpus": os.cpu_count(), "python": platform.python_version(),
                                    "threads_per_process": 1})
     results.setdefault("command", "python experiments/prepare_scale.py --sizes " + " ".join(map(str, args.sizes)))
+    results.setdefault("commit", subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                                text=True).stdout.strip())
     sizes = results.setdefault("sizes", {})
-    results["notes"] = ("peak_rss_mib_worker_max is max(worker's own peak, main's RSS when it spawned the "
+    results["notes"] = ("peak_{rss,pss,uss}_mib_tree: largest sums over the prepare process and all its descendants, "
+                        "sampled every 50 ms with psutil (RSS counts shared library pages once per process: an upper "
+                        "bound; PSS splits them; USS leaves them out). peak_rss_mib_worker_max is max(worker's own peak, main's RSS when it spawned the "
                         "worker): Linux keeps ru_maxrss across exec. images_per_s is wall-clock on a shared "
                         "2-core machine (see load_avg_1min); images_per_cpu_s includes start-up.")
 
@@ -209,11 +267,12 @@ def main() -> None:
             print(f"{n} images, {e['workers']} worker(s): {e['written']} written, {e['dropped_dark']} dark, "
                   f"{e['images_per_s']:.1f} images/s = {e['images_per_s'] / e['workers']:.1f} per worker "
                   f"({e['images_per_cpu_s']:.1f} per CPU-second, load {e['load_avg_1min_before_after'][0]:.1f}); "
-                  f"peak RSS main {e['peak_rss_mib_main']:.0f} MiB, largest worker "
-                  f"{e['peak_rss_mib_worker_max']:.0f} MiB")
+                  f"peak process tree: RSS {e['peak_rss_mib_tree']:.0f} MiB (sum of {e['peak_tree_processes']}), "
+                  f"PSS {e['peak_pss_mib_tree']:.0f} MiB, USS {e['peak_uss_mib_tree']:.0f} MiB; "
+                  f"main {e['peak_rss_mib_main']:.0f} MiB, largest worker {e['peak_rss_mib_worker_max']:.0f} MiB")
         k = entry["kill"]
         print(f"{n} images: SIGKILL at {k['chunks_at_kill']}/{k['chunks_total']} write chunks "
-              f"({100 * k['fraction_at_kill']:.0f}%), resumed: sha256 equal to the uninterrupted run: "
+              f"({100 * k['fraction_at_kill']:.0f}%), resumed (tree peak {k['peak_rss_mib_tree']:.0f} MiB): sha256 equal to the uninterrupted run: "
               f"{entry['resumed_equal_w1']}; 2 workers equal to 1: {entry['w2_equal_w1']}")
     results["complete"] = all(str(n) in sizes and "kill" in sizes[str(n)] for n in args.sizes)
     save()

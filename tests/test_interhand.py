@@ -91,3 +91,54 @@ def test_missing_image_is_a_clear_error_and_leaves_nothing(interhand_tree, tmp_p
 def test_subset_needs_the_v0_folders(interhand_tree):
     with pytest.raises(HandNasError, match="human_annot"):
         select_records(interhand_tree[0], "test", subset="H")
+
+
+def _annotations_only(root, n: int, cameras: int = 10) -> int:
+    """InterHand2.6M annotation files (no images) for ``n`` interacting images; returns data.json's size."""
+    folder = root / "annotations" / "test"
+    folder.mkdir(parents=True)
+    cams = [str(400000 + k) for k in range(cameras)]
+    data = {"images": [], "annotations": []}
+    for i in range(n):
+        frame, cam = i // cameras, cams[i % cameras]
+        data["images"].append({"id": i, "file_name": f"Capture0/seq/cam{cam}/image{frame}.jpg", "width": 334,
+                               "height": 512, "capture": 0, "subject": 0, "seq_name": "seq", "camera": cam,
+                               "frame_idx": frame})
+        data["annotations"].append({"id": i, "image_id": i, "bbox": [0, 0, 334, 512], "joint_valid": [[1]] * 42,
+                                    "hand_type": "interacting", "hand_type_valid": 1})
+    hand = {"pose": [0.1] * 48, "shape": [0.0] * 10, "trans": [0.0, 0.0, 0.5]}
+    mano = {"0": {str(f): {"left": hand, "right": hand} for f in range(-(-n // cameras))}}
+    camera = {"0": {"campos": {c: [0, 0, -700] for c in cams}, "camrot": {c: [[1, 0, 0], [0, 1, 0], [0, 0, 1]] for c in cams},
+                    "focal": {c: [1200, 1200] for c in cams}, "princpt": {c: [167, 256] for c in cams}}}
+    for kind, obj in (("data", data), ("camera", camera), ("joint_3d", {}), ("MANO_NeuralAnnot", mano)):
+        (folder / f"InterHand2.6M_test_{kind}.json").write_text(json.dumps(obj))
+    return (folder / "InterHand2.6M_test_data.json").stat().st_size
+
+
+def test_selection_memory_does_not_grow_with_the_annotation_files(tmp_path, monkeypatch):
+    """Python's allocations while selecting: a few bytes per image, not the JSON text or its objects."""
+    import tracemalloc
+
+    import hand_nas.json_stream as js
+
+    monkeypatch.setattr(js, "BLOCK_CHARS", 8192)  # the real 1 MiB would hold these small files whole
+    peaks, sizes = {}, {}
+    for n in (200, 2000):
+        sizes[n] = _annotations_only(tmp_path / str(n), n)
+        tracemalloc.start()
+        selection = select_records(tmp_path / str(n), "test", folder=tmp_path / f"index{n}")
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert len(selection) == n and selection[n - 1].source_id == f"test/Capture0/seq/cam400009/image{(n - 1) // 10}.jpg"
+    # json.loads alone would take several times the 2000-image file (~0.9 MB); allow 100 bytes per image.
+    assert peaks[2000] - peaks[200] < 100 * 1800, (peaks, sizes)
+    assert peaks[2000] < sizes[2000] / 4, (peaks, sizes)
+
+
+def test_records_are_read_back_from_the_index_by_row(interhand_tree, tmp_path):
+    selection = select_records(interhand_tree[0], "test", folder=tmp_path / "index")
+    assert sorted(p.name for p in (tmp_path / "index").iterdir()) == ["names.bin", "rows.bin"]
+    every = list(selection)
+    assert [r.source_id for r in every[2:5]] == [r.source_id for r in selection[2:5]] == \
+        [selection[i].source_id for i in range(2, 5)]
+    assert len({r.source_id for r in every}) == len(every)

@@ -14,139 +14,20 @@ X_cam = R (X - campos / 1000) and project with the focal length and principal po
 IntagHand's: a square around the projected vertices of the annotated hands, side = extent / 0.8,
 resampled to ``size`` x ``size``; the crop's intrinsics are stored with it, and masks are
 rendered from the meshes. ``prepare`` runs in bounded memory, in worker processes, and resumes
-after a kill.
+after a kill. The selection itself (streamed annotation files -> an on-disk index read by row)
+is ``hand_nas.data.interhand_select``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from hand_nas.atomic import scratch_dir
+from hand_nas.data.interhand_select import (  # noqa: F401 (re-exported: the reader's public API)
+    KINDS, SPLITS, SUBSET_DIRS, IndexFiles, Record, Selection, annotation_paths, select_records)
 from hand_nas.errors import HandNasError
-from hand_nas.files import read_json
 from hand_nas.hand.topology import HANDS
-
-SPLITS = ("train", "val", "test")
-SUBSET_DIRS = {"H": "human_annot", "M": "machine_annot", "HM": "all"}
-KINDS = ("data", "camera", "joint_3d", "MANO_NeuralAnnot")
-
-
-def annotation_paths(root: Path, split: str, subset: str = "HM") -> dict[str, Path]:
-    """The four annotation files of a split, for the v1.0 or v0.0 layout."""
-    if split not in SPLITS:
-        raise HandNasError(f"split {split!r}: expected one of {SPLITS}")
-    if subset not in SUBSET_DIRS:
-        raise HandNasError(f"subset {subset!r}: expected one of {sorted(SUBSET_DIRS)}")
-    v1 = root / "annotations" / split
-    v0 = root / "annotations" / SUBSET_DIRS[subset]
-    if subset == "HM" and v1.is_dir():
-        folder = v1
-    elif v0.is_dir():
-        folder = v0
-    elif subset != "HM" and v1.is_dir():
-        raise HandNasError(f"{v0}: missing; the v1.0 layout ({v1}) mixes human and machine annotations, so "
-                           f"subset {subset!r} needs v0.0's {SUBSET_DIRS[subset]}/ folder")
-    else:
-        raise HandNasError(f"{v1}: missing (expected InterHand2.6M's annotations/<split>/ folder)")
-    return {k: folder / f"InterHand2.6M_{split}_{k}.json" for k in KINDS}
-
-
-def _field(obj: dict, key: str, path: Path, where: str):
-    try:
-        return obj[key]
-    except (KeyError, TypeError):
-        raise HandNasError(f"{path}: {where} has no field {key!r}") from None
-
-
-@dataclass(frozen=True)
-class Record:
-    """One selected image: where it is and everything needed to build its sample."""
-
-    image_path: Path
-    ann_id: int
-    pose: np.ndarray  # (2, 48), left first
-    betas: np.ndarray  # (2, 10)
-    transl: np.ndarray  # (2, 3)
-    valid: np.ndarray  # (2,) bool
-    cam_R: np.ndarray  # (3, 3)
-    cam_t: np.ndarray  # (3,) metres
-    K: np.ndarray  # (3, 3) of the full image
-    source_id: str
-
-
-def select_records(root: str | Path, split: str, subset: str = "HM", hands: str = "interacting") -> list[Record]:
-    """Read the annotation files and select images as IntagHand does (see module docstring)."""
-    if hands not in ("interacting", "single", "all"):
-        raise HandNasError(f"hands {hands!r}: expected 'interacting', 'single' or 'all'")
-    root = Path(root)
-    paths = annotation_paths(root, split, subset)
-    data = read_json(paths["data"])
-    cameras = read_json(paths["camera"])
-    mano = read_json(paths["MANO_NeuralAnnot"])
-    if not paths["joint_3d"].is_file():
-        raise HandNasError(f"{paths['joint_3d']}: missing")
-    images = {int(_field(im, "id", paths["data"], "an images[] entry")): im
-              for im in _field(data, "images", paths["data"], "the top level")}
-    records = []
-    for ann in _field(data, "annotations", paths["data"], "the top level"):
-        where = f"annotation {ann.get('id')}"
-        hand_type = _field(ann, "hand_type", paths["data"], where)
-        if not _field(ann, "hand_type_valid", paths["data"], where):
-            continue
-        if hands == "interacting" and hand_type != "interacting":
-            continue
-        if hands == "single" and hand_type not in ("left", "right"):
-            continue
-        image_id = int(_field(ann, "image_id", paths["data"], where))
-        if image_id not in images:
-            raise HandNasError(f"{paths['data']}: {where} refers to image_id {image_id}, which is not in images[]")
-        im = images[image_id]
-        capture, frame = str(_field(im, "capture", paths["data"], f"image {image_id}")), str(
-            _field(im, "frame_idx", paths["data"], f"image {image_id}"))
-        cam = str(_field(im, "camera", paths["data"], f"image {image_id}"))
-        params = mano.get(capture, {}).get(frame)
-        if params is None:
-            continue
-        wanted = ("left", "right") if hand_type == "interacting" else (hand_type,)
-        if any(params.get(side) is None for side in wanted):
-            continue
-        pose, betas, transl = np.zeros((2, 48)), np.zeros((2, 10)), np.zeros((2, 3))
-        valid = np.zeros(2, bool)
-        for h, side in enumerate(HANDS):
-            p = params.get(side)
-            if side not in wanted or p is None:
-                continue
-            mwhere = f"capture {capture} frame {frame} hand {side!r}"
-            pose[h] = _array(_field(p, "pose", paths["MANO_NeuralAnnot"], mwhere), (48,), paths["MANO_NeuralAnnot"], mwhere + " pose")
-            betas[h] = _array(_field(p, "shape", paths["MANO_NeuralAnnot"], mwhere), (10,), paths["MANO_NeuralAnnot"], mwhere + " shape")
-            transl[h] = _array(_field(p, "trans", paths["MANO_NeuralAnnot"], mwhere), (3,), paths["MANO_NeuralAnnot"], mwhere + " trans")
-            valid[h] = True
-        cap_cam = cameras.get(capture)
-        if cap_cam is None:
-            raise HandNasError(f"{paths['camera']}: no capture {capture!r} (needed by image {image_id})")
-        cwhere = f"capture {capture}"
-        campos = _array(_field(_field(cap_cam, "campos", paths["camera"], cwhere), cam, paths["camera"], cwhere + " campos"), (3,), paths["camera"], f"campos[{cam}]")
-        camrot = _array(_field(_field(cap_cam, "camrot", paths["camera"], cwhere), cam, paths["camera"], cwhere + " camrot"), (3, 3), paths["camera"], f"camrot[{cam}]")
-        focal = _array(_field(_field(cap_cam, "focal", paths["camera"], cwhere), cam, paths["camera"], cwhere + " focal"), (2,), paths["camera"], f"focal[{cam}]")
-        princpt = _array(_field(_field(cap_cam, "princpt", paths["camera"], cwhere), cam, paths["camera"], cwhere + " princpt"), (2,), paths["camera"], f"princpt[{cam}]")
-        K = np.array([[focal[0], 0, princpt[0]], [0, focal[1], princpt[1]], [0, 0, 1.0]])
-        file_name = _field(im, "file_name", paths["data"], f"image {image_id}")
-        records.append(Record(
-            image_path=root / "images" / split / file_name, ann_id=int(ann.get("id", -1)), pose=pose, betas=betas,
-            transl=transl, valid=valid, cam_R=camrot, cam_t=-camrot @ campos / 1000.0, K=K,
-            source_id=f"{split}/{file_name}"))
-    return records
-
-
-def _array(value, shape, path: Path, where: str) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise HandNasError(f"{path}: {where} is not numeric") from None
-    if arr.shape != shape:
-        raise HandNasError(f"{path}: {where} has shape {arr.shape}, expected {shape}")
-    return arr
 
 
 def crop_transform(points2d: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarray]:
@@ -201,9 +82,9 @@ def _init_worker(mano_dir: str | None, size: int, parent_pid: int | None) -> Non
     _WORKER.update(model=model, size=size, parent_pid=parent_pid)
 
 
-def _scan_chunk(items: list[tuple[str, int]]) -> list[int]:
-    """Positions (within the chunk) of the dark images among ``(path, annotation id)`` items."""
-    return [j for j, (path, ann_id) in enumerate(items) if is_dark(_load_rgb(Path(path), ann_id))]
+def _scan_chunk(index: IndexFiles, rows: np.ndarray) -> list[int]:
+    """Positions (within the chunk) of the dark images among the index rows ``rows``."""
+    return [j for j, rec in enumerate(index.read(rows)) if is_dark(_load_rgb(rec.image_path, rec.ann_id))]
 
 
 def _sample(rec: Record, rgb: np.ndarray, model, size: int) -> dict[str, np.ndarray]:
@@ -230,12 +111,13 @@ def _sample(rec: Record, rgb: np.ndarray, model, size: int) -> dict[str, np.ndar
             "cam_R": rec.cam_R, "cam_t": rec.cam_t, "valid": rec.valid}
 
 
-def _write_chunk(folder: str, start: int, records: list[Record]) -> int:
-    """Build the samples of ``records`` and write them as rows ``start...`` of the sample files."""
+def _write_chunk(folder: str, start: int, index: IndexFiles, rows: np.ndarray) -> int:
+    """Build the samples of the index rows ``rows`` and write them as rows ``start...`` of the sample files."""
     import os
 
     from hand_nas.data.samples import write_rows
 
+    records = index.read(rows)
     samples = [_sample(rec, _load_rgb(rec.image_path, rec.ann_id), _WORKER["model"], _WORKER["size"])
                for rec in records]
     if _WORKER["parent_pid"] is not None and os.getppid() != _WORKER["parent_pid"]:
@@ -244,7 +126,7 @@ def _write_chunk(folder: str, start: int, records: list[Record]) -> int:
     return len(records)
 
 
-def _selection_digest(records: list[Record]) -> str:
+def _selection_digest(records: Selection) -> str:
     import hashlib
 
     h = hashlib.sha256()
@@ -268,8 +150,10 @@ def prepare(root: str | Path, out: str | Path, split: str = "test", subset: str 
     2. write: the sample files are allocated at their exact final size and each chunk of kept
        images is built and written to its own rows with ``pwrite``.
 
-    Memory therefore holds the annotations plus one chunk per worker, whatever the number of
-    images, and the rows of every sample are fixed by the annotations alone, so the result is the
+    The selection is streamed from the annotation files into an index in a scratch folder beside
+    ``out`` (``hand_nas.data.interhand_select``, ``hand_nas.atomic.scratch_dir``) and
+    workers read their rows from it, so memory holds 8 bytes per selected image plus one chunk per
+    worker, whatever the number of images, and the rows of every sample are fixed by the annotations alone, so the result is the
     same bytes for any ``workers`` and whether or not the run was interrupted and resumed.
 
     Args:
@@ -282,6 +166,23 @@ def prepare(root: str | Path, out: str | Path, split: str = "test", subset: str 
         counts (selected, written, dropped_dark) and this run's figures (workers, seconds,
         images_per_s, resumed).
     """
+    if workers < 1 or chunk < 1:
+        raise HandNasError(f"workers ({workers}) and chunk ({chunk}) must be >= 1")
+    out = Path(out)
+    if out.exists() and not overwrite:  # before the long annotation read
+        raise HandNasError(f"{out}: already exists (pass --overwrite to replace it)")
+    # The index sits beside ``out``, on its disk; a kill leaves it to the next run's clean-up.
+    with scratch_dir(out) as index_dir:
+        records = select_records(root, split, subset, hands, folder=index_dir)
+        if limit is not None:
+            records = records[:limit]
+        return _prepare_selected(records, root, out, split, subset, hands, mano_dir, size, limit, overwrite,
+                                 progress, workers, resume, chunk)
+
+
+def _prepare_selected(records: Selection, root, out: Path, split, subset, hands, mano_dir, size, limit, overwrite,
+                      progress, workers, resume, chunk) -> dict:
+    """``prepare`` once the selection is on disk: the build parameters, then ``_build``."""
     import time
 
     import torch
@@ -289,15 +190,7 @@ def prepare(root: str | Path, out: str | Path, split: str = "test", subset: str 
     from hand_nas.hand.mano import HandModel
     from hand_nas.hand.topology import faces_fingerprint
 
-    if workers < 1 or chunk < 1:
-        raise HandNasError(f"workers ({workers}) and chunk ({chunk}) must be >= 1")
-    out = Path(out)
-    if out.exists() and not overwrite:  # before the long annotation read
-        raise HandNasError(f"{out}: already exists (pass --overwrite to replace it)")
-    records = select_records(root, split, subset, hands)
-    if limit is not None:
-        records = records[:limit]
-    if not records:
+    if not len(records):
         raise HandNasError(f"{root}: no {hands} images with MANO parameters in split {split!r} (subset {subset})")
     model = HandModel(mano_dir)
     hand_model = {"mano_dir": str(model.mano_dir), "fingerprint": faces_fingerprint(model.faces["right"])}
@@ -321,7 +214,7 @@ def prepare(root: str | Path, out: str | Path, split: str = "test", subset: str 
             "images_per_s": done_now / seconds if seconds > 0 else 0.0, "resumed": resumed}
 
 
-def _build(records: list[Record], out: Path, params: dict, meta: dict, *, size: int, overwrite: bool,
+def _build(records: Selection, out: Path, params: dict, meta: dict, *, size: int, overwrite: bool,
            progress: bool, workers: int, resume: bool, chunk: int) -> tuple[int, int, bool]:
     """The two passes of ``prepare``; returns (samples written by this run, samples in all, resumed)."""
     import os
@@ -346,10 +239,12 @@ def _build(records: list[Record], out: Path, params: dict, meta: dict, *, size: 
                 build.commit("scan", k, dark=dark)
                 bar.update(min(chunk, n - k * chunk))
 
-            pool.run(_scan_chunk, ((k, ([(str(r.image_path), r.ann_id) for r in records[k * chunk:(k + 1) * chunk]],))
+            pool.run(_scan_chunk, ((k, (records.files, records.positions[k * chunk:(k + 1) * chunk]))
                                    for k in range(n_chunks) if k not in scanned), scanned_chunk)
-        dark = {k * chunk + j for k, payload in scanned.items() for j in payload["dark"]}
-        kept = [i for i in range(n) if i not in dark]
+        keep = np.ones(n, bool)
+        keep[[k * chunk + j for k, payload in scanned.items() for j in payload["dark"]]] = False
+        kept = records.positions[keep]  # index rows of the samples, in order
+        del keep
         count = len(kept)
         if count == 0:
             raise HandNasError(f"{meta['root']}: every selected image is darker than mean {DARK_MEAN:g}; nothing to write")
@@ -370,11 +265,11 @@ def _build(records: list[Record], out: Path, params: dict, meta: dict, *, size: 
                 bar.update(rows)
                 done_now += rows
 
-            pool.run(_write_chunk, ((k, (str(folder), k * chunk, [records[i] for i in kept[k * chunk:(k + 1) * chunk]]))
+            pool.run(_write_chunk, ((k, (str(folder), k * chunk, records.files, kept[k * chunk:(k + 1) * chunk]))
                                     for k in range(n_out) if k not in written), wrote_chunk)
         # Key order as before this writer existed, so meta.json keeps its bytes.
         write_index(folder, {**{k: meta[k] for k in ("source", "split", "subset", "hands", "root")},
                              "dropped_dark": n - count, "hand_model": meta["hand_model"]},
-                    [records[i].source_id for i in kept], size)
+                    (rec.source_id for rec in Selection(records.files, kept)), size)
         build.finish()
     return done_now, count, build.resumed

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,11 +95,21 @@ class SampleWriter:
         write_index(self.folder, meta, self.source_ids[:count], self.size)
 
 
-def write_index(folder: str | Path, meta: dict, source_ids: list[str], size: int) -> None:
-    """Write ``source_ids.json`` and ``meta.json`` of a sample directory with ``len(source_ids)`` samples."""
+def write_index(folder: str | Path, meta: dict, source_ids: Iterable[str], size: int) -> None:
+    """Write ``source_ids.json`` and ``meta.json`` of a sample directory with one sample per source id.
+
+    ``source_ids`` may be any iterable: it is written as it comes, in the bytes ``json.dumps`` gives
+    the whole list, so a million ids need not be in memory at once.
+    """
     folder = Path(folder)
-    (folder / "source_ids.json").write_text(json.dumps(source_ids))
-    meta = {"format": FORMAT, "version": VERSION, "count": len(source_ids), "image_size": size, **meta}
+    count = 0
+    with open(folder / "source_ids.json", "w") as fh:
+        fh.write("[")
+        for sid in source_ids:
+            fh.write((", " if count else "") + json.dumps(sid))
+            count += 1
+        fh.write("]")
+    meta = {"format": FORMAT, "version": VERSION, "count": count, "image_size": size, **meta}
     (folder / "meta.json").write_text(json.dumps(meta, indent=2))
 
 
