@@ -20,8 +20,10 @@ def trial_checkpoint(study: str, trial: str | int = "best", storage: str = DEFAU
     """(checkpoint folder, provenance) of a stored trial: 'best' (best trained) or a trial number."""
     from hand_nas.search.storage import read_records, select_trial
 
+    from hand_nas.search.trial_storage import fetch_checkpoint
+
     rec = select_trial(read_records(study, storage), trial, study, need_checkpoint=True)
-    return rec.checkpoint, {"study": study, "trial": rec.number, "storage": storage,
+    return fetch_checkpoint(rec.checkpoint), {"study": study, "trial": rec.number, "storage": storage,
                             "trial_mpjpe_mm": rec.mpjpe_mm, "trial_gmacs": rec.gmacs}
 
 
