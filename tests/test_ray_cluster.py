@@ -35,17 +35,25 @@ def _free_port() -> int:
 
 
 def _ours(marks: list[str]) -> list:
-    """This cluster's processes: those whose command line names one of its temp dirs or its GCS port."""
-    found = []
+    """This cluster's processes: those whose command line names one of its temp dirs or its GCS port, and
+    their children (the raylet's agents retitle themselves 'ray::DashboardAgent' and name neither)."""
+    found = {}
     for p in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
         if p.pid != os.getpid() and any(m in cmd for m in marks):
-            found.append(p)
-    return found
+            found[p.pid] = p
+            try:
+                found.update({c.pid: c for c in p.children(recursive=True)})
+            except psutil.Error:
+                pass
+    return list(found.values())
 
 
 def _raylet(temp_dir: Path):
-    return next(p for p in _ours([str(temp_dir)]) if Path((p.info["cmdline"] or [""])[0]).name == "raylet")
+    """The raylet of the node started with ``temp_dir`` (its sockets live there)."""
+    return next(p for p in psutil.process_iter(["cmdline"])
+                if p.info["cmdline"] and Path(p.info["cmdline"][0]).name == "raylet"
+                and str(temp_dir) in " ".join(p.info["cmdline"]))
 
 
 def _cluster_env(short: Path) -> dict:
@@ -94,7 +102,8 @@ def cluster(tmp_path):
             except psutil.Error:
                 pass
         psutil.wait_procs(alive, timeout=5)
-        assert not [p for p in _ours(marks) if p.is_running()], "Ray processes of the test cluster left running"
+        left = [p for p in procs + _ours(marks) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not left, f"Ray processes of the test cluster left running: {left}"
         shutil.rmtree(short, ignore_errors=True)
 
 
@@ -135,6 +144,7 @@ def test_search_on_two_nodes_survives_losing_one(tmp_path, cluster, hand_home):
     assert killed, "no trial was caught running on node 2 after one had finished there"
     assert driver.returncode == 0, out[-3000:]
     records = read_records("c", url)
+    print(f"\nnode 2 is {node2_id}; its raylet was killed while worker {killed} ran a trial")
     for r in records:
         print(f"trial {r.number}: {r.state:9s} node {r.node} {r.error or ''}")
     print(next(line for line in out.splitlines() if "finished trials" in line))
