@@ -80,7 +80,8 @@ def evaluate_trial(cfg_dict: dict, proxy_dict: dict, data: str, checkpoint: str,
         try:
             out["checkpoint"] = upload_checkpoint(folder, uri)
         except Exception as exc:
-            out.update(state="failed", checkpoint=None, error=f"checkpoint upload to {uri}: {type(exc).__name__}: {exc}")
+            out.update(state="failed", checkpoint=None,
+                       error=f"checkpoint upload to {uri}: {type(exc).__name__}: {exc}")
     return out
 
 

@@ -3,14 +3,16 @@
 The root is a folder every node mounts at the same path, or a pyarrow filesystem URI
 (``s3://bucket/prefix``, ``gs://...``, ``file:///...``). The driver publishes the data set once under
 ``ROOT/data/NAME``; a trial task receives only locations under the root (``ROOT/data/NAME``,
-``ROOT/STUDY/trial_NNNN``), never a path of the driver's disk. On a mounted folder a worker reads and writes in place; for a URI it downloads the data
-once into a per-node cache (``$HAND_NAS_HOME/storage_cache``) and uploads its checkpoint at the end.
+``ROOT/STUDY/trial_NNNN``), never a path of the driver's disk. On a mounted folder a worker reads and
+writes in place; for a URI it downloads the data once into a per-node cache
+(``$HAND_NAS_HOME/storage_cache``) and uploads its checkpoint at the end. Files rather than Ray's
+object store carry the data: a prepared InterHand2.6M set is gigabytes, the local executor has no
+object store, and a set published under the root stays there for ``compress`` and later studies.
 Without ``--storage-path`` nothing changes: checkpoints go to ``--out`` and the data is read where it is.
 """
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 from pathlib import Path
@@ -48,7 +50,7 @@ def _filesystem(uri: str):
 
 
 def data_name(folder: Path) -> str:
-    """A published data set's name: the folder's name and a digest of its meta.json (two sets never collide)."""
+    """A published data set's name: the folder's name and a digest of its meta.json (which tells sets apart)."""
     digest = hashlib.sha256((folder / COMPLETE).read_bytes()).hexdigest()[:10]
     return f"{folder.name}-{digest}"
 
