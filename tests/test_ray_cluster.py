@@ -7,6 +7,7 @@ recorded failed and the study still reaches the requested count. Every location 
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("ray")
+# find_spec, not importorskip: importing ray here would fix its configuration before the executor sets
+# RAY_AUTH_MODE for the local clusters of other tests in this session
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
 psutil = pytest.importorskip("psutil")
 
 REPO = Path(__file__).resolve().parents[1]
