@@ -20,10 +20,11 @@ def trial_checkpoint(study: str, trial: str | int = "best", storage: str = DEFAU
     """(checkpoint folder, provenance) of a stored trial: 'best' (best trained) or a trial number.
 
     The trial's most recent retrain (``hand-nas retrain``) is taken when one is recorded and its
-    checkpoint is on disk; otherwise the search's proxy checkpoint. ``provenance['retrain']`` says
-    which (None: the proxy's).
+    checkpoint is on disk; otherwise the search's proxy checkpoint (fetched first when stored at a
+    ``--storage-path`` URI). ``provenance['retrain']`` says which (None: the proxy's).
     """
     from hand_nas.search.storage import read_records, select_trial, trial_retrains
+    from hand_nas.search.trial_storage import fetch_checkpoint
 
     rec = select_trial(read_records(study, storage), trial, study)
     prov = {"study": study, "trial": rec.number, "storage": storage, "trial_mpjpe_mm": rec.mpjpe_mm,
@@ -33,7 +34,7 @@ def trial_checkpoint(study: str, trial: str | int = "best", storage: str = DEFAU
             prov["retrain"] = {k: r.get(k) for k in ("recipe", "seed", "steps", "metrics", "finished_at")}
             return r["checkpoint"], prov
     rec = select_trial([rec], rec.number, study, need_checkpoint=True)
-    return rec.checkpoint, prov
+    return fetch_checkpoint(rec.checkpoint), prov
 
 
 def compress_trial(study: str, trial: str | int, storage: str, out: str | Path, cfg, **kw) -> dict:

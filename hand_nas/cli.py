@@ -251,8 +251,9 @@ def cmd_search(args) -> None:
                    noise_factor=args.noise_factor, trials=args.trials, workers=args.workers,
                    executor="local" if args.local else "ray", ray_address=args.ray_address or "",
                    cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, data=args.data,
-                   out=args.out, seed=args.seed, latency=args.latency, heartbeat_s=args.heartbeat_s,
-                   device=args.device, precision=args.precision, latency_predictor=args.latency_predictor)
+                   out=args.out, storage_path=args.storage_path or "", seed=args.seed, latency=args.latency,
+                   heartbeat_s=args.heartbeat_s, device=args.device, precision=args.precision,
+                   latency_predictor=args.latency_predictor)
     r = run_search(cfg, progress=not args.quiet, space=space)
     print(f"study {r.study} ({r.storage}): {r.finished} finished trials, {r.ran} run now in {r.seconds:.0f} s"
           + (f", {r.recovered} interrupted trial(s) marked failed" if r.recovered else ""))
@@ -639,6 +640,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=STORAGE_HELP)
     p.add_argument("--data", default="synthetic")
     p.add_argument("--out", default="runs", help="checkpoints go to OUT/STUDY/trial_NNNN (stored as absolute paths)")
+    p.add_argument("--storage-path", help="what trials read and write, for clusters: a folder every node mounts at "
+                                          "the same path, or a pyarrow URI (s3://bucket/prefix); the data set is put "
+                                          "under it once, checkpoints go to STORAGE_PATH/STUDY/trial_NNNN")
     p.add_argument("--heartbeat-s", type=float, default=StudyCfg.heartbeat_s,
                    help="seconds between heartbeats; a trial silent for 3 intervals is taken as killed")
     p.add_argument("--ray-address", help="join a running Ray cluster")

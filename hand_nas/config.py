@@ -322,7 +322,10 @@ class StudyCfg:
         cpus_per_trial, gpus_per_trial: Ray resources per trial.
         budget_gmacs: override the space's budget (None = the space's).
         data: 'synthetic' (the cached embedded set) or a sample directory.
-        out: folder for checkpoints (one per trial).
+        out: folder for checkpoints (one per trial) when ``storage_path`` is empty.
+        storage_path: what trials read and write: a folder every node mounts at the same path or a
+            pyarrow URI (s3://bucket/prefix); the data set is published under it once (STORAGE/data/NAME)
+            and checkpoints go to STORAGE/STUDY/trial_NNNN. '' = checkpoints in ``out``, data read in place.
         seed: sampler seed.
         latency: also measure torch latency of every trained trial.
         heartbeat_s: seconds between this driver's heartbeats; a RUNNING trial silent for three
@@ -350,6 +353,7 @@ class StudyCfg:
     budget_gmacs: float | None = None
     data: str = "synthetic"
     out: str = "runs"
+    storage_path: str = ""
     seed: int = 0
     latency: bool = False
     heartbeat_s: float = 30.0

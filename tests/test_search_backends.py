@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -218,3 +219,25 @@ def test_a_trial_another_driver_ended_does_not_crash_this_one(tmp_path, space_fi
     rec = read_records("s", url)[0]
     assert rec.state == "failed" and "interrupted" in rec.error
     a.close(), b.close()
+
+
+@pytest.mark.parametrize("kind", ["folder", "uri"])
+def test_storage_path_holds_the_data_and_the_checkpoints(tmp_path, space_file, kind):
+    """--storage-path: the data set is published under it once, checkpoints land under it and are stored as
+    its locations (a file:// URI stands in for s3://: same pyarrow code path); compress --study finds them."""
+    from compress.workflows import trial_checkpoint
+
+    root = tmp_path / "shared"
+    spec = str(root) if kind == "folder" else f"file://{root}"
+    cfg = _cfg(tmp_path, space_file, trials=2, budget_gmacs=10.0, storage_path=spec)
+    run_search(cfg, progress=False)
+    run_search(replace(cfg, trials=3), progress=False)  # a second driver reuses the published set
+    records = read_records("s", cfg.storage)
+    assert len(records) == 3 and not (tmp_path / "runs").exists()
+    assert len({r.data for r in records}) == 1 and records[0].data.startswith(f"{spec}/data/")
+    assert len(list((root / "data").iterdir())) == 1
+    for r in (r for r in records if r.state == "complete"):
+        folder = root / "s" / f"trial_{r.number:04d}"
+        assert r.checkpoint == f"{spec}/s/trial_{r.number:04d}" and (folder / "model.safetensors").is_file()
+    local, prov = trial_checkpoint("s", "best", cfg.storage)
+    assert os.path.isfile(os.path.join(local, "config.json")) and (kind == "uri") != local.startswith(str(root))

@@ -59,6 +59,32 @@ def evaluate_config(cfg_dict: dict, proxy_dict: dict, data_dir: str, checkpoint_
     return out
 
 
+def evaluate_trial(cfg_dict: dict, proxy_dict: dict, data: str, checkpoint: str, reporter=None,
+                   measure_latency: bool = False, device: str = "auto", precision: str = "fp32") -> dict:
+    """``evaluate_config`` for a search trial, given locations under the storage path (worker side).
+
+    ``data`` and ``checkpoint`` are folders every node mounts or pyarrow URIs: a URI's data set is
+    downloaded once into this node's cache, and the checkpoint is written locally and uploaded at the end;
+    the result's 'checkpoint' is the location as given.
+    """
+    from hand_nas.search.trial_storage import checkpoint_target, local_data, upload_checkpoint
+
+    folder, uri = checkpoint_target(checkpoint)
+    try:
+        local = local_data(data)
+    except Exception as exc:
+        return {"state": "failed", "error": f"{type(exc).__name__}: {exc}", "seconds": 0.0, "node": node_name()}
+    out = evaluate_config(cfg_dict, proxy_dict, str(local), str(folder), reporter, measure_latency,
+                          device=device, precision=precision)
+    if uri and out.get("checkpoint"):
+        try:
+            out["checkpoint"] = upload_checkpoint(folder, uri)
+        except Exception as exc:
+            out.update(state="failed", checkpoint=None,
+                       error=f"checkpoint upload to {uri}: {type(exc).__name__}: {exc}")
+    return out
+
+
 def node_name() -> str:
     """This host's name, with the Ray node id when running inside a Ray worker."""
     import socket

@@ -58,8 +58,8 @@ class TrialRecord:
         metrics: final held-out metrics {'mpjpe_mm', 'mpvpe_mm', ...} (trained trials).
         init_metrics: held-out metrics before training.
         proxy: the ``TrainCfg`` dict the trial trained under; seed: its training seed.
-        data: the sample folder it trained and was scored on.
-        checkpoint: absolute path of its checkpoint folder, or None.
+        data: the sample folder it trained and was scored on (under ``--storage-path`` when given).
+        checkpoint: its checkpoint folder as stored: an absolute path or a ``--storage-path`` URI; or None.
         node: the host (and Ray node id) that ran it.
         error: why it failed or was rejected.
         seconds, steps: wall time and training steps; latency_ms: measured latency, if any.

@@ -24,6 +24,7 @@ from hand_nas.search.records import PENALTY_LATENCY_MS, PENALTY_MM, Cost, TrialR
 from hand_nas.search.space import SearchSpace, load_space, with_budget
 from hand_nas.search.storage import StudyStore
 from hand_nas.search.strategy import Outcome, make_strategy, resolve_sampler, study_sampler
+from hand_nas.search.trial_storage import is_uri, location, normalise, publish_data
 
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -111,8 +112,8 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
 
     space = with_budget(space or load_space(cfg.space), cfg.budget_gmacs)
     sampler = resolve_sampler(cfg.backend, cfg.sampler)
-    folder = trial_folder(cfg.out, cfg.study)
-    data = data_dir(cfg.data, space.synthetic_n)
+    folder = checkpoint_root(cfg)
+    data = data_location(cfg, data_dir(cfg.data, space.synthetic_n))
     pruner = pruner_spec(cfg, space, log=lambda msg: print(f"hand-nas: {msg}", file=sys.stderr))
     store = StudyStore(cfg.study, cfg.storage, space,
                        sampler=study_sampler(cfg.backend, sampler, cfg.seed, space.multi_objective, cfg.workers),
@@ -166,7 +167,7 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                 if p.number is None:
                     p.number = store.ask(p.params).number
                 base = {"backend": strategy.backend, "params": p.params, "proxy": space.proxy.to_dict(),
-                        "seed": space.proxy.seed, "data": str(data)}
+                        "seed": space.proxy.seed, "data": data}
                 try:
                     model_cfg = space.build(p.params)
                 except HandNasError as exc:
@@ -187,8 +188,9 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                     continue
                 if executor is None:
                     executor = make_executor(cfg)
-                ckpt = folder / f"trial_{p.number:04d}"
-                key = executor.submit(_evaluate, model_cfg.to_dict(), space.proxy.to_dict(), str(data), str(ckpt),
+                # only locations under --storage-path (or, without it, --out and the data as given) travel
+                ckpt = location(folder, f"trial_{p.number:04d}")
+                key = executor.submit(_evaluate, model_cfg.to_dict(), space.proxy.to_dict(), data, ckpt,
                                       store.reporter(p.number, [g.gmacs_total, base.get("latency_ms")]),
                                       cfg.latency and predictor is None, cfg.device, cfg.precision)
                 running[key] = (p, base)
@@ -218,9 +220,25 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
 
 
 def _evaluate(cfg_dict, proxy_dict, data, ckpt, reporter, latency, device="auto", precision="fp32"):
-    from hand_nas.search.evaluate import evaluate_config
+    from hand_nas.search.evaluate import evaluate_trial
 
-    return evaluate_config(cfg_dict, proxy_dict, data, ckpt, reporter, latency, device=device, precision=precision)
+    return evaluate_trial(cfg_dict, proxy_dict, data, ckpt, reporter, latency, device=device, precision=precision)
+
+
+def checkpoint_root(cfg: StudyCfg) -> str:
+    """Where the study's trial checkpoints go: STORAGE/STUDY with --storage-path, else OUT/STUDY (absolute)."""
+    if not cfg.storage_path:
+        return str(trial_folder(cfg.out, cfg.study))
+    root = normalise(cfg.storage_path)
+    if is_uri(root):
+        trial_folder("/", cfg.study)  # the study name's check alone
+        return location(root, cfg.study)
+    return str(trial_folder(root, cfg.study))
+
+
+def data_location(cfg: StudyCfg, folder: Path) -> str:
+    """The data set's location as trials receive it: published once under STORAGE/data with --storage-path."""
+    return publish_data(normalise(cfg.storage_path), folder) if cfg.storage_path else str(folder)
 
 
 def data_dir(spec: str, synthetic_n: int, progress: bool = False) -> Path:

@@ -439,7 +439,10 @@ def select_trial(records: list[TrialRecord], which: str | int = "best", study: s
         rec = next((r for r in records if r.number == int(which)), None)
         if rec is None:
             raise HandNasError(f"study {study!r}: no trial {which} (trials 0..{len(records) - 1})")
-    if need_checkpoint and (not rec.checkpoint or not Path(rec.checkpoint).is_dir()):
+    from hand_nas.search.trial_storage import is_uri
+
+    # a --storage-path URI is fetched by whoever reads it (compress.workflows.trial_checkpoint)
+    if need_checkpoint and (not rec.checkpoint or (not is_uri(rec.checkpoint) and not Path(rec.checkpoint).is_dir())):
         raise HandNasError(f"study {study!r} trial {rec.number}: no checkpoint on disk ({rec.checkpoint})")
     return rec
 
