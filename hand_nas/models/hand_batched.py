@@ -5,8 +5,9 @@ checkpoints and pruning see them as they are). For export, ``hand_batched`` copi
 ``TwoHandNet`` into the same computation on a hand axis: vertex features are (2, B, V, C), hand 0 the
 left; a per-hand Linear becomes one MatMul with the two weights stacked to (2, 1, C_in, C_out), a per-hand
 LayerNorm one LayerNorm plus a stacked scale and shift, and the cross-hand modules read the other hand
-as ``x.flip(0)``. The graph onnxruntime runs then has half the MatMul/Gemm nodes of the pose part
-(measured on pruned lwa_hand: see ``tests/test_hand_batched.py`` and the commit message).
+as ``x.flip(0)``. On pruned lwa_hand (0.248 GMACs) the pose part of the graph onnxruntime runs drops
+from 164 to 91 MatMul/Gemm/FusedMatMul nodes (whole graph: 1103 -> 838 nodes) and ORT fp32 from
+7.67 to 7.21 ms (1 thread, batch 1, shared 2-core Xeon).
 
 MACs are unchanged: every product keeps its batched operand first with the full hand axis (the
 Laplacian is stacked, not broadcast), so fvcore counts what it counts on the training module. Types
