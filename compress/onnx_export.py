@@ -42,9 +42,10 @@ def strip_initializer_inputs(path: str | Path) -> None:
     onnx.save(m, str(path))
 
 
-def export_fp32(model: nn.Module, path: str | Path, size: int) -> Path:
-    """The deployment graph in fp32: hand-nas' one exporter (``hand_nas.export``)."""
-    return export_onnx(model, path, size)
+def export_fp32(model: nn.Module, path: str | Path, size: int, batched: bool = True) -> Path:
+    """The deployment graph in fp32: hand-nas' one exporter (``hand_nas.export``); ``batched=False``: the
+    per-hand graph, the input of ``export_ort_static``."""
+    return export_onnx(model, path, size, batched=batched)
 
 
 def export_qcdq(qmodel: nn.Module, path: str | Path, size: int) -> Path:

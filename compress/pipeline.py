@@ -172,21 +172,25 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
     calib_deploy = _calibration(data, base_train, cfg.calib_images, cfg.size)
     with atomic_dir(out, overwrite=overwrite) as tmp_out, scratch_dir(out) as scratch, system_temp_in(scratch):
         fp32_path = ox.export_fp32(pruned, tmp_out / "model.onnx", cfg.size)
+        # onnxruntime's quantizer starts from the per-hand graph (no per-channel int8 for stacked hand weights)
+        per_hand = ox.export_fp32(pruned, scratch / "fp32_per_hand.onnx", cfg.size, batched=False)
         tail, conv = (lambda p: ox.float_tail(pruned, p)), (lambda p: ox.conv_path_only(pruned, p))  # noqa: E731
         cands = {"brevitas": ox.export_qcdq(qmodel, scratch / "qcdq.onnx", cfg.size),
-                 "onnxruntime": ox.export_ort_static(fp32_path, scratch / "ort.onnx", calib_deploy, tail),
-                 "onnxruntime-conv": ox.export_ort_static(fp32_path, scratch / "ortc.onnx", calib_deploy, conv,
+                 "onnxruntime": ox.export_ort_static(per_hand, scratch / "ort.onnx", calib_deploy, tail),
+                 "onnxruntime-conv": ox.export_ort_static(per_hand, scratch / "ortc.onnx", calib_deploy, conv,
                                                           ox.CONV_PATH_OPS)}
         # accuracy files at the evaluation resolution (same procedure)
         if cfg.size == base_train.resolution:
             eval_files = dict(cands, fp32=fp32_path)
         else:
             f32e = ox.export_fp32(pruned, scratch / "fp32_eval.onnx", base_train.resolution)
+            f32e_hand = ox.export_fp32(pruned, scratch / "fp32_eval_per_hand.onnx", base_train.resolution,
+                                       batched=False)
             eval_files = {"fp32": f32e,
                           "brevitas": ox.export_qcdq(qmodel, scratch / "qcdq_eval.onnx", base_train.resolution),
-                          "onnxruntime": ox.export_ort_static(f32e, scratch / "ort_eval.onnx", calib_train.numpy(),
-                                                              tail),
-                          "onnxruntime-conv": ox.export_ort_static(f32e, scratch / "ortc_eval.onnx",
+                          "onnxruntime": ox.export_ort_static(f32e_hand, scratch / "ort_eval.onnx",
+                                                              calib_train.numpy(), tail),
+                          "onnxruntime-conv": ox.export_ort_static(f32e_hand, scratch / "ortc_eval.onnx",
                                                                    calib_train.numpy(), conv, ox.CONV_PATH_OPS)}
         lat8 = latency.ort_latency_interleaved_ms({"fp32": fp32_path, **cands}, cfg.size, cfg.threads,
                                                   per_round=max(1, cfg.repeats // 8))

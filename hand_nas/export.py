@@ -13,18 +13,24 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hand_nas.models.hand_batched import hand_batched
 from hand_nas.models.traceable import DEPLOY_OUTPUTS, TupleOutputs, present_outputs
 
 OPSET = 17
 
 
-def export_onnx(model: nn.Module, path: str | Path, size: int = 256, batch: int = 1) -> Path:
-    """Write ``model``'s deployment outputs (``DEPLOY_OUTPUTS``, named) as fp32 ONNX at batch x 3 x S x S."""
+def export_onnx(model: nn.Module, path: str | Path, size: int = 256, batch: int = 1, batched: bool = True) -> Path:
+    """Write ``model``'s deployment outputs (``DEPLOY_OUTPUTS``, named) as fp32 ONNX at batch x 3 x S x S.
+
+    The graph is that of ``hand_batched(model)``: the two hands' identical computations as one batched op
+    (``batched=False``: the training module's per-hand graph, which onnxruntime's static int8 quantizer
+    needs: its per-channel QLinearMatMul takes no stacked (2, 1, C, D) weight).
+    """
     path = Path(path)
     was = model.training
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(TupleOutputs(model, DEPLOY_OUTPUTS).eval(), (torch.rand(batch, 3, size, size),), str(path),
+        torch.onnx.export(TupleOutputs(hand_batched(model.eval()) if batched else model, DEPLOY_OUTPUTS).eval(), (torch.rand(batch, 3, size, size),), str(path),
                           opset_version=OPSET, input_names=["image"],
                           output_names=present_outputs(model, size), dynamo=False)
     model.train(was)

@@ -38,6 +38,7 @@ ZERO_COST_OPS = frozenset({
     "aten::square", "aten::reciprocal", "aten::leaky_relu", "aten::elu", "aten::relu6", "aten::cumsum",
     "aten::sort", "aten::argmax", "aten::topk", "aten::norm", "aten::linalg_vector_norm", "aten::var",
     "aten::std", "aten::exp_", "aten::masked_fill", "aten::masked_fill_", "aten::expand_as", "aten::baddbmm_",
+    "aten::flip",  # the other hand of a hand-batched decoder (hand_nas.models.hand_batched)
     "aten::numpy_T",  # tensor.T: data movement (PifaBridge's position embedding below 256 px)
 })
 
