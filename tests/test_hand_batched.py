@@ -14,21 +14,26 @@ from hand_nas.models.hand_batched import HandBatchedNet, hand_batched
 from hand_nas.models.traceable import DEPLOY_OUTPUTS, TupleOutputs
 from tests.model_configs import small_model
 
-CASES = [("light_cross", "separable", 2), ("mhsa", "softmax", 2), ("none", "elementwise", 3), ("light_cross", "none", 1)]
+CASES = [("light_cross", "separable", 2, False), ("mhsa", "softmax", 2, False), ("none", "elementwise", 3, False),
+         ("light_cross", "none", 1, False), ("light_cross", "separable", 2, True)]
 
 
-def _model(bridge, cross, order, levels=3):
+def _model(bridge, cross, order, levels=3, direct=False):
+    from dataclasses import replace
+
     torch.manual_seed(0)
-    m = build_model(small_model(bridge=bridge, cross=cross, cheb_order=order, levels=levels)).eval()
+    cfg = small_model(bridge=bridge, cross=cross, cheb_order=order, levels=levels)
+    cfg = replace(cfg, graph=replace(cfg.graph, direct=direct))
+    m = build_model(cfg).eval()
     with torch.no_grad():  # left and right weights must differ, and LayerNorm affines be non-trivial
         for p in m.pose.parameters():
             p.add_(torch.randn_like(p) * 0.1)
     return m
 
 
-@pytest.mark.parametrize("bridge,cross,order", CASES)
-def test_outputs_and_macs_equal(bridge, cross, order):
-    m = _model(bridge, cross, order, levels=2 if cross == "none" else 3)
+@pytest.mark.parametrize("bridge,cross,order,direct", CASES)
+def test_outputs_and_macs_equal(bridge, cross, order, direct):
+    m = _model(bridge, cross, order, levels=2 if cross == "none" else 3, direct=direct)
     d = hand_batched(m)
     assert isinstance(d, HandBatchedNet)
     x = torch.rand(2, 3, 64, 64)

@@ -49,10 +49,11 @@ def features(cfg: ModelCfg) -> np.ndarray:
 def deploy_version() -> str:
     """A digest of the code that shapes the deployment graph: a fit of another graph is refused."""
     import hand_nas.export as ex
+    import hand_nas.models.hand_batched as hb
     import hand_nas.models.traceable as tr
 
     h = hashlib.sha256()
-    for mod in (ex, tr):
+    for mod in (ex, hb, tr):
         h.update(Path(mod.__file__).read_bytes())
     return h.hexdigest()[:12]
 

@@ -247,6 +247,8 @@ class HandBatchedDecoder(nn.Module):
         self.tokens, self.own_tokens = dec.tokens, dec.own_tokens
         self.coord, self.avg, self.cam, self.upsample, self.rel_root = dec.coord, dec.avg, dec.cam, dec.upsample, \
             dec.rel_root
+        # graph.direct: one (2, G, 756) stacked Linear from the global feature (same MACs as the pair)
+        self.direct = StackedLinear(tuple(dec.direct)) if dec.direct is not None else None
         self.register_buffer("template", dec.template, persistent=False)
         self.register_buffer("regressor_t", dec.regressor_t, persistent=False)
 
@@ -269,7 +271,10 @@ class HandBatchedDecoder(nn.Module):
                 x = x.repeat_interleave(2, dim=2)
         if self.levels < 3:
             x = x.repeat_interleave(2 ** (3 - self.levels), dim=2)
-        coarse = (self.coord(x) * COORD_SCALE).transpose(0, 1) + self.template  # (B, 2, 252, 3)
+        offsets = self.coord(x)  # (2, B, 252, 3), decimetres
+        if self.direct is not None:
+            offsets = offsets + self.direct(gfeat[None, :, None].expand(2, -1, -1, -1)).view(2, bsz, 252, 3)
+        coarse = (offsets * COORD_SCALE).transpose(0, 1) + self.template  # (B, 2, 252, 3)
         pooled = torch.matmul(x.transpose(-1, -2), self.avg.weight.t()).squeeze(-1) + self.avg.bias  # (2, B, C)
         cam = self.cam(pooled).transpose(0, 1)  # (B, 2, 3)
         verts = self.upsample(coarse.transpose(2, 3)).transpose(2, 3)  # (B, 2, 778, 3)
