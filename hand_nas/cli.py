@@ -416,7 +416,7 @@ def cmd_latency(args) -> None:
     path = Path(args.predictor) if args.predictor else default_path()
     if args.latency_command == "calibrate":
         pred, rows = calibrate(space, args.n, args.seed)
-        pred.save(path)
+        pred.save(path, rows)
         print(f"fitted on {pred.n} architectures: {pred.fit_share_within_10:.0%} within +-10% of measured; wrote {path}")
         return
     pred = LatencyPredictor.load(path)

@@ -108,11 +108,12 @@ class LatencyPredictor:
     def predict_ms(self, cfg: ModelCfg) -> float:
         return float(features(cfg) @ np.asarray(self.weights))
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, rows: list[dict] | None = None) -> Path:
+        """Write the fit (and the measured ``rows`` it came from, to refit or audit later)."""
         from hand_nas.atomic import atomic_file
 
         with atomic_file(Path(path), "w") as fh:
-            json.dump(asdict(self) | {"features": list(FEATURES)}, fh, indent=1)
+            json.dump(asdict(self) | {"features": list(FEATURES), "rows": rows or []}, fh, indent=1)
         return Path(path)
 
     @classmethod
@@ -129,6 +130,7 @@ class LatencyPredictor:
             raise HandNasError(f"{path}: features: {d.get('features')!r}, this version predicts from {list(FEATURES)}; "
                                f"calibrate again")
         d.pop("features")
+        d.pop("rows", None)
         pred = cls(**{**d, "weights": tuple(d["weights"])})
         if check_machine:
             from hand_nas.cost.bench import cpu_info
@@ -179,7 +181,8 @@ def calibrate(space, n: int = 40, seed: int = 1, log=print) -> tuple[LatencyPred
         ms += measure_ms(cfgs[k:k + 10])
         log(f"  {len(ms)}/{len(cfgs)} measured")
     pred = fit(cfgs, ms, cpu_info(), str(space.source))
-    rows = [{"config": c.name, "measured_ms": m, "predicted_ms": pred.predict_ms(c)} for c, m in zip(cfgs, ms)]
+    rows = [{"config": c.name, "features": features(c).tolist(), "measured_ms": m, "predicted_ms": pred.predict_ms(c)}
+            for c, m in zip(cfgs, ms)]
     return pred, rows
 
 
