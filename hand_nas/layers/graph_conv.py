@@ -12,6 +12,17 @@ import torch
 from torch import nn
 
 
+def chebyshev_features(lap: torch.Tensor, x: torch.Tensor, order: int) -> torch.Tensor:
+    """[T_0(L) x, ..., T_{order-1}(L) x] concatenated on the channel axis (x itself when order is 1);
+    ``lap`` broadcasts against x's leading axes (the deployment graph stacks both hands on one)."""
+    terms = [x]
+    if order > 1:
+        terms.append(torch.matmul(lap, x))
+    for _ in range(2, order):
+        terms.append(2 * torch.matmul(lap, terms[-1]) - terms[-2])
+    return torch.cat(terms, -1) if len(terms) > 1 else x
+
+
 class ChebConv(nn.Module):
     def __init__(self, cin: int, cout: int, laplacian: torch.Tensor, order: int = 2) -> None:
         super().__init__()
@@ -21,12 +32,7 @@ class ChebConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, V, C) -> (B, V, cout)."""
-        terms = [x]
-        if self.order > 1:
-            terms.append(torch.matmul(self.lap, x))
-        for _ in range(2, self.order):
-            terms.append(2 * torch.matmul(self.lap, terms[-1]) - terms[-2])
-        return self.fc(torch.cat(terms, -1) if len(terms) > 1 else x)
+        return self.fc(chebyshev_features(self.lap, x, self.order))
 
 
 class GraphResBlock(nn.Module):

@@ -149,12 +149,18 @@ class GraphDecoder(nn.Module):
         # pruning then never mistakes the vertex axis for channels (same MACs as the Linear).
         cam = torch.stack([self.cam(torch.matmul(t.transpose(1, 2), self.avg.weight.t()).squeeze(-1) + self.avg.bias)
                            for t in x], 1)  # (B, 2, 3)
-        verts = self.upsample(coarse.transpose(2, 3)).transpose(2, 3)  # (B, 2, 778, 3)
-        # (B, 2, 3, 778) @ (778, 21): batched operand first, so fvcore counts every MAC
-        joints = torch.matmul(verts.transpose(-1, -2), self.regressor_t).transpose(-1, -2)
-        root = joints[:, :, 9:10]
-        verts, joints, coarse = verts - root, joints - root, coarse - root
-        scale = 1.0 + cam[..., :1].unsqueeze(2)
-        verts2d = scale * verts[..., :2] / COORD_SCALE * 0.5 + cam[..., 1:].unsqueeze(2)
-        return HandOutput(verts=verts, joints=joints, camera=cam, rel_root=self.rel_root(gfeat) * COORD_SCALE,
-                          verts2d=verts2d, coarse=coarse)
+        return mesh_output(self, coarse, cam, gfeat)
+
+
+def mesh_output(dec, coarse: torch.Tensor, cam: torch.Tensor, gfeat: torch.Tensor) -> HandOutput:
+    """The heads shared by the decoder and its deployment form: the 252 coarse slots (B, 2, 252, 3, metres)
+    upsampled to 778 vertices, the joints regressed, all made root-relative; 2D by the weak camera (B, 2, 3)."""
+    verts = dec.upsample(coarse.transpose(2, 3)).transpose(2, 3)  # (B, 2, 778, 3)
+    # (B, 2, 3, 778) @ (778, 21): batched operand first, so fvcore counts every MAC
+    joints = torch.matmul(verts.transpose(-1, -2), dec.regressor_t).transpose(-1, -2)
+    root = joints[:, :, 9:10]
+    verts, joints, coarse = verts - root, joints - root, coarse - root
+    scale = 1.0 + cam[..., :1].unsqueeze(2)
+    verts2d = scale * verts[..., :2] / COORD_SCALE * 0.5 + cam[..., 1:].unsqueeze(2)
+    return HandOutput(verts=verts, joints=joints, camera=cam, rel_root=dec.rel_root(gfeat) * COORD_SCALE,
+                      verts2d=verts2d, coarse=coarse)

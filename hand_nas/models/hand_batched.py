@@ -23,9 +23,9 @@ from torch.nn import functional as F
 
 from hand_nas.layers.attention import MLP, SelfAttention
 from hand_nas.layers.cross_hand import ElementwiseCrossHand, NoCrossHand, SeparableCrossHand, SoftmaxCrossHand
-from hand_nas.layers.graph_conv import ChebConv, GraphLayer, GraphResBlock
+from hand_nas.layers.graph_conv import ChebConv, GraphLayer, GraphResBlock, chebyshev_features
 from hand_nas.models.bridges import LightCrossBridge, NoBridge
-from hand_nas.models.graph_decoder import COORD_SCALE, GraphDecoder
+from hand_nas.models.graph_decoder import COORD_SCALE, GraphDecoder, mesh_output
 from hand_nas.models.output import HandOutput
 
 
@@ -71,12 +71,7 @@ class StackedChebConv(nn.Module):
         self.fc = StackedLinear((pair[0].fc, pair[1].fc))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        terms = [x]
-        if self.order > 1:
-            terms.append(torch.matmul(self.lap, x))
-        for _ in range(2, self.order):
-            terms.append(2 * torch.matmul(self.lap, terms[-1]) - terms[-2])
-        return self.fc(torch.cat(terms, -1) if len(terms) > 1 else x)
+        return self.fc(chebyshev_features(self.lap, x, self.order))
 
 
 class StackedGraphLayer(nn.Module):
@@ -277,14 +272,7 @@ class HandBatchedDecoder(nn.Module):
         coarse = (offsets * COORD_SCALE).transpose(0, 1) + self.template  # (B, 2, 252, 3)
         pooled = torch.matmul(x.transpose(-1, -2), self.avg.weight.t()).squeeze(-1) + self.avg.bias  # (2, B, C)
         cam = self.cam(pooled).transpose(0, 1)  # (B, 2, 3)
-        verts = self.upsample(coarse.transpose(2, 3)).transpose(2, 3)  # (B, 2, 778, 3)
-        joints = torch.matmul(verts.transpose(-1, -2), self.regressor_t).transpose(-1, -2)
-        root = joints[:, :, 9:10]
-        verts, joints, coarse = verts - root, joints - root, coarse - root
-        scale = 1.0 + cam[..., :1].unsqueeze(2)
-        verts2d = scale * verts[..., :2] / COORD_SCALE * 0.5 + cam[..., 1:].unsqueeze(2)
-        return HandOutput(verts=verts, joints=joints, camera=cam, rel_root=self.rel_root(gfeat) * COORD_SCALE,
-                          verts2d=verts2d, coarse=coarse)
+        return mesh_output(self, coarse, cam, gfeat)
 
 
 class HandBatchedNet(nn.Module):
