@@ -1,149 +1,109 @@
-"""Streaming JSON: the values a fixed depth into a file's objects and arrays, one at a time.
+"""Streaming JSON with ijson: a big file's values one at a time, errors as one line naming the file.
 
 InterHand2.6M's annotation files are single JSON documents of hundreds of MB (train), so
-``json.loads`` would hold the whole text plus every parsed object at once. ``iter_values`` walks
-the outer containers itself and hands each value at ``depth`` to ``json``'s C decoder, reading the
-file in blocks: memory holds one block plus one value, whatever the file's size.
-ijson would do this walk for us, but it is not among the installed packages; this covers just
-what the annotation reader needs (containers of containers, UTF-8).
-
-Errors are one line naming the file, like ``hand_nas.files.read_json``'s:
-``<path>: not valid JSON (<what> at line L column C)``.
+``json.loads`` would hold the whole text plus every parsed object at once. ijson (C backend
+yajl2_c) reads the file in blocks and builds one value at a time; numbers come back as Python
+``int``/``float`` (``use_float=True``), equal to ``json.loads``'s. The whole file is checked:
+text after the document, a truncation or a syntax error anywhere is an error once the stream
+gets there, ``<path>: not valid JSON (<what ijson says>)`` (or ``not UTF-8 text``), one line.
 """
 from __future__ import annotations
 
-import codecs
-import json
-import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import ijson
+
 from hand_nas.errors import HandNasError
 
-BLOCK_CHARS = 1 << 20  # characters read at a time
-MAX_VALUE_CHARS = 64 << 20  # one value at ``depth`` may not be longer than this
-_SPACE = re.compile(r"[ \t\n\r]*")
+# Bytes read at a time. yajl2_c parses a whole block before handing out its events, so memory holds
+# one block's events (measured with tracemalloc: about 1 MB at 64 KiB) plus one value.
+BUF_SIZE = 64 * 1024
 
 
-class _Reader:
-    """A window on the file's text: ``buf[pos:]`` is what is not consumed yet."""
-
-    def __init__(self, fh, path: Path) -> None:
-        self.fh, self.path = fh, path
-        self.utf8 = codecs.getincrementaldecoder("utf-8")()
-        self.bytes_read = 0
-        self.buf, self.pos, self.eof = "", 0, False
-        self.line, self.col = 1, 1  # where buf[0] sits in the file
-        self.decoder = json.JSONDecoder()
-
-    def more(self) -> bool:
-        """Drop the consumed text, append a block; False at the end of the file."""
-        if self.eof:
-            return False
-        done = self.buf[:self.pos]
-        newlines = done.count("\n")
-        self.line += newlines
-        self.col = len(done) - done.rfind("\n") if newlines else self.col + len(done)
-        self.buf, self.pos = self.buf[self.pos:], 0
-        raw = self.fh.read(BLOCK_CHARS)
-        try:
-            text = self.utf8.decode(raw, final=not raw)
-        except UnicodeDecodeError as exc:
-            raise HandNasError(f"{self.path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
-                               f"{self.bytes_read + exc.start})") from None
-        self.bytes_read += len(raw)
-        self.buf += text
-        self.eof = not raw
-        return bool(raw) or bool(text)
-
-    def peek(self) -> str:
-        """The next non-space character, not consumed ('' at the end of the file)."""
-        while True:
-            self.pos = _SPACE.match(self.buf, self.pos).end()
-            if self.pos < len(self.buf):
-                return self.buf[self.pos]
-            if not self.more():
-                return ""
-
-    def fail(self, what: str, at: int | None = None):
-        at = self.pos if at is None else at
-        newlines = self.buf.count("\n", 0, at)
-        line = self.line + newlines
-        col = at - self.buf.rfind("\n", 0, at) if newlines else self.col + at
-        raise HandNasError(f"{self.path}: not valid JSON ({what} at line {line} column {col})")
-
-    def value(self) -> Any:
-        """Decode the value that starts at the next non-space character."""
-        if self.peek() == "":
-            self.fail("Expecting value")
-        while True:
-            try:
-                value, end = self.decoder.raw_decode(self.buf, self.pos)
-            except json.JSONDecodeError as exc:
-                if self.eof or len(self.buf) - self.pos > MAX_VALUE_CHARS:
-                    self.fail(exc.msg, exc.pos)
-                self.more()  # the value may run past the block
-                continue
-            except RecursionError:
-                raise HandNasError(f"{self.path}: not valid JSON (nested too deeply)") from None
-            # A number (or literal) that ends the block may go on in the next one.
-            if end == len(self.buf) and not self.eof:
-                self.more()
-                continue
-            self.pos = end
-            return value
+def _message(exc: ijson.JSONError) -> str:
+    """yajl's first line ('parse error: premature EOF'), without the kind or the excerpt under it."""
+    text = exc.args[0] if exc.args else str(exc)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    line = (str(text).strip().splitlines() or ["?"])[0].strip()
+    for kind in ("parse error: ", "lexical error: "):
+        line = line.removeprefix(kind)
+    return line
 
 
-def _walk(r: _Reader, keys: tuple, depth: int) -> Iterator[tuple[tuple, Any]]:
-    c = r.peek()
-    if len(keys) == depth or c not in "{[":
-        yield keys, r.value()
-        return
-    close = "}" if c == "{" else "]"
-    r.pos += 1
-    if r.peek() == close:
-        r.pos += 1
-        return
-    index = 0
-    while True:
-        if close == "}":
-            if r.peek() != '"':
-                r.fail("Expecting property name enclosed in double quotes")
-            key = r.value()
-            if r.peek() != ":":
-                r.fail("Expecting ':' delimiter")
-            r.pos += 1
-        else:
-            key, index = index, index + 1
-        yield from _walk(r, keys + (key,), depth)
-        c = r.peek()
-        r.pos += 1
-        if c == close:
-            return
-        if c != ",":
-            r.pos -= 1
-            r.fail("Expecting ',' delimiter")
-
-
-def iter_values(path: str | Path, depth: int) -> Iterator[tuple[tuple, Any]]:
-    """Yield ``(keys, value)`` for every value ``depth`` containers deep, in file order.
-
-    ``keys`` holds the object keys (str) and array positions (int) on the way down; a scalar or
-    an empty container met above ``depth`` is yielded with fewer keys (scalars) or not at all
-    (empty containers), so callers check ``len(keys)``. The whole file is checked: text after
-    the document, a truncation or a syntax error anywhere raises a HandNasError naming the file,
-    once the walk gets there.
-    """
-    path = Path(path)
+@contextmanager
+def _stream(path: Path):
+    """The file opened in binary; ijson's and the OS's errors become one-line HandNasErrors."""
     if not path.is_file():
         raise HandNasError(f"{path}: missing")
     try:
         fh = open(path, "rb")
     except OSError as exc:
         raise HandNasError(f"{path}: unreadable ({exc.strerror or exc})") from None
-    with fh:
-        r = _Reader(fh, path)
-        yield from _walk(r, (), depth)
-        if r.peek() != "":
-            r.fail("Extra data")
+    try:
+        with fh:
+            yield fh
+    except ijson.JSONError as exc:
+        what = _message(exc)
+        kind = "not UTF-8 text" if "UTF8" in what else "not valid JSON"
+        raise HandNasError(f"{path}: {kind} ({what})") from None
+    except OSError as exc:
+        raise HandNasError(f"{path}: unreadable ({exc.strerror or exc})") from None
+
+
+def items(path: str | Path, prefix: str) -> Iterator[Any]:
+    """The values at ijson ``prefix`` (e.g. ``"images.item"``: each element of the top-level ``images``), in file order."""
+    path = Path(path)
+    with _stream(path) as fh:
+        yield from ijson.items(fh, prefix, use_float=True, buf_size=BUF_SIZE)
+
+
+def top_level(path: str | Path) -> dict[str, str]:
+    """{key: the event that starts its value ('start_array', 'number', ...)} of a top-level object; {} otherwise.
+
+    Streams the whole file through Python: for error messages, not the common path.
+    """
+    path = Path(path)
+    found: dict[str, str] = {}
+    key = None
+    with _stream(path) as fh:
+        for prefix, event, value in ijson.parse(fh, use_float=True, buf_size=BUF_SIZE):
+            if prefix == "" and event == "map_key":
+                key = value
+            elif key is not None and prefix == key and key not in found:
+                found[key] = event
+    return found
+
+
+def nested_items(path: str | Path, shape: str = "{key: {key: value}}") -> Iterator[tuple[str, str, Any]]:
+    """``(outer key, inner key, value)`` for an object of objects ``{a: {b: value}}``, in file order.
+
+    A top level or an outer value that is not an object is a HandNasError saying where and that
+    ``shape`` was expected. The events of each outer value are handed, under one fixed prefix, to
+    ijson's ``kvitems``, which builds the values.
+    """
+    path = Path(path)
+    outer = [None]
+
+    def expected(where: str):
+        return HandNasError(f"{path}: expected {shape}, found something else at {where}")
+
+    def events(parsed):
+        for prefix, event, value in parsed:
+            if prefix == "":
+                if event == "map_key":
+                    outer[0] = value
+                elif event not in ("start_map", "end_map"):
+                    raise expected("the top level")
+                continue
+            key = outer[0]
+            if prefix == key and event not in ("start_map", "map_key", "end_map"):
+                raise expected(key)
+            yield "x" + prefix[len(key):], event, value  # prefix is key or key.<rest>
+
+    with _stream(path) as fh:
+        for inner, value in ijson.kvitems(events(ijson.parse(fh, use_float=True, buf_size=BUF_SIZE)), "x"):
+            yield outer[0], inner, value

@@ -121,7 +121,7 @@ def test_selection_memory_does_not_grow_with_the_annotation_files(tmp_path, monk
 
     import hand_nas.json_stream as js
 
-    monkeypatch.setattr(js, "BLOCK_CHARS", 8192)  # the real 1 MiB would hold these small files whole
+    monkeypatch.setattr(js, "BUF_SIZE", 8192)  # a 64 KiB block's events (~1 MB) would outweigh these small files
     peaks, sizes = {}, {}
     for n in (200, 2000):
         sizes[n] = _annotations_only(tmp_path / str(n), n)
@@ -133,6 +133,25 @@ def test_selection_memory_does_not_grow_with_the_annotation_files(tmp_path, monk
     # json.loads alone would take several times the 2000-image file (~0.9 MB); allow 100 bytes per image.
     assert peaks[2000] - peaks[200] < 100 * 1800, (peaks, sizes)
     assert peaks[2000] < sizes[2000] / 4, (peaks, sizes)
+
+
+def test_annotation_files_of_the_wrong_shape_say_what_was_expected(tmp_path):
+    _annotations_only(tmp_path / "ih", 20)
+    folder = tmp_path / "ih" / "annotations" / "test"
+    data, mano = folder / "InterHand2.6M_test_data.json", folder / "InterHand2.6M_test_MANO_NeuralAnnot.json"
+    good_data, good_mano = data.read_text(), mano.read_text()
+    for path, text, message in (
+            (data, json.dumps({"images": []}), f"{data}: the top level has no field 'annotations'"),
+            (data, json.dumps([1, 2]), f"{data}: the top level has no field 'annotations'"),
+            (data, json.dumps({"annotations": {"0": 1}}), f"{data}: the top-level field 'annotations' is not a list"),
+            (data, good_data[:-1], f"{data}: not valid JSON (premature EOF)"),
+            (mano, json.dumps([]), f"{mano}: expected {{capture: {{frame: {{left, right}}}}}}, found something else at the top level"),
+            (mano, json.dumps({"0": [1]}), f"{mano}: expected {{capture: {{frame: {{left, right}}}}}}, found something else at 0")):
+        data.write_text(good_data), mano.write_text(good_mano)
+        path.write_text(text)
+        with pytest.raises(HandNasError) as err:
+            select_records(tmp_path / "ih", "test", folder=tmp_path / "index")
+        assert str(err.value) == message
 
 
 def test_records_are_read_back_from_the_index_by_row(interhand_tree, tmp_path):

@@ -2,7 +2,7 @@
 
 The selection is IntagHand's (see ``hand_nas.data.interhand``). The release's annotation files
 are single JSON documents of hundreds of MB, so they are never loaded whole: each is streamed
-(``hand_nas.json_stream``) and what a selected image needs (MANO parameters, camera, file name)
+(ijson, through ``hand_nas.json_stream``) and what a selected image needs (MANO parameters, camera, file name)
 is written to files in an index folder, one fixed-size row per image. Memory holds a few bytes
 per annotation (ids, a row number) plus one table per capture of cameras, whatever the number of
 images; workers read the rows they build by position.
@@ -27,7 +27,7 @@ import numpy as np
 from hand_nas.errors import HandNasError
 from hand_nas.files import read_json
 from hand_nas.hand.topology import HANDS
-from hand_nas.json_stream import iter_values
+from hand_nas.json_stream import items, nested_items, top_level
 
 SPLITS = ("train", "val", "test")
 SUBSET_DIRS = {"H": "human_annot", "M": "machine_annot", "HM": "all"}
@@ -171,7 +171,7 @@ def select_records(root: str | Path, split: str, subset: str = "HM", hands: str 
 
     Streams ``_data.json`` twice (annotations, then images) and ``_MANO_NeuralAnnot.json`` once;
     ``_camera.json`` (a few numbers per camera) is read whole. Memory: about 20 bytes per
-    annotation of the wanted hand type and 100 per MANO frame, plus one block of the file.
+    annotation of the wanted hand type and 100 per MANO frame, plus one block of the file and its events.
     """
     if hands not in ("interacting", "single", "all"):
         raise HandNasError(f"hands {hands!r}: expected 'interacting', 'single' or 'all'")
@@ -199,21 +199,21 @@ def select_records(root: str | Path, split: str, subset: str = "HM", hands: str 
     return Selection(IndexFiles(str(folder), str(root), split), np.flatnonzero(state == 1), keep_alive)
 
 
-def _top_level(path: Path, key: str, seen: set) -> None:
-    if key not in seen:
+def _top_level(path: Path, key: str) -> None:
+    """Why ``items(path, key + ".item")`` gave nothing: no such field, or not a list (an empty list is fine)."""
+    start = top_level(path).get(key)
+    if start is None:
         raise HandNasError(f"{path}: the top level has no field {key!r}")
+    if start != "start_array":
+        raise HandNasError(f"{path}: the top-level field {key!r} is not a list")
 
 
 def _annotations(path: Path, hands: str) -> tuple[array, array, array]:
     """(annotation id, image id, hand-type code) of every annotation the hand filter keeps, in file order."""
     ann_ids, image_ids, types = array("q"), array("q"), array("b")
-    seen = set()
-    for keys, ann in iter_values(path, 2):
-        if not keys or not isinstance(keys[0], str):
-            break  # the top level is not an object: reported below
-        seen.add(keys[0])
-        if keys[0] != "annotations" or len(keys) != 2:
-            continue
+    n_seen = 0
+    for ann in items(path, "annotations.item"):
+        n_seen += 1
         where = f"annotation {ann.get('id') if isinstance(ann, dict) else None}"
         hand_type = _field(ann, "hand_type", path, where)
         if not _field(ann, "hand_type_valid", path, where):
@@ -227,7 +227,8 @@ def _annotations(path: Path, hands: str) -> tuple[array, array, array]:
         image_ids.append(int(_field(ann, "image_id", path, where)))
         ann_ids.append(int(ann.get("id", -1)))
         types.append(HAND_TYPES.index(hand_type))
-    _top_level(path, "annotations", seen)
+    if not n_seen:
+        _top_level(path, "annotations")
     return ann_ids, image_ids, types
 
 
@@ -240,13 +241,9 @@ def _mano(path: Path, out: Path) -> tuple[dict, array, dict]:
     frames, status, errors = {}, array("b"), {}
     n_rows = 0
     with open(out, "wb") as fh:
-        for keys, params in iter_values(path, 2):
-            if len(keys) != 2 or not all(isinstance(k, str) for k in keys):
-                raise HandNasError(f"{path}: expected {{capture: {{frame: {{left, right}}}}}}, found a value at "
-                                   f"{'/'.join(map(str, keys)) or 'the top level'}")
+        for capture, frame, params in nested_items(path, "{capture: {frame: {left, right}}}"):
             if params is None:
                 continue  # no annotation for this frame: its images are skipped
-            capture, frame = keys
             row = np.zeros((2, 61))
             st = [ABSENT, ABSENT]
             for h, side in enumerate(HANDS):
@@ -296,18 +293,14 @@ def _rows(root: Path, paths: dict, folder: Path, hands: str, ann_ids: array, ima
     by_image, order = array("q", ids[order].tobytes()), array("q", order.astype(np.int64).tobytes())
     del ids
     state = np.zeros(len(ann_ids), np.int8)
-    seen = set()
+    n_seen = 0
     mano_fd = os.open(folder / "mano.bin", os.O_RDONLY)
     try:
         with open(folder / "rows.bin", "wb") as rows, open(folder / "names.bin", "wb") as names:
             rows.truncate(len(ann_ids) * ROW.itemsize)
             name_off = 0
-            for keys, im in iter_values(data, 2):
-                if not keys or not isinstance(keys[0], str):
-                    break
-                seen.add(keys[0])
-                if keys[0] != "images" or len(keys) != 2:
-                    continue
+            for im in items(data, "images.item"):
+                n_seen += 1
                 image_id = int(_field(im, "id", data, "an images[] entry"))
                 lo, hi = bisect_left(by_image, image_id), bisect_right(by_image, image_id)
                 if lo == hi:
@@ -345,5 +338,6 @@ def _rows(root: Path, paths: dict, folder: Path, hands: str, ann_ids: array, ima
                     state[p] = 1
     finally:
         os.close(mano_fd)
-    _top_level(data, "images", seen)
+    if not n_seen:
+        _top_level(data, "images")
     return state
