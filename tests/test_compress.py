@@ -102,6 +102,7 @@ def test_bundle_files_report_and_parity(bundle):
 
     assert report["manifest_sha256"] == manifest_sha256(folder)
     assert [r["model"] for r in report["rows"]] == ["fp32", "pruned", "pruned+int8"]
+    assert report["cpu"]["model"] and isinstance(report["cpu"]["flags"], list)  # the CPU the int8 choice was timed on
     assert report["parity"]["fp32_onnx_vs_torch_rel"] < 1e-4
     assert report["int8"]["chosen"] in ("brevitas", "onnxruntime", "onnxruntime-conv")
     assert report["int8"]["candidates"]["onnxruntime-conv"]["int8_ops"].get("QLinearConv")
