@@ -241,3 +241,12 @@ def test_storage_path_holds_the_data_and_the_checkpoints(tmp_path, space_file, k
         assert r.checkpoint == f"{spec}/s/trial_{r.number:04d}" and (folder / "model.safetensors").is_file()
     local, prov = trial_checkpoint("s", "best", cfg.storage)
     assert os.path.isfile(os.path.join(local, "config.json")) and (kind == "uri") != local.startswith(str(root))
+
+
+def test_a_resumed_study_does_not_replay_its_first_proposals(tmp_path, space_file):
+    """optuna stores no sampler state: a seeded sampler reopened on a study continues from its size."""
+    cfg = _cfg(tmp_path, space_file, trials=2, budget_gmacs=10.0)
+    run_search(cfg, progress=False)
+    run_search(_cfg(tmp_path, space_file, trials=4, budget_gmacs=10.0), progress=False)
+    params = [tuple(sorted(r.params.items())) for r in read_records("s", cfg.storage)]
+    assert len(params) == 4 and params[2:] != params[:2], params

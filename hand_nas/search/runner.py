@@ -22,7 +22,7 @@ from hand_nas.errors import HandNasError
 from hand_nas.search.gate import gate
 from hand_nas.search.records import PENALTY_LATENCY_MS, PENALTY_MM, Cost, TrialRecord
 from hand_nas.search.space import SearchSpace, load_space, with_budget
-from hand_nas.search.storage import StudyStore
+from hand_nas.search.storage import StudyStore, trial_count
 from hand_nas.search.strategy import Outcome, make_strategy, resolve_sampler, study_sampler
 from hand_nas.search.trial_storage import is_uri, location, normalise, publish_data
 
@@ -115,8 +115,11 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
     folder = checkpoint_root(cfg)
     data = data_location(cfg, data_dir(cfg.data, space.synthetic_n))
     pruner = pruner_spec(cfg, space, log=lambda msg: print(f"hand-nas: {msg}", file=sys.stderr))
+    # A resumed study continues the sampler's sequence instead of replaying it: optuna does not store
+    # sampler state, and a seeded random/NSGA-II start would propose the finished trials' parameters again.
+    seed = cfg.seed + trial_count(cfg.study, cfg.storage)
     store = StudyStore(cfg.study, cfg.storage, space,
-                       sampler=study_sampler(cfg.backend, sampler, cfg.seed, space.multi_objective, cfg.workers),
+                       sampler=study_sampler(cfg.backend, sampler, seed, space.multi_objective, cfg.workers),
                        pruner=pruner, heartbeat_s=cfg.heartbeat_s)
     store.claim({"backend": cfg.backend, "sampler": sampler, "space": space.source,
                  "objectives": list(space.objectives), "budget_gmacs": space.budget_gmacs,
@@ -132,7 +135,7 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                                  "predictor": str(path), "cpu": predictor.cpu,
                                  "budget_ms": space.budget_latency_ms}})
     recovered = store.fail_stale()
-    strategy = make_strategy(cfg.backend, sampler, space, store, cfg.seed, cfg.workers, cfg.trials)
+    strategy = make_strategy(cfg.backend, sampler, space, store, seed, cfg.workers, cfg.trials)
     executor = None
     t0 = time.perf_counter()
     start = store.finished_count()

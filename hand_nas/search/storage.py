@@ -29,7 +29,7 @@ from hand_nas.search.records import TrialRecord
 from hand_nas.search.space import SearchSpace, encode
 
 __all__ = ["DEFAULT_STORAGE", "StudyStore", "open_storage", "read_records", "select_trial", "study_attrs",
-           "set_study_attr", "param_importances", "distributions", "make_pruner"]
+           "set_study_attr", "param_importances", "distributions", "make_pruner", "trial_count"]
 
 CONSTRAINT = "gmacs_budget"
 HEARTBEAT = "hand_nas:heartbeat"  # system attribute: [unix time, interval s, host]
@@ -384,6 +384,16 @@ def _load(name: str, url: str):
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         raise HandNasError(f"{url}: no study named {name!r} (studies: {', '.join(names) or 'none'})") from None
+
+
+def trial_count(name: str, url: str = DEFAULT_STORAGE) -> int:
+    """Trials a stored study holds (0 when it does not exist yet)."""
+    storage = open_storage(url)
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False))
 
 
 def read_records(name: str, url: str = DEFAULT_STORAGE) -> list[TrialRecord]:
