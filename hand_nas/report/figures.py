@@ -6,6 +6,8 @@ were timed, best-so-far and hypervolume over trials, and parameter importances.
 """
 from __future__ import annotations
 
+import textwrap
+
 from pathlib import Path
 
 from hand_nas.report.study_data import StudyData, best_so_far, hypervolume_history
@@ -153,7 +155,7 @@ def write_pngs(sd: StudyData, folder: str | Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
         ax.scatter([r.latency_ms for r in timed], [r.mpjpe_mm for r in timed], c=BLUE)
         ax.set_xlabel("latency (ms)")
-        ax.set_title(sd.latency_source, fontsize=7)
+        ax.set_title("\n".join(textwrap.wrap(sd.latency_source, 80)), fontsize=7)
         ax.set_ylabel("MPJPE (mm)")
         fig.tight_layout()
         paths.append(_save(fig, folder / "latency.png"))
