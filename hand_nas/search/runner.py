@@ -123,8 +123,7 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                        pruner=pruner, heartbeat_s=cfg.heartbeat_s)
     store.claim({"backend": cfg.backend, "sampler": sampler, "space": space.source,
                  "objectives": list(space.objectives), "budget_gmacs": space.budget_gmacs,
-                 "pruner": pruner if isinstance(pruner, str) else {k: v for k, v in pruner.items() if k != "name"}
-                 | {"name": "noise"}})
+                 "pruner": pruner})
     predictor = None
     if space.uses_latency:
         from hand_nas.cost.predictor import LatencyPredictor, default_path
