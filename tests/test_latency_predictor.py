@@ -71,7 +71,9 @@ def test_a_search_gates_on_predicted_latency_before_training(tmp_path, hand_home
 
     # latency = 100 ms per image GMAC: the widths decide which candidates fit under 21 ms
     weights = np.zeros(len(FEATURES))
-    weights[1] = 100.0
+    for name in ("gmacs_stem", "gmacs_pointwise", "gmacs_depthwise", "gmacs_tokens", "gmacs_encoder_other",
+                 "gmacs_image_rest"):  # together: the image part's GMACs
+        weights[FEATURES.index(name)] = 100.0
     path = _predictor(weights).save(tmp_path / "p.json")
     (tmp_path / "s.yaml").write_text(SPACE.replace("LIMIT", "21"))
     cfg = StudyCfg(space=str(tmp_path / "s.yaml"), study="lat", storage=f"sqlite:///{tmp_path}/st.db", trials=6,

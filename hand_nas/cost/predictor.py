@@ -4,9 +4,13 @@ What is predicted is what users deploy: the fp32 ONNX graph of ``hand_nas.export
 onnxruntime on the CPU, 1 thread, batch 1, 3x256x256. Latency does not need trained weights, so
 ``hand-nas latency calibrate`` exports and times the untrained models of architectures sampled from a
 space (medians of alternating rounds after warm-up) and fits a non-negative linear model on features
-known from the config alone: the closed-form MACs of the image and pose parts (fvcore convention) and
-counts of the operations whose cost is dispatch rather than arithmetic (graph blocks, bridges,
-cross-hand modules and attention per pyramid level, both hands). Non-negative least squares weighted
+known from the config alone: the closed-form MACs (fvcore convention) split by the kind of work, since
+onnxruntime runs each at its own speed (the encoder's pointwise GEMMs, its memory-bound depthwise
+convolutions and their expanded activations, the Mobile-Former token path, the decoders, the pose part,
+the graph's per-vertex and Laplacian work), and counts of the operations whose cost is dispatch rather
+than arithmetic (blocks, graph blocks, bridges, cross-hand modules and attention per pyramid level).
+Measured on an AMD EPYC (``experiments/README.md``): the MACs of the image and pose parts plus the
+counts alone predicted 72% of 50 architectures within +-10%; split by kind, 98%. Non-negative least squares weighted
 by 1/latency minimises the relative error. The fit is stored per CPU (model name and vector flags)
 and refused on another CPU or by another deployment graph version. ``hand-nas latency validate``
 measures fresh architectures and reports the share predicted within +-10% and the worst error
@@ -28,22 +32,72 @@ import numpy as np
 from hand_nas.config import ModelCfg
 from hand_nas.errors import HandNasError
 
-FEATURES = ("const", "gmacs_image", "gmacs_pose", "graph_blocks", "levels", "bridge_mhsa", "bridge_light_cross",
-            "cross_softmax", "cross_separable", "cross_elementwise", "tokens", "direct")
+FEATURES = ("const", "gmacs_stem", "gmacs_pointwise", "gmacs_depthwise", "mact_expanded", "gmacs_tokens",
+            "token_blocks", "blocks", "gmacs_encoder_other", "gmacs_image_rest", "gmacs_pose", "graph_blocks",
+            "levels", "mvert_channels", "gmacs_laplacian", "bridge_mhsa", "vertices_mhsa", "bridge_light_cross",
+            "cross_softmax", "vertices_softmax", "cross_separable", "cross_elementwise", "tokens", "direct")
 SIZE, THREADS, BATCH = 256, 1, 1
 
 
+def _encoder_parts(cfg: ModelCfg) -> dict:
+    """The encoder's closed-form cost by kind of work (``cost.analytic``'s walk over the same blocks).
+
+    Pointwise convolutions are GEMMs, depthwise ones are bound by memory (their expanded activations), the
+    Mobile-Former token path is many tiny matmuls per block; each runs at its own speed in onnxruntime.
+    Whatever the walk does not split (MobileViT blocks, ResNet-50) is ``other``.
+    """
+    from hand_nas.cost import analytic as A
+
+    e = cfg.encoder
+    light_cross = cfg.bridge.attention == "light_cross"
+    total = A.encoder_macs(e, SIZE, tokens_read=light_cross)[0]
+    parts = dict(stem=0, pointwise=0, depthwise=0, expanded=0, tokens=0, blocks=0, token_blocks=0)
+    if e.type != "resnet50":
+        parts["stem"], h, w = A.conv_bn_macs(3, e.stem, 3, SIZE, SIZE, 2)
+        cin = e.stem
+        tokens = e.type == "mobile_former" and (e.former_to_mobile or light_cross)
+        for s in e.stages:
+            for i in range(s.depth):
+                if tokens:
+                    parts["tokens"] += (A.mobile_to_former_macs(cin, e.token_dim, e.tokens, h * w)
+                                        + A.former_macs(e.token_dim, e.tokens))
+                    parts["token_blocks"] += 1
+                hidden = int(round(cin * s.expansion))
+                if hidden != cin:
+                    parts["pointwise"] += A.conv_bn_macs(cin, hidden, 1, h, w)[0]
+                    parts["expanded"] += hidden * h * w
+                m, h, w = A.conv_bn_macs(hidden, hidden, 3, h, w, s.stride if i == 0 else 1, groups=hidden)
+                parts["depthwise"] += m
+                parts["expanded"] += hidden * h * w
+                parts["pointwise"] += A.conv_bn_macs(hidden, s.width, 1, h, w)[0]
+                cin = s.width
+                parts["blocks"] += 1
+    parts["total"] = total
+    parts["other"] = total - parts["stem"] - parts["pointwise"] - parts["depthwise"] - parts["tokens"]
+    return parts
+
+
 def features(cfg: ModelCfg) -> np.ndarray:
-    """The predictor's inputs for one configuration (no model is built)."""
+    """The predictor's inputs for one configuration (no model is built): closed-form MACs split by the kind of
+    work (GEMM-like, memory-bound, dispatch-bound) and counts of the operations whose cost is dispatch."""
     from hand_nas.search.gate import cost_of
 
     image, pose = cost_of(cfg)
+    enc = _encoder_parts(cfg)
     b, g = cfg.bridge, cfg.graph
     lv = b.levels
-    return np.array([1.0, image, pose, lv * b.blocks, lv, lv * (b.attention == "mhsa"),
-                     lv * (b.attention == "light_cross"), lv * (g.cross_hand == "softmax"),
-                     lv * (g.cross_hand == "separable"), lv * (g.cross_hand == "elementwise"),
-                     float(cfg.encoder.tokens), float(getattr(g, "direct", False))])
+    verts = [63 * 2 ** level for level in range(lv)]
+    outs = g.dims[1:lv + 1]
+    vert_channels = sum(v * d * b.blocks for v, d in zip(verts, outs))  # per-vertex element-wise work
+    laplacian = sum(v * v * d * b.blocks for v, d in zip(verts, outs))  # the Chebyshev (v, v) @ (v, d) products
+    return np.array([
+        1.0, enc["stem"] / 1e9, enc["pointwise"] / 1e9, enc["depthwise"] / 1e9, enc["expanded"] / 1e6,
+        enc["tokens"] / 1e9, enc["token_blocks"], enc["blocks"], enc["other"] / 1e9, image - enc["total"] / 1e9,
+        pose, lv * b.blocks, lv, vert_channels / 1e6, laplacian / 1e9,
+        lv * (b.attention == "mhsa"), sum(verts) * (b.attention == "mhsa"), lv * (b.attention == "light_cross"),
+        lv * (g.cross_hand == "softmax"), sum(verts) * (g.cross_hand == "softmax"),
+        lv * (g.cross_hand == "separable"), lv * (g.cross_hand == "elementwise"),
+        float(cfg.encoder.tokens), float(getattr(g, "direct", False))])
 
 
 def deploy_version() -> str:
@@ -193,7 +247,9 @@ def validate(pred: LatencyPredictor, space, n: int = 50, seed: int = 7, log=prin
     for k in range(0, len(cfgs), 10):
         ms += measure_ms(cfgs[k:k + 10])
         log(f"  {len(ms)}/{len(cfgs)} measured")
-    rows = [{"config": c.name, "gmacs": float(features(c)[1] + features(c)[2]), "measured_ms": m,
+    from hand_nas.search.gate import estimate_gmacs
+
+    rows = [{"config": c.name, "gmacs": float(estimate_gmacs(c)), "measured_ms": m,
              "predicted_ms": pred.predict_ms(c)} for c, m in zip(cfgs, ms)]
     rel = [abs(r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"] for r in rows]
     gm, lat = [r["gmacs"] for r in rows], [r["measured_ms"] for r in rows]

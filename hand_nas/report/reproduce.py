@@ -106,8 +106,14 @@ def proxy_metrics(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str, mano_dir=
     cached = cached_metrics(model_cfg, train_cfg, data)
     if cached is not None:
         return cached
+    from hand_nas.paths import home
+
     log(f"training {model_cfg.name}: {train_cfg.steps} steps at {train_cfg.resolution} px on {data}")
-    r = train(model_cfg, train_cfg, data, mano_dir=mano_dir, progress=progress)
+    # Snapshots of a run in progress (a killed check resumes mid-run) stay under HAND_NAS_HOME, never beside
+    # the cached results, which may be a committed folder.
+    partial = home() / "proxy_runs_partial" / _cache_path(model_cfg, train_cfg, data).stem
+    r = train(model_cfg, train_cfg, data, mano_dir=mano_dir, progress=progress, resume_dir=partial,
+              save_every=max(train_cfg.eval_every, train_cfg.steps // 20), log=log)
     out = {"mpjpe_mm": r.metrics.mpjpe_mm, "mpvpe_mm": r.metrics.mpvpe_mm, "seconds": round(r.seconds, 1),
            "baseline_mpjpe_mm": r.baseline.mpjpe_mm if r.baseline else None,
            "history": [[h["step"], h["mpjpe_mm"]] for h in r.history]}
