@@ -314,15 +314,18 @@ def cmd_trial_show(args) -> None:
 
 def cmd_proxy_check(args) -> None:
     from hand_nas.atomic import atomic_file
-    from hand_nas.report.proxy_check import ProxyCheckCfg, format_check, run_check
+    from hand_nas.report.proxy_check import ProxyCheckCfg, format_check, run_check, short_training
     from hand_nas.search.runner import data_dir
     from hand_nas.search.space import load_space
 
     if args.cache:  # read by every worker process too
         os.environ["HAND_NAS_PROXY_RUNS"] = str(Path(args.cache).resolve())
     space = load_space(args.space)
+    proxy_set = tuple(_key_value(kv, "--proxy-set") for kv in args.proxy_set)
+    short_training(space.proxy, proxy_set)  # refused before any data is generated
     data = str(data_dir(args.data, space.synthetic_n, progress=not args.quiet))
-    result = run_check(space, ProxyCheckCfg(n=args.n, factor=args.factor, seeds=args.seeds, sample_seed=args.sample_seed),
+    result = run_check(space, ProxyCheckCfg(n=args.n, factor=args.factor, seeds=args.seeds, sample_seed=args.sample_seed,
+                                            proxy_set=proxy_set),
                        data, max_minutes=args.max_minutes, mano_dir=args.mano, progress=not args.quiet,
                        workers=args.workers)
     print(format_check(result))
@@ -389,6 +392,19 @@ def cmd_predict(args) -> None:
 
     for p in predict_files(args.image, args.checkpoint, args.out, args.size, args.mano):
         print(f"wrote {p}")
+
+
+def _key_value(text: str, option: str) -> tuple[str, object]:
+    """``FIELD=VALUE`` -> (field, value), the value read as a YAML scalar (64 -> int, 2e-3 -> float, false -> bool)."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise HandNasError(f"{option} {text!r}: expected FIELD=VALUE, e.g. steps=600")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise HandNasError(f"{option} {text!r}: the value is not a YAML scalar") from None
 
 
 def _int_list(option: str, text: str, lo: int, hi: int) -> tuple[int, ...]:
@@ -678,6 +694,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--factor", type=int, default=10, help="the long training is FACTOR x the proxy's steps")
     p.add_argument("--seeds", type=int, default=2, help="proxy trainings per architecture")
     p.add_argument("--sample-seed", type=int, default=0)
+    p.add_argument("--proxy-set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="a proxy variant: change this training field of the short runs only (repeatable, e.g. "
+                        "--proxy-set resolution=64 --proxy-set steps=1000); the long runs stay FACTOR x the "
+                        "space's proxy, so variants are ranked against the same reference")
     p.add_argument("--max-minutes", type=float, help="stop starting new runs after this many minutes (continue later)")
     p.add_argument("--workers", type=int, default=1, help="runs trained at once (processes, one thread each)")
     p.add_argument("--cache", help="folder of the per-run results (default $HAND_NAS_HOME/proxy_runs; keep it to "

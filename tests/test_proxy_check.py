@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from hand_nas.report.proxy_check import ProxyCheckCfg, format_check, run_check, summarize, warning
+from hand_nas.report.proxy_check import (ProxyCheckCfg, format_check, run_check, scoring_rules, short_training,
+                                         summarize, warning)
 
 SPACE = """
 name: pc
@@ -30,6 +31,32 @@ def test_summary_figures_by_hand():
     assert partial["complete"] == 0 and partial["proxy_complete"] == 4
     noisy = summarize([dict(a, proxy_mm=[a["proxy_mm"][0], 100 - a["proxy_mm"][0]]) for a in archs], seeds=2)
     assert "not to be trusted" in warning(noisy)
+
+
+def test_cheaper_scores_read_off_the_histories_by_hand():
+    # per arch: two seeds' histories [step, mm]; step 2's ranking is the long runs', step 1's is reversed
+    hist = lambda a, b: [[0, 50.0], [1, a], [2, b]]  # noqa: E731
+    archs = [{"label": f"a{i}", "long_mm": l, "proxy_history": [hist(s1, s2), hist(s1 + 1, s2 + 1)]}
+             for i, (s1, s2, l) in enumerate([(30, 10, 5), (20, 20, 8), (10, 30, 9)])]
+    rules = {r["rule"]: r for r in scoring_rules(archs, seeds=2)}
+    assert set(rules) == {"step 1", "step 2", "mean of steps 1, 2"}
+    assert rules["step 2"]["kendall_tau"] == pytest.approx(1.0) and rules["step 1"]["kendall_tau"] == pytest.approx(-1.0)
+    assert rules["step 2"]["seed_noise_mm"] == pytest.approx(1.0) and rules["step 2"]["complete"] == 3
+    assert rules["mean of steps 1, 2"]["spread_mm"] == pytest.approx(0.0)
+    assert scoring_rules(archs[:2], seeds=2) == []  # fewer than 3 architectures: nothing to rank
+
+
+def test_a_proxy_variant_changes_the_short_runs_only():
+    from hand_nas.config import TrainCfg
+    from hand_nas.errors import HandNasError
+    from hand_nas.report.proxy_check import long_training
+
+    proxy = TrainCfg(resolution=128, steps=300, eval_every=60)
+    short = short_training(proxy, (("resolution", 64), ("steps", 1000)))
+    assert (short.resolution, short.steps, short.eval_every) == (64, 1000, 60)
+    assert long_training(proxy, 10).steps == 3000 and short_training(proxy) is proxy
+    with pytest.raises(HandNasError, match="--proxy-set stpes: not a training field"):
+        short_training(proxy, (("stpes", 10),))
 
 
 def test_a_tiny_check_runs_and_resumes_from_its_cache(tmp_path, hand_home, monkeypatch):

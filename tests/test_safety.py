@@ -394,6 +394,14 @@ def test_item6_train_steps_below_one_refused(capsys, tmp_path, steps):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("arg, match", [("steps", "expected FIELD=VALUE"), ("stpes=10", "stpes: not a training field"),
+                                        ("steps=-1", "steps")])
+def test_proxy_check_variant_refused_before_any_run(capsys, tmp_path, hand_home, arg, match):
+    out = tmp_path / "pc.json"
+    refused(capsys, "proxy", "check", "--space", "tiny", "--proxy-set", arg, "--out", out, match=match)
+    assert not out.exists() and not (hand_home / "synthetic").exists()
+
+
 # --- item 7: NaN, inf, zero budgets ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("budget", [float("nan"), float("inf"), 0, -1.0])

@@ -33,12 +33,15 @@ class ProxyCheckCfg:
         factor: the long training is ``factor`` times the proxy's steps.
         seeds: proxy trainings per architecture (seeds 0..seeds-1).
         sample_seed: seed of the architecture sample.
+        proxy_set: (TrainCfg field, value) pairs that change the *short* runs only: a proxy variant judged
+            against the same long runs as the space's own proxy (they stay ``factor`` x the space's proxy).
     """
 
     n: int = 8
     factor: int = 10
     seeds: int = 2
     sample_seed: int = 0
+    proxy_set: tuple[tuple[str, object], ...] = ()
 
 
 def pick_architectures(space: SearchSpace, n: int, seed: int = 0) -> list[tuple[str, ModelCfg, float]]:
@@ -71,6 +74,28 @@ def long_training(proxy: TrainCfg, factor: int) -> TrainCfg:
     """The proxy ``factor`` times longer (warm-up and evaluation spacing scaled alike)."""
     return dataclasses.replace(proxy, steps=proxy.steps * factor, warmup=proxy.warmup * factor,
                                eval_every=proxy.eval_every * factor)
+
+
+def short_training(proxy: TrainCfg, proxy_set=()) -> TrainCfg:
+    """The short runs' training: the space's proxy with ``proxy_set``'s fields replaced (checked by TrainCfg)."""
+    from hand_nas.errors import HandNasError
+
+    if not proxy_set:
+        return proxy
+    fields = {f.name for f in dataclasses.fields(TrainCfg)}
+    bad = [k for k, _ in proxy_set if k not in fields or k == "seed"]
+    if bad:
+        raise HandNasError(f"--proxy-set {bad[0]}: not a training field (expected one of "
+                           f"{', '.join(sorted(fields - {'seed'}))})")
+    from hand_nas.models.validate import train_problems
+
+    try:
+        short = TrainCfg.from_dict({**proxy.to_dict(), **dict(proxy_set)})
+    except (TypeError, ValueError) as exc:
+        raise HandNasError(f"--proxy-set: {exc}") from None
+    if issues := train_problems(short):
+        raise HandNasError(f"--proxy-set {issues[0]}")
+    return short
 
 
 def _kendall(a, b) -> float | None:
@@ -114,6 +139,35 @@ def summarize(archs: list[dict], seeds: int) -> dict:
     return out
 
 
+def scoring_rules(archs: list[dict], seeds: int) -> list[dict]:
+    """Rank quality of cheaper scores read off the same short runs (pure): the held-out MPJPE at each
+    evaluation step (what a multi-fidelity pruner compares at its rungs) and the mean of the last two
+    evaluations. One row per rule: Kendall tau vs the long runs (mean over seeds), seed noise, spread,
+    noise / spread. Needs the runs' histories; architectures without a long run count for noise only.
+    """
+    seeded = [a for a in archs if all(h for h in a.get("proxy_history") or [None]) and len(a["proxy_history"]) == seeds]
+    if len(seeded) < 3 or seeds < 1:
+        return []
+    steps = sorted(set.intersection(*[{st for st, _ in h} for a in seeded for h in a["proxy_history"]]) - {0})
+    at = lambda h, st: next(v for s_, v in h if s_ == st)  # noqa: E731
+    rules = {f"step {st}": (lambda h, st=st: at(h, st)) for st in steps}
+    if len(steps) >= 2:
+        rules[f"mean of steps {steps[-2]}, {steps[-1]}"] = lambda h: (at(h, steps[-2]) + at(h, steps[-1])) / 2
+    out = []
+    for name, score in rules.items():
+        per_seed = [[score(h) for h in a["proxy_history"]] for a in seeded]
+        means = [float(np.mean(p)) for p in per_seed]
+        row = {"rule": name, "spread_mm": float(np.std(means)), "mean_mm": float(np.mean(means))}
+        if seeds >= 2:
+            row["seed_noise_mm"] = float(np.mean([abs(p[0] - p[1]) for p in per_seed]))
+            row["noise_to_spread"] = row["seed_noise_mm"] / row["spread_mm"] if row["spread_mm"] > 0 else math.inf
+        done = [(m, a["long_mm"]) for m, a in zip(means, seeded) if a["long_mm"] is not None]
+        row["kendall_tau"] = _kendall(*zip(*done)) if len(done) >= 3 else None
+        row["complete"] = len(done)
+        out.append(row)
+    return out
+
+
 def warning(summary: dict) -> str:
     """A plain warning when the proxy's seed noise is comparable to the differences it ranks ('' if not)."""
     ratio = summary.get("noise_to_spread")
@@ -149,7 +203,8 @@ def run_check(space: SearchSpace, cfg: ProxyCheckCfg, data: str, max_minutes: fl
 
     archs = pick_architectures(space, cfg.n, cfg.sample_seed)
     long = long_training(space.proxy, cfg.factor)
-    plan = [(i, s, dataclasses.replace(space.proxy, seed=s)) for i in range(len(archs)) for s in range(cfg.seeds)]
+    short = short_training(space.proxy, cfg.proxy_set)
+    plan = [(i, s, dataclasses.replace(short, seed=s)) for i in range(len(archs)) for s in range(cfg.seeds)]
     plan += [(i, None, long) for i in range(len(archs))]
     rows = [{"label": label, "gmacs": round(g, 4), "proxy_mm": [None] * cfg.seeds, "long_mm": None,
              "proxy_history": [None] * cfg.seeds, "config": c.to_dict()} for label, c, g in archs]
@@ -204,7 +259,8 @@ def run_check(space: SearchSpace, cfg: ProxyCheckCfg, data: str, max_minutes: fl
     bar.close()
     summary = summarize(rows, cfg.seeds)
     summary["baseline_mpjpe_mm"] = split_baseline(data, space.proxy.val_fraction).mpjpe_mm
-    return {"space": space.source, "proxy": space.proxy.to_dict(), "long": long.to_dict(), "data": data,
+    return {"space": space.source, "proxy": short.to_dict(), "long": long.to_dict(), "data": data,
+            "proxy_set": dict(cfg.proxy_set), "rules": scoring_rules(rows, cfg.seeds),
             "check": dataclasses.asdict(cfg), "complete": not stopped and summary["complete"] == len(rows),
             "summary": summary, "warning": warning(summary), "architectures": rows,
             "minutes_this_run": round((time.perf_counter() - t0) / 60, 1)}
@@ -227,6 +283,13 @@ def format_check(result: dict) -> str:
                 "spread_mm", "noise_to_spread", "long_spread_mm", "baseline_mpjpe_mm"):
         if s.get(key) is not None:
             lines.append(f"  {key:<22} {s[key]:.3f}" if isinstance(s[key], float) else f"  {key:<22} {s[key]}")
+    if result.get("rules"):
+        lines.append("cheaper scores of the same short runs (mean over seeds; tau vs the long runs):")
+        lines.append(f"  {'rule':<24} {'tau':>6} {'noise mm':>9} {'spread mm':>10} {'ratio':>6} {'mean mm':>8}")
+        f = lambda v, w: f"{v:{w}.3f}" if isinstance(v, float) else f"{'-':>{w}}"  # noqa: E731
+        for r in result["rules"]:
+            lines.append(f"  {r['rule']:<24} {f(r['kendall_tau'], 6)} {f(r.get('seed_noise_mm'), 9)} "
+                         f"{f(r['spread_mm'], 10)} {f(r.get('noise_to_spread'), 6)} {r['mean_mm']:8.2f}")
     if result["warning"]:
         lines.append(f"WARNING: {result['warning']}")
     return "\n".join(lines)
