@@ -7,7 +7,7 @@ beat the mean-shape constant on held-out images, no architecture searched under 
 and the proxy's figures rank noise.
 
 Variants: the data set (``default``: the embedded 2000-sample set; ``n20k``: 20,000 samples of the
-same generator; ``narrow``: 8,000 samples with every hand in the fingers-up prior and rotation noise
+same generator; ``embedded``: the embedded generator as it is, i.e. the 8,000-sample set lwa.yaml trains on; ``narrow``: 8,000 samples with every hand in the fingers-up prior and rotation noise
 0.2 rad instead of 0.45, no fully random hands), the loss (L1 as the training loop's joint term, or
 MSE), and the number of training images. Each run is stored on its own
 (``results/learnability/<name>.json``); ``--table`` prints them all beside each held-out set's
@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent
 RUNS = ROOT / "results" / "learnability"
 # name: (samples, orientation prior, backdrop); "v2" = the embedded generator's before SYNTH_VERSION 3.
 SETS = {"default": (2000, "v2", "v2"), "n20k": (20000, "v2", "v2"), "narrow": (8000, "narrow", "v2"),
-        "studio": (8000, "v2", "studio"), "narrow_studio": (8000, "narrow", "studio")}
+        "studio": (8000, "v2", "studio"), "narrow_studio": (8000, "narrow", "studio"),
+        "embedded": (8000, "embedded", "embedded")}  # the embedded generator as it is (lwa.yaml's set)
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -104,6 +105,8 @@ def dataset(kind: str) -> Path:
     from hand_nas.paths import home
 
     n, orientation, backdrop = SETS[kind]
+    if kind == "embedded":  # the very set lwa.yaml's proxy trains on
+        return synthetic.cached_synthetic(n)
     folder = home() / "learnability" / f"{kind}_n{n}"
     if (folder / "meta.json").exists():
         return folder

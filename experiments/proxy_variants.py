@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent
 RUNS = ROOT / "results" / "proxy_variants"
 # The lwa.yaml proxy before issue 11's changes (128 px, 300 steps, batch 16, lr 2e-3, augmentation on).
 BEFORE = dict(resolution=128, steps=300, batch=16, eval_every=60, warmup=20, lr=0.002, augment=True)
-# name: (TrainCfg overrides on BEFORE, losses "all" | "3d", graph.direct)
+# name: (TrainCfg overrides on BEFORE, losses "all" | "3d" | "joints", graph.direct)
 VARIANTS = {
     "before": ({}, "all", False),
     "noaug128": ({"augment": False}, "all", False),
@@ -34,6 +34,8 @@ VARIANTS = {
     "direct64": ({"augment": False, "resolution": 64}, "all", True),
     "direct64_600": ({"augment": False, "resolution": 64, "steps": 600, "eval_every": 100}, "all", True),
     "direct128_lr5e-3": ({"augment": False, "lr": 0.005}, "all", True),
+    "direct64_1000_3d": ({"augment": False, "resolution": 64, "steps": 1000, "eval_every": 200}, "3d", True),
+    "direct64_1000_joints": ({"augment": False, "resolution": 64, "steps": 1000, "eval_every": 200}, "joints", True),
 }
 
 
@@ -54,7 +56,9 @@ def run(variant: str, model: str, seed: int, data: Path) -> dict:
 
     overrides, losses, direct = VARIANTS[variant]
     cfg = TrainCfg(**{**BEFORE, **overrides, "seed": seed})
-    weights = LossWeights() if losses == "all" else LossWeights(verts2d=0, normal=0, edge=0, mask=0, heatmap=0)
+    weights = {"all": LossWeights(), "3d": LossWeights(verts2d=0, normal=0, edge=0, mask=0, heatmap=0),
+               # the learnability control's objective: the joints' L1 alone (plus the relative root)
+               "joints": LossWeights(verts=0, verts2d=0, normal=0, edge=0, coarse=0, mask=0, heatmap=0)}[losses]
     mc = resolve_model(model)
     if direct:
         mc = dataclasses.replace(mc, graph=dataclasses.replace(mc.graph, direct=True))

@@ -202,6 +202,8 @@ class TrainCfg:
         augment: IntagHand's augmentations on the training split.
         seed: initialisation, data order and augmentation seed.
         workers: DataLoader worker processes.
+        losses: which of IntagHand's loss terms train (``hand_nas.losses.LOSS_SETS``): ``intaghand`` (all,
+            its weights), ``3d`` (joints, vertices, coarse mesh, relative root), ``joints`` (joints, relative root).
     """
 
     resolution: int = 128
@@ -216,6 +218,7 @@ class TrainCfg:
     augment: bool = True
     seed: int = 0
     workers: int = 0
+    losses: str = "intaghand"
 
     def to_dict(self) -> dict:
         return to_dict(self)

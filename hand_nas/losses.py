@@ -29,6 +29,14 @@ class LossWeights:
     rel_root: float = 100.0
 
 
+# TrainCfg.losses: named subsets of the terms (a weight of 0 drops a term; the rest keep IntagHand's weights).
+LOSS_SETS = {
+    "intaghand": LossWeights(),
+    "3d": LossWeights(verts2d=0, normal=0, edge=0, mask=0, heatmap=0),
+    "joints": LossWeights(verts=0, verts2d=0, normal=0, edge=0, coarse=0, mask=0, heatmap=0),
+}
+
+
 def face_losses(pred: torch.Tensor, gt: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Normal consistency and edge-length L1 between meshes (..., V, 3) with faces (F, 3)."""
     def edges(v):

@@ -240,7 +240,7 @@ def _restore(state: dict, tensors: dict, model, opt, scaler, sampler, dev, batch
 
 
 def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: str | Path | None = None, mano_dir=None,
-          progress: bool = False, on_eval=None, weights: LossWeights = LossWeights(), model=None,
+          progress: bool = False, on_eval=None, weights: LossWeights | None = None, model=None,
           device: str = "cpu", precision: str = "fp32", resume_dir: str | Path | None = None, save_every: int = 0,
           checkpoint_info: dict | None = None, log=None) -> TrainResult:
     """Train ``model_cfg`` on the sample directory ``data``; returns held-out metrics.
@@ -273,6 +273,10 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
 
     if cfg.resolution % 32:
         raise ValueError(f"resolution {cfg.resolution}: must be a multiple of 32")
+    if weights is None:  # the config's named set; an explicit LossWeights (experiments) overrides it
+        from hand_nas.losses import LOSS_SETS
+
+        weights = LOSS_SETS[cfg.losses]
     dev = resolve_device(device)
     amp_dtype, scaled = resolve_precision(precision, dev)
     samples = open_samples(data)

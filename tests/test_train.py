@@ -167,3 +167,13 @@ def test_evaluate_command_takes_a_device(synth_dir, tmp_path, capsys):
     assert "MPJPE" in capsys.readouterr().out
     assert main(["evaluate", "--checkpoint", str(tmp_path / "ck"), "--device", "tpu"]) == 2
     assert "--device 'tpu': expected auto, cpu" in capsys.readouterr().err
+
+
+def test_the_config_names_the_loss_terms_that_train():
+    from hand_nas.config import TrainCfg
+    from hand_nas.losses import LOSS_SETS, LossWeights
+    from hand_nas.models.validate import train_problems
+
+    assert LOSS_SETS["intaghand"] == LossWeights() and LOSS_SETS["3d"].heatmap == 0 and LOSS_SETS["joints"].verts == 0
+    assert TrainCfg.from_dict(TrainCfg(losses="3d").to_dict()).losses == "3d"
+    assert train_problems(TrainCfg(losses="2d")) == ["losses: '2d', expected one of intaghand, 3d, joints"]
