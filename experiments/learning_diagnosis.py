@@ -193,8 +193,37 @@ def decompose(data: Path) -> dict:
             full[i, h] = a @ best_rotation(a, gt[i, h])
             planar[i, h] = np.concatenate([a[:, :2] @ best_rotation(a[:, :2], gt[i, h, :, :2]), a[:, 2:]], 1)
     score = lambda p: float(mpjpe(torch.as_tensor(p), torch.as_tensor(gt)).mean())  # noqa: E731
-    return {"mean_constant_mm": score(np.broadcast_to(mean.joints, gt.shape).copy()),
-            "mean_articulation_true_rotation_mm": score(full), "mean_articulation_true_inplane_rotation_mm": score(planar)}
+    out = {"mean_constant_mm": score(np.broadcast_to(mean.joints, gt.shape).copy()),
+           "mean_articulation_true_rotation_mm": score(full), "mean_articulation_true_inplane_rotation_mm": score(planar)}
+    out.update(generator_orientation(s, tr, va, gt, score))
+    return out
+
+
+def generator_orientation(s, tr, va, gt, score) -> dict:
+    """The generator's own orientation parts (the samples' global rotations, ``pose[:, :, :3]``): the mean
+    articulation in a frame that undoes the in-plane roll (fingers' image direction), the palm/back side
+    (which way the hand's dorsal axis faces), both, or the whole rotation; the mean taken over the training
+    split in that frame, then put back with each held-out hand's own part."""
+    from scipy.spatial.transform import Rotation
+
+    joints = np.asarray(s["joints"], np.float64)
+    rel = joints - joints[:, :, 9:10]
+    rot = Rotation.from_rotvec(np.asarray(s["pose"])[:, :, :3].reshape(-1, 3)).as_matrix().reshape(len(rel), 2, 3, 3)
+    fingers = rot[..., :, 1]  # MANO +y (towards the fingers) in the camera frame
+    roll = np.arctan2(fingers[..., 0], fingers[..., 1])
+    back = rot[..., 2, 2] > 0  # the dorsal +z axis points away from the camera
+    c, sn, z = np.cos(-roll), np.sin(-roll), np.zeros_like(roll)
+    undo_roll = np.stack([np.stack([c, -sn, z], -1), np.stack([sn, c, z], -1), np.stack([z, z, z + 1], -1)], -2)
+    flip = np.diag([-1.0, 1.0, -1.0])
+    eye = np.broadcast_to(np.eye(3), rot.shape)
+    frames = {"roll": undo_roll, "side": np.where(back[..., None, None], eye @ flip, eye),
+              "roll_and_side": np.where(back[..., None, None], undo_roll @ flip, undo_roll), "rotation": rot}
+    out = {}
+    for name, f in frames.items():  # f maps canonical -> camera; its transpose takes the joints back
+        canonical = np.einsum("nhji,nhvj->nhvi", f, rel)
+        mean = canonical[tr].mean(0)
+        out[f"mean_articulation_true_{name}_generator_mm"] = score(np.einsum("nhij,hvj->nhvi", f[va], mean))
+    return out
 
 
 def probe(steps: int, seed: int, data: Path, lr: float | None = None) -> list[dict]:
@@ -280,7 +309,7 @@ def table() -> dict:
 
 
 def main() -> None:
-    from hand_nas.data.synthetic import cached_synthetic
+    from hand_nas.data.synthetic import SYNTH_VERSION, cached_synthetic
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", nargs="*", default=[], choices=list(VARIANTS))
@@ -288,12 +317,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=0, help="training steps (0: the proxy's)")
     ap.add_argument("--grad", action="store_true", help="loss terms and gradient norms at init")
     ap.add_argument("--decompose", action="store_true", help="the constant's error with the true orientation")
+    ap.add_argument("--n", type=int, default=2000, help="synthetic samples (8000: the set lwa.yaml trains on)")
     ap.add_argument("--probe", action="store_true", help="fit of the training images, BatchNorm, prediction spread")
     ap.add_argument("--lr", type=float, default=0.0, help="peak learning rate for --probe (0: the proxy's)")
     ap.add_argument("--table", action="store_true", help="print and store the table of every stored run")
     args = ap.parse_args()
     torch.set_num_threads(1)  # one core per run (the machine is shared); runs go in parallel processes
-    data = cached_synthetic(2000, progress=False)
+    data = cached_synthetic(args.n, progress=False)
     RUNS.mkdir(parents=True, exist_ok=True)
     if args.grad:
         rows = grad_table(data)
@@ -303,7 +333,9 @@ def main() -> None:
             print(f"{r['head']:10s} {r['term']:9s} {r['value']:9.3f} {r['grad_image']:12.3f} {r['grad_pose']:12.3f}")
     if args.decompose:
         d = decompose(data)
-        (RUNS.parent / "learning_diagnosis_decompose.json").write_text(json.dumps(d, indent=1) + "\n")
+        name = "learning_diagnosis_decompose" + ("" if args.n == 2000 else f"_n{args.n}_v{SYNTH_VERSION}")
+        (RUNS.parent / f"{name}.json").write_text(json.dumps(d, indent=1) + "\n")
+        print(json.dumps(d, indent=1))
         for k, v in d.items():
             print(f"{k:45s} {v:6.2f} mm")
     if args.probe:
