@@ -34,6 +34,7 @@ VARIANTS = {
     "direct64": ({"augment": False, "resolution": 64}, "all", True),
     "direct64_600": ({"augment": False, "resolution": 64, "steps": 600, "eval_every": 100}, "all", True),
     "direct128_lr5e-3": ({"augment": False, "lr": 0.005}, "all", True),
+    "direct128_3d": ({"augment": False}, "3d", True),
     "direct64_1000_3d": ({"augment": False, "resolution": 64, "steps": 1000, "eval_every": 200}, "3d", True),
     "direct64_1000_joints": ({"augment": False, "resolution": 64, "steps": 1000, "eval_every": 200}, "joints", True),
 }

@@ -337,7 +337,7 @@ def cmd_proxy_check(args) -> None:
         from hand_nas.search.storage import set_study_attr
 
         set_study_attr(args.study, args.storage, "proxy_check", {k: result[k] for k in ("summary", "warning", "proxy",
-                                                                                         "long", "complete")})
+                                                                                         "long", "complete", "rules")})
         print(f"stored in study {args.study!r} ({args.storage}) for its report")
 
 

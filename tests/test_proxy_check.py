@@ -87,3 +87,5 @@ def test_the_report_warns_when_the_proxy_is_noisy():
                                   "seed_noise_mm": 9.0, "spread_mm": 6.0, "noise_to_spread": 1.5},
                       "long": {"steps": 20}}
     assert "Warning" in proxy_note(sd) and "not to be trusted" in proxy_note(sd)
+    sd.proxy_check["rules"] = [{"rule": "step 1", "noise_to_spread": 2.5, "kendall_tau": 0.1}]
+    assert "step 1: noise/spread 2.50, tau 0.10" in proxy_note(sd)

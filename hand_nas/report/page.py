@@ -55,9 +55,15 @@ def proxy_note(sd: StudyData) -> str:
                 "whether this proxy ranks architectures like a longer training.")
     s = c["summary"]
     figs = ", ".join(f"{k} {s[k]:.2f}" for k in ("kendall_tau", "spearman_rho", "seed_noise_mm", "spread_mm",
-                                                  "noise_to_spread") if isinstance(s.get(k), float))
+                                                  "noise_to_spread", "baseline_mpjpe_mm") if isinstance(s.get(k), float))
     text = (f"Proxy check ({s['complete']}/{s['architectures']} architectures, {s['seeds']} seeds, long training "
             f"{c['long']['steps']} steps): {figs}.")
+    rules = [r for r in c.get("rules") or [] if r.get("rule", "").startswith("step ")]
+    if rules:  # what a multi-fidelity pruner compares at its rungs
+        text += " At earlier evaluations: " + "; ".join(
+            f"{r['rule']}: noise/spread {r['noise_to_spread']:.2f}"
+            + (f", tau {r['kendall_tau']:.2f}" if isinstance(r.get("kendall_tau"), float) else "")
+            for r in rules if isinstance(r.get("noise_to_spread"), float)) + "."
     warn = warning(s)
     return html.escape(text) + (f' <b style="color:#d62728">Warning: {html.escape(warn)}.</b>' if warn else "")
 
