@@ -399,7 +399,7 @@ def test_item6_train_steps_below_one_refused(capsys, tmp_path, steps):
 def test_proxy_check_variant_refused_before_any_run(capsys, tmp_path, hand_home, arg, match):
     out = tmp_path / "pc.json"
     refused(capsys, "proxy", "check", "--space", "tiny", "--proxy-set", arg, "--out", out, match=match)
-    assert not out.exists() and not (hand_home / "synthetic").exists()
+    assert not out.exists()
 
 
 # --- item 7: NaN, inf, zero budgets ---------------------------------------------------------------------------
