@@ -51,15 +51,13 @@ def run(variant: str, model: str, seed: int, data: Path) -> dict:
     import torch
 
     from hand_nas.config import TrainCfg
-    from hand_nas.losses import LossWeights
+    from hand_nas.losses import LOSS_SETS
     from hand_nas.models.presets import resolve_model
     from hand_nas.train import train
 
     overrides, losses, direct = VARIANTS[variant]
     cfg = TrainCfg(**{**BEFORE, **overrides, "seed": seed})
-    weights = {"all": LossWeights(), "3d": LossWeights(verts2d=0, normal=0, edge=0, mask=0, heatmap=0),
-               # the learnability control's objective: the joints' L1 alone (plus the relative root)
-               "joints": LossWeights(verts=0, verts2d=0, normal=0, edge=0, coarse=0, mask=0, heatmap=0)}[losses]
+    weights = LOSS_SETS["intaghand" if losses == "all" else losses]  # "all": the stored runs' name for IntagHand's
     mc = resolve_model(model)
     if direct:
         mc = dataclasses.replace(mc, graph=dataclasses.replace(mc.graph, direct=True))
