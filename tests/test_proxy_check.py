@@ -31,6 +31,12 @@ def test_summary_figures_by_hand():
     assert partial["complete"] == 0 and partial["proxy_complete"] == 4
     noisy = summarize([dict(a, proxy_mm=[a["proxy_mm"][0], 100 - a["proxy_mm"][0]]) for a in archs], seeds=2)
     assert "not to be trusted" in warning(noisy)
+    assert s.get("gmacs_tau") is None  # equal GMACs: no untrained ranking to compare with
+    # GMACs (larger first) rank the long runs perfectly, the proxy only partly: the report says so
+    by_cost = summarize([dict(a, gmacs=1.0 - i / 10, proxy_mm=p) for i, (a, p) in
+                         enumerate(zip(archs, ([10, 12], [30, 31], [20, 22], [40, 44])))], seeds=2)
+    assert by_cost["gmacs_tau"] == pytest.approx(1.0) and by_cost["kendall_tau"] < 1.0
+    assert "no better than GMACs alone" in warning(by_cost)
 
 
 def test_cheaper_scores_read_off_the_histories_by_hand():

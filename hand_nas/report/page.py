@@ -55,7 +55,7 @@ def proxy_note(sd: StudyData) -> str:
                 "whether this proxy ranks architectures like a longer training.")
     s = c["summary"]
     figs = ", ".join(f"{k} {s[k]:.2f}" for k in ("kendall_tau", "spearman_rho", "seed_noise_mm", "spread_mm",
-                                                  "noise_to_spread", "baseline_mpjpe_mm") if isinstance(s.get(k), float))
+                                                  "noise_to_spread", "gmacs_tau", "baseline_mpjpe_mm") if isinstance(s.get(k), float))
     text = (f"Proxy check ({s['complete']}/{s['architectures']} architectures, {s['seeds']} seeds, long training "
             f"{c['long']['steps']} steps): {figs}.")
     rules = [r for r in c.get("rules") or [] if r.get("rule", "").startswith("step ")]

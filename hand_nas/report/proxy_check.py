@@ -101,7 +101,10 @@ def short_training(proxy: TrainCfg, proxy_set=()) -> TrainCfg:
 def _kendall(a, b) -> float | None:
     from scipy.stats import kendalltau
 
-    return None if len(a) < 3 else float(kendalltau(a, b).statistic)
+    if len(a) < 3:
+        return None
+    tau = float(kendalltau(a, b).statistic)
+    return None if math.isnan(tau) else tau  # nan: one side constant (e.g. equal GMACs)
 
 
 def _spearman(a, b) -> float | None:
@@ -133,7 +136,9 @@ def summarize(archs: list[dict], seeds: int) -> dict:
     long = [a["long_mm"] for a in done]
     out.update(kendall_tau=_kendall(proxy, long), spearman_rho=_spearman(proxy, long),
                kendall_tau_one_seed=_kendall([a["proxy_mm"][0] for a in done], long),
-               long_spread_mm=float(np.std(long)))
+               long_spread_mm=float(np.std(long)),
+               # the untrained reference: rank by GMACs alone (larger first); a proxy that trains should beat it
+               gmacs_tau=_kendall([-a["gmacs"] for a in done], long))
     top = lambda xs: {done[i]["label"] for i in np.argsort(xs)[:3]}  # noqa: E731
     out["top3_overlap"] = len(top(proxy) & top(long))
     return out
@@ -169,12 +174,17 @@ def scoring_rules(archs: list[dict], seeds: int) -> list[dict]:
 
 
 def warning(summary: dict) -> str:
-    """A plain warning when the proxy's seed noise is comparable to the differences it ranks ('' if not)."""
+    """A plain warning when the proxy's seed noise is comparable to the differences it ranks, or when it
+    ranks no better than the architectures' GMACs alone ('' if neither)."""
+    parts = []
     ratio = summary.get("noise_to_spread")
-    if ratio is None or ratio <= NOISE_WARN_RATIO:
-        return ""
-    return (f"the proxy's seed-to-seed noise ({summary['seed_noise_mm']:.2f} mm) is {ratio:.2f}x the spread between "
-            f"architectures ({summary['spread_mm']:.2f} mm): its ranking is not to be trusted")
+    if ratio is not None and ratio > NOISE_WARN_RATIO:
+        parts.append(f"the proxy's seed-to-seed noise ({summary['seed_noise_mm']:.2f} mm) is {ratio:.2f}x the spread "
+                     f"between architectures ({summary['spread_mm']:.2f} mm): its ranking is not to be trusted")
+    tau, by_gmacs = summary.get("kendall_tau"), summary.get("gmacs_tau")
+    if tau is not None and by_gmacs is not None and tau <= by_gmacs:
+        parts.append(f"the trained proxy ranks no better than GMACs alone (Kendall tau {tau:.2f} vs {by_gmacs:.2f})")
+    return "; ".join(parts)
 
 
 def _train_one(model_cfg: dict, train_cfg: dict, data: str, mano_dir) -> dict:
@@ -280,7 +290,7 @@ def format_check(result: dict) -> str:
                  f"every proxy seed)"
                  + ("" if result["complete"] else " (partial: run the same command again to continue)"))
     for key in ("kendall_tau", "kendall_tau_one_seed", "spearman_rho", "top3_overlap", "seed_noise_mm", "seed_tau",
-                "spread_mm", "noise_to_spread", "long_spread_mm", "baseline_mpjpe_mm"):
+                "spread_mm", "noise_to_spread", "long_spread_mm", "gmacs_tau", "baseline_mpjpe_mm"):
         if s.get(key) is not None:
             lines.append(f"  {key:<22} {s[key]:.3f}" if isinstance(s[key], float) else f"  {key:<22} {s[key]}")
     if result.get("rules"):
