@@ -217,7 +217,8 @@ def run_check(space: SearchSpace, cfg: ProxyCheckCfg, data: str, max_minutes: fl
     plan = [(i, s, dataclasses.replace(short, seed=s)) for i in range(len(archs)) for s in range(cfg.seeds)]
     plan += [(i, None, long) for i in range(len(archs))]
     rows = [{"label": label, "gmacs": round(g, 4), "proxy_mm": [None] * cfg.seeds, "long_mm": None,
-             "proxy_history": [None] * cfg.seeds, "config": c.to_dict()} for label, c, g in archs]
+             "proxy_history": [None] * cfg.seeds, "proxy_seconds": [None] * cfg.seeds, "config": c.to_dict()}
+            for label, c, g in archs]
 
     def store(i, seed, m):
         if seed is None:
@@ -225,6 +226,7 @@ def run_check(space: SearchSpace, cfg: ProxyCheckCfg, data: str, max_minutes: fl
         else:
             rows[i]["proxy_mm"][seed] = m["mpjpe_mm"]
             rows[i]["proxy_history"][seed] = m.get("history")
+            rows[i]["proxy_seconds"][seed] = m.get("seconds")  # wall time of one run as it was trained
 
     t0, stopped = time.perf_counter(), False
     bar = tqdm(total=len(plan), desc="proxy check", unit="run", disable=not progress)
