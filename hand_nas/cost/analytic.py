@@ -43,15 +43,27 @@ def conv_bn_macs(cin, cout, k, h, w, stride=1, groups=1) -> tuple[int, int, int]
     return conv + 2 * cout * oh * ow, oh, ow  # + BatchNorm2d, 2 per output element
 
 
-def inverted_residual_macs(cin, cout, stride, expansion, h, w) -> tuple[int, int, int]:
-    """(MACs, out h, out w) of ``layers.conv.InvertedResidual`` (the skip add is free)."""
+def _add(parts: dict | None, **kw) -> None:
+    if parts is not None:
+        for k, v in kw.items():
+            parts[k] = parts.get(k, 0) + v
+
+
+def inverted_residual_macs(cin, cout, stride, expansion, h, w, parts: dict | None = None) -> tuple[int, int, int]:
+    """(MACs, out h, out w) of ``layers.conv.InvertedResidual`` (the skip add is free).
+
+    ``parts``: a dict to add the block's MACs to by kind of work: ``pointwise`` (the 1x1 GEMMs), ``depthwise``
+    and ``expanded`` (the elements of the expanded activations the depthwise conv reads and writes).
+    """
     hidden = int(round(cin * expansion))
     macs = 0
     if hidden != cin:
         macs += conv_bn_macs(cin, hidden, 1, h, w)[0]  # 1x1 expand (absent when hidden == cin)
+        _add(parts, expanded=hidden * h * w)
     m, oh, ow = conv_bn_macs(hidden, hidden, 3, h, w, stride, groups=hidden)  # 3x3 depthwise, strides
-    macs += m + conv_bn_macs(hidden, cout, 1, oh, ow)[0]  # 1x1 project
-    return macs, oh, ow
+    project = conv_bn_macs(hidden, cout, 1, oh, ow)[0]  # 1x1 project
+    _add(parts, pointwise=macs + project, depthwise=m, expanded=hidden * oh * ow, blocks=1)
+    return macs + m + project, oh, ow
 
 
 def self_attention_macs(n, d) -> int:
@@ -110,25 +122,32 @@ def resnet50_macs(size: int) -> tuple[int, tuple[int, ...]]:
     return m + cin * h * w, (256, 512, 1024, 2048)  # + pool: AdaptiveAvgPool2d(1), 1 per input element
 
 
-def encoder_macs(cfg: EncoderCfg, size: int, tokens_read: bool = True) -> tuple[int, tuple[int, ...], int]:
+def encoder_macs(cfg: EncoderCfg, size: int, tokens_read: bool = True,
+                 parts: dict | None = None) -> tuple[int, tuple[int, ...], int]:
     """(MACs, channels at strides 4/8/16/32, global width) of an encoder (``models.mobile_encoders``, ResNet-50).
 
     Mobile-Former's token path counts only if something reads the tokens: Former->Mobile or a
     ``light_cross`` bridge. Otherwise it is dead code, which fvcore's trace (like ONNX export) drops.
+    ``parts``: a dict to add the MACs to by kind of work, each running at its own speed in onnxruntime
+    (the latency predictor's features): ``stem``, ``pointwise``, ``depthwise``, ``expanded`` (elements),
+    ``tokens`` (the Mobile-Former token path, many tiny matmuls) and the counts ``blocks``, ``token_blocks``.
+    What it does not split (Former->Mobile, MobileViT blocks, head, ResNet-50) is the total less these.
     """
     if cfg.type == "resnet50":
         m, chans = resnet50_macs(size)
         return m, chans, 2048
     m, h, w = conv_bn_macs(3, cfg.stem, 3, size, size, 2)  # _StageEncoder.stem 3x3/2
+    _add(parts, stem=m)
     cin, stride, chans = cfg.stem, 2, {}
     tokens = cfg.type == "mobile_former" and (cfg.former_to_mobile or tokens_read)  # MobileFormerEncoder.token_path
     for s in cfg.stages:
         for i in range(s.depth):  # InvertedResidual, or _DnaBlock for mobile_former
             st = s.stride if i == 0 else 1
             if tokens:  # _DnaBlock.m2f reads the block input, then _DnaBlock.former
-                m += mobile_to_former_macs(cin, cfg.token_dim, cfg.tokens, h * w)
-                m += former_macs(cfg.token_dim, cfg.tokens)
-            mm, h, w = inverted_residual_macs(cin, s.width, st, s.expansion, h, w)  # _DnaBlock.mobile
+                t = mobile_to_former_macs(cin, cfg.token_dim, cfg.tokens, h * w) + former_macs(cfg.token_dim, cfg.tokens)
+                m += t
+                _add(parts, tokens=t, token_blocks=1)
+            mm, h, w = inverted_residual_macs(cin, s.width, st, s.expansion, h, w, parts)  # _DnaBlock.mobile
             m += mm
             cin = s.width
             if tokens and cfg.former_to_mobile:  # FormerToMobile: k, v Linear(d -> c) on tokens; attend QK^T + AV

@@ -40,38 +40,12 @@ SIZE, THREADS, BATCH = 256, 1, 1
 
 
 def _encoder_parts(cfg: ModelCfg) -> dict:
-    """The encoder's closed-form cost by kind of work (``cost.analytic``'s walk over the same blocks).
-
-    Pointwise convolutions are GEMMs, depthwise ones are bound by memory (their expanded activations), the
-    Mobile-Former token path is many tiny matmuls per block; each runs at its own speed in onnxruntime.
-    Whatever the walk does not split (MobileViT blocks, ResNet-50) is ``other``.
-    """
+    """The encoder's closed-form cost by kind of work (``cost.analytic.encoder_macs``'s ``parts``) plus
+    ``total`` and ``other`` (what the walk does not split: MobileViT blocks, heads, ResNet-50)."""
     from hand_nas.cost import analytic as A
 
-    e = cfg.encoder
-    light_cross = cfg.bridge.attention == "light_cross"
-    total = A.encoder_macs(e, SIZE, tokens_read=light_cross)[0]
     parts = dict(stem=0, pointwise=0, depthwise=0, expanded=0, tokens=0, blocks=0, token_blocks=0)
-    if e.type != "resnet50":
-        parts["stem"], h, w = A.conv_bn_macs(3, e.stem, 3, SIZE, SIZE, 2)
-        cin = e.stem
-        tokens = e.type == "mobile_former" and (e.former_to_mobile or light_cross)
-        for s in e.stages:
-            for i in range(s.depth):
-                if tokens:
-                    parts["tokens"] += (A.mobile_to_former_macs(cin, e.token_dim, e.tokens, h * w)
-                                        + A.former_macs(e.token_dim, e.tokens))
-                    parts["token_blocks"] += 1
-                hidden = int(round(cin * s.expansion))
-                if hidden != cin:
-                    parts["pointwise"] += A.conv_bn_macs(cin, hidden, 1, h, w)[0]
-                    parts["expanded"] += hidden * h * w
-                m, h, w = A.conv_bn_macs(hidden, hidden, 3, h, w, s.stride if i == 0 else 1, groups=hidden)
-                parts["depthwise"] += m
-                parts["expanded"] += hidden * h * w
-                parts["pointwise"] += A.conv_bn_macs(hidden, s.width, 1, h, w)[0]
-                cin = s.width
-                parts["blocks"] += 1
+    total = A.encoder_macs(cfg.encoder, SIZE, tokens_read=cfg.bridge.attention == "light_cross", parts=parts)[0]
     parts["total"] = total
     parts["other"] = total - parts["stem"] - parts["pointwise"] - parts["depthwise"] - parts["tokens"]
     return parts
