@@ -172,7 +172,8 @@ def cmd_train(args) -> None:
 
     cfg = resolve_model(args.model)
     tcfg = TrainCfg(resolution=args.resolution, steps=args.steps, batch=args.batch, lr=args.lr,
-                    eval_every=args.eval_every, seed=args.seed, workers=args.workers, losses=args.losses)
+                    eval_every=args.eval_every, seed=args.seed, workers=args.workers, losses=args.losses,
+                    ema=args.ema)
     check(args.model, cfg, train=tcfg, flags=True, numbers={"--synthetic-n": (args.synthetic_n, 8, 1_000_000)})
     from hand_nas.device import resolve_device
 
@@ -614,6 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=TrainCfg.seed)
     p.add_argument("--workers", type=int, default=TrainCfg.workers)
     p.add_argument("--losses", default=TrainCfg.losses, help="loss terms: intaghand (all), 3d or joints")
+    p.add_argument("--ema", type=float, default=TrainCfg.ema,
+                   help="evaluate and save a moving average of the weights with this decay per step (0: off)")
     p.add_argument("--out", help="checkpoint directory")
     _add_device(p)
     p.add_argument("--quiet", action="store_true")

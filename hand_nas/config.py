@@ -204,6 +204,8 @@ class TrainCfg:
         workers: DataLoader worker processes.
         losses: which of IntagHand's loss terms train (``hand_nas.losses.LOSS_SETS``): ``intaghand`` (all,
             its weights), ``3d`` (joints, vertices, coarse mesh, relative root), ``joints`` (joints, relative root).
+        ema: weight averaging: > 0 evaluates (and checkpoints) an exponential moving average of the weights
+            and buffers with this decay per step (``torch.optim.swa_utils``); 0 (default) the weights as trained.
     """
 
     resolution: int = 128
@@ -219,6 +221,7 @@ class TrainCfg:
     seed: int = 0
     workers: int = 0
     losses: str = "intaghand"
+    ema: float = 0.0
 
     def to_dict(self) -> dict:
         return to_dict(self)

@@ -160,13 +160,24 @@ def _run_key(model_cfg: ModelCfg, cfg: TrainCfg, data, precision: str) -> dict:
                                   "precision": precision}))
 
 
-def _save_snapshot(folder: Path, step: int, state: dict, model, opt, scaler, sampler, dev) -> Path:
+def _averaged(model, decay: float):
+    """The moving average of ``model``'s weights and buffers that ``TrainCfg.ema`` asks for (None when 0)."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def _save_snapshot(folder: Path, step: int, state: dict, model, opt, scaler, sampler, dev, averaged=None) -> Path:
     """Write ``folder/step_NNNNNNNN`` atomically (a kill mid-write leaves the previous one), then drop older ones."""
     from safetensors.torch import save_file
 
     from hand_nas.atomic import atomic_dir
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if averaged is not None:
+        tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in averaged.state_dict().items()})
     opt_sd = opt.state_dict()
     opt_plain = {}
     for pid, entries in opt_sd["state"].items():
@@ -222,9 +233,11 @@ def _load_snapshot(folder: Path, key: dict) -> tuple[Path, dict, dict] | None:
     return path, state, tensors
 
 
-def _restore(state: dict, tensors: dict, model, opt, scaler, sampler, dev, batch: int) -> None:
-    """Put a snapshot back: weights, optimizer, GradScaler, RNG streams, and the data position."""
+def _restore(state: dict, tensors: dict, model, opt, scaler, sampler, dev, batch: int, averaged=None) -> None:
+    """Put a snapshot back: weights, their moving average, optimizer, GradScaler, RNG streams, the data position."""
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    if averaged is not None:
+        averaged.load_state_dict({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}, strict=True)
     opt_state = {int(pid): dict(plain) for pid, plain in state["optimizer"]["state"].items()}
     for k, v in tensors.items():
         if k.startswith("opt."):
@@ -299,6 +312,8 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
             if hasattr(model.pose, "set_mean_shape"):
                 model.pose.set_mean_shape(torch.as_tensor(mean.verts), torch.as_tensor(mean.rel_root))
         model.to(dev)
+        averaged = _averaged(model, cfg.ema)
+        scored = averaged.module if averaged is not None else model  # what is evaluated and checkpointed
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         scaler = torch.amp.GradScaler(dev.type, enabled=scaled)
@@ -314,7 +329,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
             history = [{"step": 0, **init.to_dict()}]
         else:  # the RNG streams are restored after the model was built: they continue where the snapshot left them
             path, state, tensors = snap
-            _restore(state, tensors, model, opt, scaler, sampler, dev, cfg.batch)
+            _restore(state, tensors, model, opt, scaler, sampler, dev, cfg.batch, averaged)
             step, epoch, done_in_epoch = state["step"], state["epoch"], state["batches_done"]
             init, history, before = Metrics(**state["init_metrics"]), state["history"], state["seconds"]
             if log is not None:
@@ -342,12 +357,14 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
                     torch.nn.utils.clip_grad_norm_(params, 5.0)
                     scaler.step(opt)
                     scaler.update()
+                    if averaged is not None:
+                        averaged.update_parameters(model)
                     step += 1
                     done_in_epoch += 1
                     bar.update(1)
                     bar.set_postfix(loss=f"{float(loss.detach()):.3f}", mpjpe=f"{history[-1]['mpjpe_mm']:.1f}")
                     if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
-                        m = evaluate(model, val_dl)
+                        m = evaluate(scored, val_dl)
                         history.append({"step": step, "loss": float(loss.detach()), **m.to_dict()})
                         if on_eval is not None and on_eval(step, m):
                             stopped = True
@@ -356,7 +373,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
                         _save_snapshot(resume_dir, step, {
                             "key": key, "step": step, "epoch": epoch, "batches_done": done_in_epoch,
                             "history": history, "init_metrics": init.to_dict(),
-                            "seconds": before + time.perf_counter() - t0}, model, opt, scaler, sampler, dev)
+                            "seconds": before + time.perf_counter() - t0}, model, opt, scaler, sampler, dev, averaged)
                     if step >= cfg.steps:
                         break
                 epoch += 1
@@ -369,8 +386,8 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
     if checkpoint_dir is not None:
         from hand_nas.checkpoint import save_checkpoint
 
-        model.cpu()  # checkpoints hold CPU tensors whatever the training device
-        save_checkpoint(checkpoint_dir, model, model_cfg, train=cfg.to_dict(), metrics=final.to_dict(),
+        scored.cpu()  # checkpoints hold CPU tensors whatever the training device
+        save_checkpoint(checkpoint_dir, scored, model_cfg, train=cfg.to_dict(), metrics=final.to_dict(),
                         init_metrics=init.to_dict(), baseline_metrics=baseline.to_dict(), data=str(data), steps=step,
                         precision=precision, **(checkpoint_info or {}))
         result.checkpoint = str(checkpoint_dir)

@@ -49,8 +49,10 @@ def _kill_at(monkeypatch, call: int) -> None:
     monkeypatch.setattr(train_mod, "two_hand_loss", loss)
 
 
-def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(synth_dir, tmp_path, monkeypatch):
-    cfg, tcfg = _model(), TrainCfg(resolution=64, steps=8, batch=4, warmup=1, eval_every=4, augment=True, seed=5)
+@pytest.mark.parametrize("ema", [0.0, 0.8])  # with weight averaging the average resumes too
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(synth_dir, tmp_path, monkeypatch, ema):
+    cfg = _model()
+    tcfg = TrainCfg(resolution=64, steps=8, batch=4, warmup=1, eval_every=4, augment=True, seed=5, ema=ema)
     full = train(cfg, tcfg, synth_dir, checkpoint_dir=tmp_path / "full")
     snaps = tmp_path / "snaps"
     with monkeypatch.context() as m:

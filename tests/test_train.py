@@ -177,3 +177,18 @@ def test_the_config_names_the_loss_terms_that_train():
     assert LOSS_SETS["intaghand"] == LossWeights() and LOSS_SETS["3d"].heatmap == 0 and LOSS_SETS["joints"].verts == 0
     assert TrainCfg.from_dict(TrainCfg(losses="3d").to_dict()).losses == "3d"
     assert train_problems(TrainCfg(losses="2d")) == ["losses: '2d', expected one of intaghand, 3d, joints"]
+
+
+def test_weight_averaging_evaluates_and_saves_the_average(synth_dir, tmp_path):
+    from hand_nas.models.validate import train_problems
+
+    cfg = small_model(encoder="mobile_former", bridge="light_cross", cross="separable")
+    tcfg = TrainCfg(resolution=64, steps=4, batch=4, eval_every=0, warmup=1, lr=5e-3)
+    raw = train(cfg, tcfg, synth_dir, checkpoint_dir=tmp_path / "raw")
+    avg = train(cfg, TrainCfg(**{**tcfg.to_dict(), "ema": 0.5}), synth_dir, checkpoint_dir=tmp_path / "avg")
+    a, b = load_checkpoint(tmp_path / "raw")[0], load_checkpoint(tmp_path / "avg")[0]
+    # same run (seed, data order), so the same raw weights; the average lags them and is what was scored
+    assert any(not torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert avg.metrics.mpjpe_mm != raw.metrics.mpjpe_mm
+    assert evaluate(b, held_out_loader(synth_dir, tcfg)).mpjpe_mm == pytest.approx(avg.metrics.mpjpe_mm, rel=1e-5)
+    assert train_problems(TrainCfg(ema=1.0)) == ["ema: 1.0, expected a finite number in [0.0, 1.0)"]

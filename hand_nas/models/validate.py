@@ -198,6 +198,7 @@ def train_problems(cfg: TrainCfg, flags: bool = False) -> list[str]:
     _num_in(out, f("val_fraction"), cfg.val_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
     _int_in(out, f("seed"), cfg.seed, 0, 2 ** 32 - 1)
     _int_in(out, f("workers"), cfg.workers, 0, 256)
+    _num_in(out, f("ema"), cfg.ema, 0.0, 1.0, hi_open=True)
     from hand_nas.losses import LOSS_SETS
 
     if cfg.losses not in LOSS_SETS:
