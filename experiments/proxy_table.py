@@ -1,7 +1,8 @@
 """The table of proxy changes tried on lwa.yaml (issue 11, acceptance 1): tau and noise of each.
 
 Gathers what is stored, trains nothing: every proxy check of lwa.yaml under ``results/`` (the space's
-proxy and each ``--proxy-set`` variant, all judged against the same 3000-step long runs), cheaper
+proxy and each ``--proxy-set`` variant, all judged against the same 3000-step long runs, the space's
+``reference``: every IntagHand loss term; each row named by how its short runs differ from lwa.yaml's proxy), cheaper
 scores read off each check's short runs (the mean of the last two evaluations, a learning-curve
 extrapolation), and the untrained scores of ``zero_cost.py``. Per row: Kendall tau vs the long runs
 (mean over the proxy seeds, and one seed), seed-to-seed noise (mean |difference|, mm), spread between
@@ -52,16 +53,25 @@ def rule_row(name: str, archs: list[dict], score) -> dict | None:
             "n": len(done)}
 
 
-def check_rows(path: Path) -> list[dict]:
+NOTES = {"proxy_check_lwa_before.json": " (the proxy's training before issue 11, then on 2000 images)"}
+
+
+def change_from(proxy: dict, current: dict) -> str:
+    """The fields in which a check's short runs differ from lwa.yaml's proxy now."""
+    diff = [f"{k}={v}" for k, v in proxy.items() if k != "seed" and v != current.get(k)]
+    return ", ".join(diff) or "none: lwa.yaml's proxy (kept)"
+
+
+def check_rows(path: Path, current: dict) -> list[dict]:
     c = json.loads(path.read_text())
     s, archs = c["summary"], c["architectures"]
-    changes = ", ".join(f"{k}={v}" for k, v in c.get("proxy_set", {}).items()) or "none (lwa.yaml's proxy)"
+    changes = change_from({**current, "ema": 0.0, **c["proxy"]}, current) + NOTES.get(path.name, "")
     p = c["proxy"]
     what = f"{p['steps']} steps, {p['resolution']} px, losses {p.get('losses', 'intaghand')}, augment {p['augment']}"
     secs = [t for a in archs for t in (a.get("proxy_seconds") or []) if t is not None]
     base = s.get("baseline_mpjpe_mm")
     proxy_mean = [float(np.mean(a["proxy_mm"])) for a in archs if all(v is not None for v in a["proxy_mm"])]
-    row = {"change": f"--proxy-set {changes}" if c.get("proxy_set") else changes, "training": what,
+    row = {"change": changes, "training": what,
            "tau": s.get("kendall_tau"), "tau_one_seed": s.get("kendall_tau_one_seed"),
            "noise_mm": s.get("seed_noise_mm"), "spread_mm": s.get("spread_mm"), "noise_to_spread": s.get("noise_to_spread"),
            "n": s["complete"], "mean_mm": float(np.mean(proxy_mean)) if proxy_mean else None, "baseline_mm": base,
@@ -94,9 +104,12 @@ def zero_cost_rows(path: Path) -> list[dict]:
 
 
 def main() -> None:
+    from hand_nas.search.space import load_space
+
+    current = load_space("lwa").proxy.to_dict()
     rows = []
     for path in sorted(RESULTS.glob("proxy_check_lwa*.json")):
-        rows += check_rows(path)
+        rows += check_rows(path, current)
     seen = set()
     for path in sorted(RESULTS.glob("zero_cost_lwa*.json")):
         for r in zero_cost_rows(path):  # GMACs and params are the same in every file: once
@@ -104,7 +117,7 @@ def main() -> None:
                 seen.add(r["change"])
                 rows.append(r)
     f = lambda v, d=3: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
-    lines = ["| proxy change | training | min / run | mean mm (baseline) | tau (2 seeds) | tau (1 seed) | noise mm | "
+    lines = ["| change from lwa.yaml's proxy | training | min / run | mean mm (baseline) | tau (2 seeds) | tau (1 seed) | noise mm | "
              "spread mm | noise / spread | archs | file |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         mean = f"{r['mean_mm']:.2f} ({r['baseline_mm']:.2f})" if r.get("mean_mm") and r.get("baseline_mm") else "-"

@@ -41,9 +41,11 @@ REFERENCES = ("lwa_hand", "lagc_hand")
 
 def settings(args) -> dict:
     if args.quick:
-        return {"tag": "quick", "space": "tiny", "recipe": "smoke", "trials": 4, "top": 1, "seeds": 2, "noise": "0.5"}
+        return {"tag": "quick", "space": "tiny", "recipe": "smoke", "trials": 4, "top": 1, "seeds": 2, "noise": "0.5",
+                "workers": args.workers}
     return {"tag": "lwa", "space": "lwa", "recipe": args.recipe, "trials": args.trials, "top": args.top,
-            "seeds": args.seeds, "noise": args.noise or str(ROOT / "results" / "proxy_check_lwa.json")}
+            "seeds": args.seeds, "noise": args.noise or str(ROOT / "results" / "proxy_check_lwa.json"),
+            "workers": args.workers}
 
 
 def _write(path: Path, obj) -> None:
@@ -74,7 +76,7 @@ def run_phase_search(kind: str, s: dict, home: Path, out: Path) -> dict:
         steps = sum(r["steps"] or 0 for r in mf["trials"])
         trials, sampler, pruner = max(1, math.floor(steps / space.proxy.steps)), "random", "none"
     cfg = StudyCfg(space=s["space"], study=f"svh-{s['tag']}-{kind}", storage=f"sqlite:///{home / 'svh.db'}",
-                   trials=trials, workers=1, executor="local", out=str(home / "trials"), sampler=sampler,
+                   trials=trials, workers=s["workers"], executor="ray" if s["workers"] > 1 else "local", out=str(home / "trials"), sampler=sampler,
                    pruner=pruner, noise=s["noise"] if pruner == "noise" else "", seed=0, device="cpu")
     t0 = time.perf_counter()
     summary = run_search(cfg, progress=True, space=space)
@@ -87,26 +89,40 @@ def run_phase_search(kind: str, s: dict, home: Path, out: Path) -> dict:
 
 
 def retrain_jobs(s: dict, out: Path) -> list[tuple[str, dict]]:
-    """(label, model config dict): the top feasible architectures of both searches, then the references."""
+    """(label, model config dict) in the order the target needs them: lwa_hand, each search's best, each
+    search's second best, ..., lagc_hand (so a partial retrain already compares the best with the hand design)."""
     from hand_nas.models.presets import resolve_model
 
-    jobs = []
+    ranked = []
     for kind in ("mf", "random"):
         path = out / f"search_{kind}.json"
         if not path.exists():
             continue
         done = [t for t in json.loads(path.read_text())["trials"]
                 if t["state"] == "complete" and t["feasible"] and t["mpjpe_mm"] is not None]
-        for t in sorted(done, key=lambda t: t["mpjpe_mm"])[:s["top"]]:
-            jobs.append((f"{kind}-trial{t['number']}", t["config"]))
-    jobs += [(name, resolve_model(name).to_dict()) for name in REFERENCES]
-    return jobs
+        ranked.append([(f"{kind}-trial{t['number']}", t["config"])
+                       for t in sorted(done, key=lambda t: t["mpjpe_mm"])[:s["top"]]])
+    searched, seen = [], set()
+    for rank in range(s["top"]):
+        for jobs in ranked:
+            if rank < len(jobs):
+                key = json.dumps({k: v for k, v in jobs[rank][1].items() if k != "name"}, sort_keys=True)
+                if key in seen:  # both searches found it: retrained once, under the first label
+                    print(f"{jobs[rank][0]}: the same architecture as one retrained above")
+                    continue
+                seen.add(key)
+                searched.append(jobs[rank])
+    first, *rest = REFERENCES
+    return [(first, resolve_model(first).to_dict()), *searched, *[(n, resolve_model(n).to_dict()) for n in rest]]
 
 
-def run_phase_retrain(s: dict, home: Path, out: Path, max_minutes: float | None) -> None:
+def run_phase_retrain(s: dict, home: Path, out: Path, max_minutes: float | None, shard: tuple[int, int] = (0, 1)) -> None:
+    """Seed 0 of every model first, then seed 1, ...; ``shard`` (k, n) takes every n-th of those runs from
+    the k-th on, so n processes retrain at once without sharing a run."""
     from hand_nas.config import ModelCfg
     from hand_nas.data.dataset import split_indices
     from hand_nas.data.samples import open_samples
+    from hand_nas.report.reproduce import cached_metrics
     from hand_nas.retrain import get_recipe
     from hand_nas.search.runner import data_dir
     from hand_nas.train import train
@@ -115,27 +131,36 @@ def run_phase_retrain(s: dict, home: Path, out: Path, max_minutes: float | None)
     data = data_dir("synthetic", recipe.synthetic_n, progress=True)
     n_train = len(split_indices(len(open_samples(data)), recipe.train.val_fraction, seed=0)[0])
     t0 = time.perf_counter()
-    for label, cfg_dict in retrain_jobs(s, out):
-        for seed in range(s["seeds"]):
-            path = out / "retrain" / f"{label}_seed{seed}.json"
-            if path.exists():
-                continue
-            if max_minutes is not None and (time.perf_counter() - t0) / 60 > max_minutes:
-                print(f"stopping after {max_minutes} minutes: run the same command to continue")
-                return
-            cfg = ModelCfg.from_dict(cfg_dict)
-            tcfg = recipe.train_cfg(n_train, seed)
+    runs = [(label, cfg_dict, seed) for seed in range(s["seeds"]) for label, cfg_dict in retrain_jobs(s, out)]
+    for label, cfg_dict, seed in runs[shard[0]::shard[1]]:
+        path = out / "retrain" / f"{label}_seed{seed}.json"
+        if path.exists():
+            continue
+        if max_minutes is not None and (time.perf_counter() - t0) / 60 > max_minutes:
+            print(f"stopping after {max_minutes} minutes: run the same command to continue")
+            return
+        cfg = ModelCfg.from_dict(cfg_dict)
+        tcfg = recipe.train_cfg(n_train, seed)
+        # the same (architecture, training, data) already trained by the proxy check: its long run is this
+        # recipe's run (lwa.yaml's reference = `standard`), so it is read, not trained again
+        got, source = cached_metrics(cfg, tcfg, str(data)), "proxy check cache"
+        if got is None or got.get("mpvpe_mm") is None:
             print(f"retraining {label} seed {seed}: {tcfg.steps} steps at {tcfg.resolution} px (recipe {s['recipe']})")
             r = train(cfg, tcfg, data, progress=True, resume_dir=home / "snapshots" / f"{label}_seed{seed}",
                       save_every=recipe.save_every, log=print)
-            from hand_nas.cost.flops import model_cost
-            from hand_nas.models import build_model
+            got, source = {"mpjpe_mm": r.metrics.mpjpe_mm, "mpvpe_mm": r.metrics.mpvpe_mm,
+                           "baseline_mpjpe_mm": r.baseline.mpjpe_mm, "seconds": r.seconds}, "trained"
+        else:
+            print(f"{label} seed {seed}: taken from the {source} ({got['mpjpe_mm']:.2f} mm)")
+        from hand_nas.cost.flops import model_cost
+        from hand_nas.models import build_model
 
-            m = build_model(cfg)
-            _write(path, {"label": label, "seed": seed, "recipe": s["recipe"], "train": tcfg.to_dict(),
-                          "gmacs": model_cost(m).gmacs_total, "params": sum(p.numel() for p in m.parameters()),
-                          "mpjpe_mm": r.metrics.mpjpe_mm, "mpvpe_mm": r.metrics.mpvpe_mm,
-                          "baseline_mpjpe_mm": r.baseline.mpjpe_mm, "seconds": r.seconds, "data": str(data)})
+        m = build_model(cfg)
+        _write(path, {"label": label, "seed": seed, "recipe": s["recipe"], "train": tcfg.to_dict(),
+                      "gmacs": model_cost(m).gmacs_total, "params": sum(p.numel() for p in m.parameters()),
+                      "mpjpe_mm": got["mpjpe_mm"], "mpvpe_mm": got["mpvpe_mm"],
+                      "baseline_mpjpe_mm": got["baseline_mpjpe_mm"], "seconds": got["seconds"], "source": source,
+                      "data": str(data)})
 
 
 def table(s: dict, out: Path) -> None:
@@ -183,14 +208,17 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=3)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--recipe", default="standard")
+    ap.add_argument("--workers", type=int, default=1, help="searches: trials trained at once (one thread each; > 1 starts a local Ray)")
     ap.add_argument("--noise", help="the proxy check JSON (default results/proxy_check_lwa.json) or a figure in mm")
     ap.add_argument("--max-minutes", type=float, help="retrain: start no new run after this many minutes")
+    ap.add_argument("--shard", default="0/1", help="retrain: K/N takes every N-th run from the K-th (N processes at once)")
     ap.add_argument("--home", default=os.environ.get("HAND_NAS_HOME", "/tmp/hand-nas-exp"),
                     help="cache, study database and snapshots (keep it to resume)")
     ap.add_argument("--quick", action="store_true", help="the tiny space and the smoke recipe: the chain in minutes")
     ap.add_argument("--table", action="store_true")
     args = ap.parse_args()
     os.environ["HAND_NAS_HOME"] = args.home
+    os.environ.setdefault("HAND_NAS_PROXY_RUNS", str(ROOT / "results" / "proxy_runs"))  # the proxy check's runs
     import torch
 
     torch.set_num_threads(1)
@@ -203,7 +231,10 @@ def main() -> None:
     if args.phase in ("random", "all"):
         run_phase_search("random", s, home, out)
     if args.phase in ("retrain", "all"):
-        run_phase_retrain(s, home, out, args.max_minutes)
+        k, _, n = args.shard.partition("/")
+        if not (k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
+            ap.error(f"--shard {args.shard!r}: expected K/N with 0 <= K < N, e.g. 1/2")
+        run_phase_retrain(s, home, out, args.max_minutes, (int(k), int(n)))
     table(s, out)
 
 

@@ -65,6 +65,17 @@ def test_a_proxy_variant_changes_the_short_runs_only():
         short_training(proxy, (("stpes", 10),))
 
 
+def test_lwa_proxy_is_judged_against_the_standard_recipe():
+    """lwa.yaml's proxy trains the 3D loss terms only; its long run (reference) is retrain's `standard`."""
+    from hand_nas.report.proxy_check import long_training
+    from hand_nas.retrain import RECIPES
+    from hand_nas.search.space import load_space
+
+    space = load_space("lwa")
+    assert space.proxy.losses == "3d" and space.reference == (("losses", "intaghand"),)
+    assert long_training(space.proxy, 10, space.reference) == RECIPES["standard"].train
+
+
 def test_a_tiny_check_runs_and_resumes_from_its_cache(tmp_path, hand_home, monkeypatch):
     from hand_nas.search.runner import data_dir
     from hand_nas.search.space import load_space

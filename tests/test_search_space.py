@@ -32,6 +32,10 @@ BAD = {
     "unknown top-level key": ("params:\n  encoder.tokens: {choices: [2]}\nbudgett: 1", "budgett: unknown field"),
     "bad objective": ("objectives: [gmacs]\nparams:\n  encoder.tokens: {choices: [2]}", "objectives: expected mpjpe first"),
     "unknown proxy field": ("proxy: {epochs: 3}\nparams:\n  encoder.tokens: {choices: [2]}", "proxy.epochs: unknown field"),
+    "unknown reference field": ("reference: {stpes: 3}\nparams:\n  encoder.tokens: {choices: [2]}",
+                                "reference.stpes: unknown field"),
+    "reference not a mapping": ("reference: [losses]\nparams:\n  encoder.tokens: {choices: [2]}",
+                                "reference: expected a mapping of training fields"),
     "out-of-range value": ("params:\n  bridge.levels: {choices: [2, 5]}", "params.bridge.levels: value 5 gives an invalid model"),
 }
 

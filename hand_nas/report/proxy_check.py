@@ -70,10 +70,11 @@ def pick_architectures(space: SearchSpace, n: int, seed: int = 0) -> list[tuple[
     return out
 
 
-def long_training(proxy: TrainCfg, factor: int) -> TrainCfg:
-    """The proxy ``factor`` times longer (warm-up and evaluation spacing scaled alike)."""
+def long_training(proxy: TrainCfg, factor: int, reference=()) -> TrainCfg:
+    """The proxy ``factor`` times longer (warm-up and evaluation spacing scaled alike), with the space's
+    ``reference`` fields (``SearchSpace.reference``: e.g. every IntagHand loss term) replaced."""
     return dataclasses.replace(proxy, steps=proxy.steps * factor, warmup=proxy.warmup * factor,
-                               eval_every=proxy.eval_every * factor)
+                               eval_every=proxy.eval_every * factor, **dict(reference))
 
 
 def short_training(proxy: TrainCfg, proxy_set=()) -> TrainCfg:
@@ -212,7 +213,7 @@ def run_check(space: SearchSpace, cfg: ProxyCheckCfg, data: str, max_minutes: fl
     from hand_nas.report.reproduce import cached_metrics, proxy_metrics
 
     archs = pick_architectures(space, cfg.n, cfg.sample_seed)
-    long = long_training(space.proxy, cfg.factor)
+    long = long_training(space.proxy, cfg.factor, space.reference)
     short = short_training(space.proxy, cfg.proxy_set)
     plan = [(i, s, dataclasses.replace(short, seed=s)) for i in range(len(archs)) for s in range(cfg.seeds)]
     plan += [(i, None, long) for i in range(len(archs))]

@@ -7,6 +7,7 @@ Format (see ``search_spaces/*.yaml``)::
     budget: {gmacs: 0.47}        # at 1x3x256x256, fvcore convention
     objectives: [mpjpe, gmacs]   # mpjpe (single objective) | mpjpe, gmacs | mpjpe, gmacs, latency
     proxy: {resolution: 64, steps: 60, batch: 8, eval_every: 20}   # TrainCfg fields
+    reference: {losses: intaghand}   # optional: what the proxy check's long run changes in proxy x factor
     data: {synthetic_n: 600}     # size of the embedded synthetic set for this space
     params:
       encoder.tokens: {choices: [2, 3, 4, 6]}
@@ -34,7 +35,7 @@ from hand_nas.config import ModelCfg, TrainCfg, from_dict
 from hand_nas.errors import HandNasError, short
 
 OBJECTIVES = ("mpjpe", "gmacs", "latency")
-TOP_KEYS = ("name", "base", "budget", "objectives", "proxy", "data", "params", "description")
+TOP_KEYS = ("name", "base", "budget", "objectives", "proxy", "reference", "data", "params", "description")
 # bounds that keep loading and validating a space to seconds (validation builds every choice)
 MAX_PARAMS = 64
 MAX_CHOICES = 1000
@@ -86,6 +87,9 @@ class SearchSpace:
     synthetic_n: int = 600
     source: str = ""
     budget_latency_ms: float | None = None  # ORT fp32, 1 thread, batch 1, 256 px (hand_nas.cost.predictor)
+    # TrainCfg fields in which the proxy check's long run differs from the proxy x factor (the training the
+    # proxy must rank like: a proxy may train differently, e.g. fewer loss terms, and still be judged by it)
+    reference: tuple[tuple[str, typing.Any], ...] = ()
 
     @property
     def multi_objective(self) -> bool:
@@ -287,6 +291,15 @@ def load_space(path: str | Path) -> SearchSpace:
         raise HandNasError(f"{src}: {exc}") from None
     if issues := train_problems(proxy):
         raise HandNasError(f"{src}: proxy.{issues[0]}")
+    reference = raw.get("reference", {}) or {}
+    if not isinstance(reference, dict):
+        raise HandNasError(f"{src}: reference: expected a mapping of training fields, got {short(reference)}")
+    try:
+        issues = train_problems(from_dict(TrainCfg, {**proxy.to_dict(), **reference}, "reference"))
+    except HandNasError as exc:
+        raise HandNasError(f"{src}: {exc}") from None
+    if issues:
+        raise HandNasError(f"{src}: reference.{issues[0]}")
     data = raw.get("data", {}) or {}
     if not isinstance(data, dict):
         raise HandNasError(f"{src}: data: expected a mapping {{synthetic_n: <integer>}}, got {short(data)}")
@@ -307,7 +320,8 @@ def load_space(path: str | Path) -> SearchSpace:
     params = tuple(_param(src, str(k), v, bases) for k, v in raw["params"].items())
     space = SearchSpace(name=name, base=tuple(names), budget_gmacs=float(budget["gmacs"]),
                         objectives=objectives, params=params, proxy=proxy, synthetic_n=n, source=src,
-                        budget_latency_ms=None if latency_ms is None else float(latency_ms))
+                        budget_latency_ms=None if latency_ms is None else float(latency_ms),
+                        reference=tuple(sorted(reference.items())))
     corners = sum(len(space.corner_values(p)) for p in space.all_params())
     if corners > MAX_CORNERS:
         raise HandNasError(f"{src}: params: {corners} values to validate (choices, and three per range), at most "
