@@ -282,8 +282,12 @@ def run_check(space: SearchSpace, cfg: ProxyCheckCfg, data: str, max_minutes: fl
 def format_check(result: dict) -> str:
     """The check as text: one line per architecture, then the figures."""
     s = result["summary"]
-    lines = [f"proxy {result['proxy']['steps']} steps at {result['proxy']['resolution']} px vs {result['long']['steps']} "
-             f"steps; held-out MPJPE, mm, IntagHand protocol; data {result['data']}",
+    p, lg = result["proxy"], result["long"]
+    differ = ", ".join(f"{k} {lg[k]} vs {p.get(k)}" for k in lg if k not in ("steps", "warmup", "eval_every", "seed")
+                       and lg[k] != p.get(k))
+    lines = [f"proxy {p['steps']} steps at {p['resolution']} px vs {lg['steps']} steps"
+             + (f" (long run: {differ})" if differ else "")
+             + f"; held-out MPJPE, mm, IntagHand protocol; data {result['data']}",
              f"{'arch':<10} {'GMACs':>7} " + " ".join(f"{'seed ' + str(k):>8}" for k in range(result['check']['seeds']))
              + f" {'long':>8}"]
     fmt = lambda v: f"{v:8.2f}" if v is not None else f"{'-':>8}"  # noqa: E731
