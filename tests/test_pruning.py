@@ -124,3 +124,32 @@ def test_a_stores_reporter_travels_and_judges_multi_objective_trials(tmp_path):
         assert trial.user_attrs[COST_ATTR] == [0.2, None] and trial.intermediate_values[40] == 43.5
     finally:
         store.close()
+
+
+def test_tpe_samples_a_multi_objective_study_that_holds_pruned_trials(tmp_path):
+    """optuna's TPE ranks pruned trials through ``study.direction``, which a multi-objective study refuses
+    (optuna#5260); the store shows its sampler MPJPE's direction, so search goes on (lwa.yaml: mpjpe, gmacs)."""
+    from hand_nas.search.records import TrialRecord
+    from hand_nas.search.space import load_space
+    from hand_nas.search.storage import StudyStore
+
+    space = load_space("lwa")
+    assert space.multi_objective
+    tpe = optuna.samplers.TPESampler(n_startup_trials=2, seed=0)
+    store = StudyStore("mo", f"sqlite:///{tmp_path}/mo.db", space, sampler=tpe, heartbeat_s=60)
+    try:
+        rng = __import__("numpy").random.default_rng(0)
+        for i, state in enumerate(("complete", "pruned", "complete", "pruned")):
+            t = store.ask(space.random_params(rng))
+            history = [{"step": 60, "mpjpe_mm": 46.0 + i}, {"step": 120, "mpjpe_mm": 45.0 + i}][:1 + (state == "complete")]
+            store.finish(TrialRecord(number=t.number, state=state, history=history),
+                         values=[45.0 + i, 0.3] if state == "complete" else None)
+        states = [t.state for t in store.study.get_trials(deepcopy=False)]
+        assert states.count(optuna.trial.TrialState.PRUNED) == 2
+        from hand_nas.search.optuna_strategy import suggest
+
+        sampled = store.ask()  # TPE past its startup trials: ranks the pruned ones at every suggestion
+        params = {label: suggest(sampled, label, dist) for label, dist in store.distributions.items()}
+        assert set(params) == set(store.distributions)
+    finally:
+        store.close()

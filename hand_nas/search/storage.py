@@ -16,6 +16,7 @@ trials are never touched (several drivers may share one study).
 """
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import threading
@@ -131,6 +132,34 @@ def pruner_name(spec) -> str:
     return spec if isinstance(spec, str) else spec["name"]
 
 
+def _for_sampler(study):
+    """The study as a sampler should see it: in a multi-objective study, ``direction`` is MPJPE's.
+
+    Early stopping judges MPJPE, the first objective and the only trained one (GMACs and latency are known
+    before training), so a pruned trial's intermediate values are MPJPE. optuna's pruners are single-objective
+    (optuna#5260), and TPE ranks pruned trials through ``study.direction``, which a multi-objective study
+    refuses (RuntimeError): this view answers with the first objective's direction, so TPE ranks pruned
+    trials by the step they reached, then their last MPJPE, as it does in a single-objective study.
+    """
+    if len(study.directions) <= 1:
+        return study
+    view = object.__new__(_first_objective_study())
+    view.__dict__ = study.__dict__  # the same study (storage, cache), one property answered differently
+    return view
+
+
+@functools.cache
+def _first_objective_study():
+    import optuna
+
+    class FirstObjectiveStudy(optuna.Study):
+        @property
+        def direction(self):
+            return self.directions[0]
+
+    return FirstObjectiveStudy
+
+
 def _given_sampler(base):
     """A sampler that returns the parameters a strategy already chose, else defers to ``base``.
 
@@ -145,15 +174,15 @@ def _given_sampler(base):
             self.given: dict | None = None
 
         def infer_relative_search_space(self, study, trial):
-            return {} if self.given is not None else base.infer_relative_search_space(study, trial)
+            return {} if self.given is not None else base.infer_relative_search_space(_for_sampler(study), trial)
 
         def sample_relative(self, study, trial, search_space):
-            return {} if self.given is not None else base.sample_relative(study, trial, search_space)
+            return {} if self.given is not None else base.sample_relative(_for_sampler(study), trial, search_space)
 
         def sample_independent(self, study, trial, param_name, param_distribution):
             if self.given is not None:
                 return self.given[param_name]
-            return base.sample_independent(study, trial, param_name, param_distribution)
+            return base.sample_independent(_for_sampler(study), trial, param_name, param_distribution)
 
         def before_trial(self, study, trial):
             base.before_trial(study, trial)
