@@ -62,7 +62,7 @@ def _summary(records) -> list[dict]:
 
 def run_phase_search(kind: str, s: dict, home: Path, out: Path) -> dict:
     from hand_nas.config import StudyCfg
-    from hand_nas.search.runner import run_search
+    from hand_nas.search.runner import pruner_spec, run_search
     from hand_nas.search.space import load_space
 
     path = out / f"search_{kind}.json"
@@ -76,12 +76,14 @@ def run_phase_search(kind: str, s: dict, home: Path, out: Path) -> dict:
         steps = sum(r["steps"] or 0 for r in mf["trials"])
         trials, sampler, pruner = max(1, math.floor(steps / space.proxy.steps)), "random", "none"
     cfg = StudyCfg(space=s["space"], study=f"svh-{s['tag']}-{kind}", storage=f"sqlite:///{home / 'svh.db'}",
-                   trials=trials, workers=s["workers"], executor="ray" if s["workers"] > 1 else "local", out=str(home / "trials"), sampler=sampler,
-                   pruner=pruner, noise=s["noise"] if pruner == "noise" else "", seed=0, device="cpu")
+                   trials=trials, workers=s["workers"], executor="ray" if s["workers"] > 1 else "local",
+                   out=str(home / "trials"), sampler=sampler, pruner=pruner, noise=s["noise"] if pruner == "noise" else "", seed=0, device="cpu")
     t0 = time.perf_counter()
     summary = run_search(cfg, progress=True, space=space)
     trials_ = _summary(summary.records)
+    spec = pruner_spec(cfg, space)
     res = {"kind": kind, "space": s["space"], "sampler": sampler, "pruner": pruner, "noise": s["noise"],
+           "prune_from_step": spec["min_steps"] if isinstance(spec, dict) else None,
            "trials": trials_, "total_steps": sum(t["steps"] or 0 for t in trials_),
            "core_hours": sum(t["seconds"] or 0 for t in trials_) / 3600, "wall_s_this_run": time.perf_counter() - t0}
     _write(path, res)

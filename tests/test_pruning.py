@@ -71,6 +71,27 @@ def test_noise_profile_from_a_proxy_check_uses_the_per_step_histories():
     assert isinstance(pruner, NoiseAwarePruner) and pruner.margin(100) == 3.0
 
 
+def test_trials_are_judged_only_from_the_step_where_the_proxy_ranks(tmp_path):
+    """lwa.yaml's check: Kendall tau vs the long runs -0.22 / -0.17 / 0.39 / 0.39 / 0.44 at steps 60..300,
+    so the search stops nothing before step 180 (a gap beyond noise at step 60 says nothing of the end)."""
+    from hand_nas.search.pruning import first_ranking_step
+    from hand_nas.search.runner import pruner_spec
+    from hand_nas.search.space import load_space
+
+    rule = lambda step, tau: {"rule": f"step {step}", "kendall_tau": tau}  # noqa: E731
+    assert first_ranking_step([rule(60, -0.22), rule(120, -0.17), rule(180, 0.39), rule(240, 0.39),
+                               rule(300, 0.44), {"rule": "mean of steps 240, 300", "kendall_tau": 0.44}]) == 180
+    assert first_ranking_step([rule(60, 0.5), rule(120, None), rule(180, 0.2)]) == 180
+    assert first_ranking_step([rule(60, 0.5), rule(120, -0.1)]) == 120  # nothing ranks: only the end is compared
+    assert first_ranking_step([]) == 0
+    space = load_space("lwa")
+    said = []
+    spec = pruner_spec(StudyCfg(space="lwa", out=str(tmp_path), noise="experiments/results/proxy_check_lwa.json"),
+                       space, log=said.append)
+    assert spec["min_steps"] == 180 and spec["noise"]["first_step"] == 180 and "from step 180" in said[0]
+    assert NoiseProfile.from_dict(spec["noise"]).first_step == 180
+
+
 def test_load_noise_refuses_a_check_of_another_proxy_or_a_bad_file(tmp_path):
     path = tmp_path / "check.json"
     path.write_text(json.dumps({"summary": {"seed_noise_mm": 1.0}, "proxy": {"steps": 300}, "architectures": []}))

@@ -12,6 +12,11 @@ Multi-objective spaces (MPJPE with GMACs and/or latency, both known before train
 stopped only when another trial that reached the same step costs no more on every known cost and
 is better on MPJPE by more than the margin, i.e. when it is dominated beyond noise; the Pareto
 front is then derived from the trials that ran to the end.
+
+A rung is only used where it ranks: a check's per-step Kendall tau against its long runs says from which
+evaluation step on the proxy's scores order architectures as the long training does (``first_step``:
+tau > 0 there and at every later step). Before it, a gap beyond noise is real but says nothing about
+the end (lwa.yaml's 3d proxy: tau -0.22 / -0.17 at steps 60 / 120, then 0.39, 0.39, 0.44).
 """
 from __future__ import annotations
 
@@ -30,11 +35,13 @@ COST_ATTR = "prune_cost"  # user attribute: the trial's costs known before train
 
 @dataclass(frozen=True)
 class NoiseProfile:
-    """Seed-to-seed noise of a proxy, mm, by evaluation step (``by_step``) and at its end (``final``)."""
+    """Seed-to-seed noise of a proxy, mm, by evaluation step (``by_step``) and at its end (``final``);
+    ``first_step``: the earliest step whose scores rank like the long runs (0: not measured)."""
 
     final: float
     by_step: dict[int, float]
     source: str
+    first_step: int = 0
 
     def at(self, step: int) -> float:
         """The noise at ``step``: the measured step nearest to it (the final figure when none was measured)."""
@@ -45,11 +52,12 @@ class NoiseProfile:
 
     def to_dict(self) -> dict:
         return {"final": self.final, "by_step": {str(k): v for k, v in sorted(self.by_step.items())},
-                "source": self.source}
+                "source": self.source, "first_step": self.first_step}
 
     @classmethod
     def from_dict(cls, d: dict) -> NoiseProfile:
-        return cls(float(d["final"]), {int(k): float(v) for k, v in d.get("by_step", {}).items()}, d.get("source", ""))
+        return cls(float(d["final"]), {int(k): float(v) for k, v in d.get("by_step", {}).items()}, d.get("source", ""),
+                   int(d.get("first_step", 0)))
 
 
 def noise_from_check(result: dict, source: str) -> NoiseProfile | None:
@@ -67,7 +75,22 @@ def noise_from_check(result: dict, source: str) -> NoiseProfile | None:
             if step > 0:
                 diffs.setdefault(step, []).append(abs(a[step] - b[step]))
     by_step = {s: float(np.mean(d)) for s, d in diffs.items() if len(d) >= 2}
-    return NoiseProfile(float(final), by_step, source)
+    return NoiseProfile(float(final), by_step, source, first_ranking_step(result.get("rules") or []))
+
+
+def first_ranking_step(rules: list[dict]) -> int:
+    """The earliest evaluation step from which the check's per-step Kendall tau is > 0 at every step (0: none
+    measured; the last step when even it does not rank: then only the end is compared)."""
+    taus = sorted((int(r["rule"].split()[1]), r.get("kendall_tau")) for r in rules
+                  if r.get("rule", "").startswith("step ") and r["rule"].split()[1].isdigit())
+    if not taus:
+        return 0
+    first = taus[-1][0]
+    for step, tau in reversed(taus):
+        if tau is None or tau <= 0:
+            break
+        first = step
+    return first
 
 
 def load_noise(path: str | Path, proxy: dict | None = None) -> NoiseProfile:

@@ -102,8 +102,12 @@ def pruner_spec(cfg: StudyCfg, space: SearchSpace, log=None):
     else:
         if not (math.isfinite(profile.final) and profile.final > 0):
             raise HandNasError(f"--noise {source}: expected a finite figure > 0 mm or a proxy check JSON")
+    min_steps = max(space.proxy.eval_every or space.proxy.steps, profile.first_step)
+    if log and profile.first_step > (space.proxy.eval_every or space.proxy.steps):
+        log(f"early stopping from step {min_steps} on: the proxy check ({profile.source}) ranks like its long runs "
+            "only from there (Kendall tau > 0 at every later evaluation)")
     return {"name": "noise", "noise": profile.to_dict(), "factor": cfg.noise_factor, "eta": 3.0,
-            "min_steps": space.proxy.eval_every or space.proxy.steps, "multi_objective": space.multi_objective}
+            "min_steps": min_steps, "multi_objective": space.multi_objective}
 
 
 def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None = None) -> SearchSummary:
