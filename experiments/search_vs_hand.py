@@ -90,6 +90,16 @@ def run_phase_search(kind: str, s: dict, home: Path, out: Path) -> dict:
     return res
 
 
+def _top_architectures(done: list[dict], k: int, kind: str) -> list[tuple[str, dict]]:
+    """The ``k`` best distinct architectures of a search's trials (a sampler may propose one twice)."""
+    out, seen = [], set()
+    for t in sorted(done, key=lambda t: t["mpjpe_mm"]):
+        if _arch_key(t["config"]) not in seen and len(out) < k:
+            seen.add(_arch_key(t["config"]))
+            out.append((f"{kind}-trial{t['number']}", t["config"]))
+    return out
+
+
 def retrain_jobs(s: dict, out: Path) -> list[list[tuple[str, dict]]]:
     """Groups of (label, model config dict) in the order the target needs them: lwa_hand with each search's
     best, then each search's second best, ..., lagc_hand last (a partial retrain already compares the best
@@ -103,8 +113,7 @@ def retrain_jobs(s: dict, out: Path) -> list[list[tuple[str, dict]]]:
             continue
         done = [t for t in json.loads(path.read_text())["trials"]
                 if t["state"] == "complete" and t["feasible"] and t["mpjpe_mm"] is not None]
-        ranked.append([(f"{kind}-trial{t['number']}", t["config"])
-                       for t in sorted(done, key=lambda t: t["mpjpe_mm"])[:s["top"]]])
+        ranked.append(_top_architectures(done, s["top"], kind))
     first, *rest = REFERENCES
     groups, seen = [[(first, resolve_model(first).to_dict())]], set()
     for rank in range(s["top"]):
@@ -205,9 +214,9 @@ def table(s: dict, out: Path) -> None:
     # acceptance 2: each search's best after retraining (by architecture: one both found counts for both)
     by_arch = {_arch_key(rs[0]["config"]): label for label, rs in rows.items() if "config" in rs[0]}
     for kind, r in searches.items():
-        top = sorted((t for t in r["trials"] if t["state"] == "complete" and t["feasible"] and t["mpjpe_mm"] is not None),
-                     key=lambda t: t["mpjpe_mm"])[:s["top"]]
-        got = [by_arch[k] for k in map(_arch_key, (t["config"] for t in top)) if k in by_arch]
+        top = _top_architectures([t for t in r["trials"] if t["state"] == "complete" and t["feasible"]
+                                  and t["mpjpe_mm"] is not None], s["top"], kind)
+        got = [by_arch[k] for k in map(_arch_key, (c for _, c in top)) if k in by_arch]
         if got:
             best = min(got, key=lambda k: stats[k][0])
             m, sd_, _, n = stats[best]
