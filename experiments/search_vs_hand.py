@@ -29,6 +29,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -81,6 +82,12 @@ def run_phase_search(kind: str, s: dict, home: Path, out: Path) -> dict:
     t0 = time.perf_counter()
     summary = run_search(cfg, progress=True, space=space)
     trials_ = _summary(summary.records)
+    if kind == "random":  # over-budget draws train nothing: draw on until the steps match the mf search's
+        while steps - sum(t["steps"] or 0 for t in trials_) >= space.proxy.steps:
+            more = (steps - sum(t["steps"] or 0 for t in trials_)) // space.proxy.steps
+            cfg = dataclasses.replace(cfg, trials=len(trials_) + more)
+            summary = run_search(cfg, progress=True, space=space)
+            trials_ = _summary(summary.records)
     spec = pruner_spec(cfg, space)
     res = {"kind": kind, "space": s["space"], "sampler": sampler, "pruner": pruner, "noise": s["noise"],
            "prune_from_step": spec["min_steps"] if isinstance(spec, dict) else None,
