@@ -34,6 +34,8 @@ BAD = {
     "unknown proxy field": ("proxy: {epochs: 3}\nparams:\n  encoder.tokens: {choices: [2]}", "proxy.epochs: unknown field"),
     "unknown reference field": ("reference: {stpes: 3}\nparams:\n  encoder.tokens: {choices: [2]}",
                                 "reference.stpes: unknown field"),
+    "reference sets the length": ("reference: {steps: 3000}\nparams:\n  encoder.tokens: {choices: [2]}",
+                                  "reference.steps: set by the proxy check"),
     "reference not a mapping": ("reference: [losses]\nparams:\n  encoder.tokens: {choices: [2]}",
                                 "reference: expected a mapping of training fields"),
     "out-of-range value": ("params:\n  bridge.levels: {choices: [2, 5]}", "params.bridge.levels: value 5 gives an invalid model"),

@@ -294,6 +294,9 @@ def load_space(path: str | Path) -> SearchSpace:
     reference = raw.get("reference", {}) or {}
     if not isinstance(reference, dict):
         raise HandNasError(f"{src}: reference: expected a mapping of training fields, got {short(reference)}")
+    if scaled := sorted(set(map(str, reference)) & {"steps", "warmup", "eval_every", "seed"}):
+        raise HandNasError(f"{src}: reference.{scaled[0]}: set by the proxy check (the proxy's x --factor, or its "
+                           "seeds), not by the space")
     try:
         issues = train_problems(from_dict(TrainCfg, {**proxy.to_dict(), **reference}, "reference"))
     except HandNasError as exc:
