@@ -78,16 +78,15 @@ def run_phase_search(kind: str, s: dict, home: Path, out: Path) -> dict:
         trials, sampler, pruner = max(1, math.floor(steps / space.proxy.steps)), "random", "none"
     cfg = StudyCfg(space=s["space"], study=f"svh-{s['tag']}-{kind}", storage=f"sqlite:///{home / 'svh.db'}",
                    trials=trials, workers=s["workers"], executor="ray" if s["workers"] > 1 else "local",
-                   out=str(home / "trials"), sampler=sampler, pruner=pruner, noise=s["noise"] if pruner == "noise" else "", seed=0, device="cpu")
+                   out=str(home / "trials"), sampler=sampler, pruner=pruner,
+                   noise=s["noise"] if pruner == "noise" else "", seed=0, device="cpu")
     t0 = time.perf_counter()
     summary = run_search(cfg, progress=True, space=space)
     trials_ = _summary(summary.records)
     if kind == "random":  # over-budget draws train nothing: draw on until the steps match the mf search's
-        while steps - sum(t["steps"] or 0 for t in trials_) >= space.proxy.steps:
-            more = (steps - sum(t["steps"] or 0 for t in trials_)) // space.proxy.steps
-            cfg = dataclasses.replace(cfg, trials=len(trials_) + more)
-            summary = run_search(cfg, progress=True, space=space)
-            trials_ = _summary(summary.records)
+        while (short := steps - sum(t["steps"] or 0 for t in trials_)) >= space.proxy.steps:
+            cfg = dataclasses.replace(cfg, trials=len(trials_) + short // space.proxy.steps)
+            trials_ = _summary(run_search(cfg, progress=True, space=space).records)
     spec = pruner_spec(cfg, space)
     res = {"kind": kind, "space": s["space"], "sampler": sampler, "pruner": pruner, "noise": s["noise"],
            "prune_from_step": spec["min_steps"] if isinstance(spec, dict) else None,
@@ -101,8 +100,8 @@ def _top_architectures(done: list[dict], k: int, kind: str) -> list[tuple[str, d
     """The ``k`` best distinct architectures of a search's trials (a sampler may propose one twice)."""
     out, seen = [], set()
     for t in sorted(done, key=lambda t: t["mpjpe_mm"]):
-        if _arch_key(t["config"]) not in seen and len(out) < k:
-            seen.add(_arch_key(t["config"]))
+        if (key := _arch_key(t["config"])) not in seen and len(out) < k:
+            seen.add(key)
             out.append((f"{kind}-trial{t['number']}", t["config"]))
     return out
 
@@ -137,7 +136,8 @@ def retrain_jobs(s: dict, out: Path) -> list[list[tuple[str, dict]]]:
     return [g for g in groups if g] + [[(n, resolve_model(n).to_dict())] for n in rest]
 
 
-def run_phase_retrain(s: dict, home: Path, out: Path, max_minutes: float | None, shard: tuple[int, int] = (0, 1)) -> None:
+def run_phase_retrain(s: dict, home: Path, out: Path, max_minutes: float | None,
+                      shard: tuple[int, int] = (0, 1)) -> None:
     """Group by group (``retrain_jobs``), every seed of a group before the next; ``shard`` (k, n) takes every
     n-th of those runs from the k-th on, so n processes retrain at once without sharing a run."""
     from hand_nas.config import ModelCfg
