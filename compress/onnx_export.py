@@ -174,3 +174,46 @@ def relative_error(ref: list, got: list) -> float:
     """max |got - ref| / max |ref| over all outputs."""
     return max(float(np.abs(np.asarray(g) - np.asarray(r)).max() / (np.abs(np.asarray(r)).max() + 1e-12))
                for r, g in zip(ref, got))
+
+
+FUSED_SCOPE = "(fused by onnxruntime)"
+SCOPE_DEPTH = 4  # net/image/encoder/blocks.3, net/pose/graph.2.0/blocks.1: one block, one choice
+
+
+def scope_of(node_name: str, depth: int = SCOPE_DEPTH) -> str:
+    """The module scope of an exported node name: its path without the op's own name, cut to ``depth`` parts
+    ('/net/image/encoder/blocks.3/m2f/q/MatMul' -> 'net/image/encoder/blocks.3'; '/net/pose/Add_1' ->
+    'net/pose'). A Q/DQ node the quantizer named after a tensor lands in its producer's scope; nodes onnxruntime
+    created under a new name -> ``FUSED_SCOPE``."""
+    parts = node_name.strip("/").split("/")
+    return "/".join(parts[:-1][:depth]) if parts[0] == "net" and len(parts) > 1 else FUSED_SCOPE
+
+
+def scope_times_ms(node_ms: dict[str, tuple[float, str]], depth: int = SCOPE_DEPTH) -> dict[str, float]:
+    """Per-node times (``latency.ort_node_profile_ms``: node -> (ms, name filed under)) summed per scope."""
+    out: dict[str, float] = {}
+    for ms, name in node_ms.values():
+        key = scope_of(name, depth)
+        out[key] = out.get(key, 0.0) + ms
+    return out
+
+
+def int8_faster_scopes(fp32_ms: dict[str, float], int8_ms: dict[str, float], margin: float = 0.9,
+                       min_ms: float = 0.02) -> list[str]:
+    """Scopes that take at least ``min_ms`` in fp32 and whose int8 time (Q/DQ nodes named after them included)
+    is below ``margin`` x that, costliest first. Both profiles must come from graphs with the same node names
+    (the per-hand export and onnxruntime's quantization of it)."""
+    return sorted((k for k, v in fp32_ms.items()
+                   if k != FUSED_SCOPE and v >= min_ms and k in int8_ms and int8_ms[k] < margin * v),
+                  key=lambda k: -fp32_ms[k])
+
+
+def outside_scopes(model: nn.Module, scopes: list[str]):
+    """``keep_float`` for ``export_ort_static``: every node outside ``scopes`` and the float tail stays float."""
+    import onnx
+
+    def keep(onnx_path) -> list[str]:
+        tail = set(float_tail(model, onnx_path))
+        return [n.name for n in onnx.load(str(onnx_path)).graph.node
+                if n.name in tail or scope_of(n.name, SCOPE_DEPTH) not in scopes]
+    return keep

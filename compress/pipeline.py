@@ -21,6 +21,7 @@ import torch
 
 from compress.prune import PruneCfg, prune_to_target
 from compress.quantize import QuantCfg, calibrate, quantize_model
+from compress.workflows import INT8_CHOICES
 from hand_nas.config import ModelCfg, TrainCfg
 from hand_nas.cost.flops import model_cost
 from hand_nas.errors import HandNasError
@@ -40,7 +41,8 @@ class CompressCfg:
         size: input size of the exported ONNX files and of the latencies (256: the deployment input).
         threads: intra-op threads for every latency.
         int8: 'auto' (the fastest candidate that holds accuracy), 'brevitas', 'onnxruntime' (every op) or
-            'onnxruntime-conv' (the image part's convolution path only).
+            'onnxruntime-conv' (the image part's convolution path only) or 'onnxruntime-profiled' (only the
+            blocks where a per-operator profile found int8 faster than fp32; built when there is one).
         int8_tolerance_mm: MPJPE an int8 file may add to the fake-quantized model's and still "hold".
         calib_images: images for activation calibration (both routes).
         repeats: timed runs per latency (after 10 warm-up runs); the median is reported.
@@ -128,8 +130,8 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
         return latency.torch_latency_ms(net, size, threads, warmup=10, repeats=cfg.repeats)
 
     check_replaceable(out, overwrite)  # before the long work, not after it; a foreign folder never
-    if cfg.int8 not in ("auto", "brevitas", "onnxruntime", "onnxruntime-conv"):
-        raise HandNasError(f"int8 {cfg.int8!r}: expected auto, brevitas, onnxruntime or onnxruntime-conv")
+    if cfg.int8 not in INT8_CHOICES:
+        raise HandNasError(f"int8 {cfg.int8!r}: expected one of {', '.join(INT8_CHOICES)}")
     t0 = time.perf_counter()
     model, ck = load_checkpoint(checkpoint, mano_dir)
     model_cfg = ModelCfg.from_dict(ck["model"])
@@ -172,7 +174,7 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
     pruned.eval()
     qmodel.eval()
 
-    log(f"[5/6] ONNX: fp32; int8 by brevitas QCDQ, onnxruntime static (every op) and onnxruntime static (conv path) "
+    log(f"[5/6] ONNX: fp32; int8 by brevitas QCDQ, onnxruntime static (every op, conv path, profiled blocks) "
         f"at {cfg.size} px; accuracy at "
         f"{base_train.resolution} px")
     calib_deploy = _calibration(data, base_train, cfg.calib_images, cfg.size)
@@ -185,6 +187,16 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
                  "onnxruntime": ox.export_ort_static(per_hand, scratch / "ort.onnx", calib_deploy, tail),
                  "onnxruntime-conv": ox.export_ort_static(per_hand, scratch / "ortc.onnx", calib_deploy, conv,
                                                           ox.CONV_PATH_OPS)}
+        # selective int8 from a per-operator profile: the blocks where the every-op int8 graph is faster than
+        # the per-hand fp32 graph it came from (same node names), quantized alone; the rest stays float
+        profile = {k: ox.scope_times_ms(latency.ort_node_profile_ms(p, cfg.size, cfg.threads))
+                   for k, p in (("fp32", per_hand), ("int8", cands["onnxruntime"]))}
+        faster = ox.int8_faster_scopes(profile["fp32"], profile["int8"])
+        log(f"      per-block profile: int8 faster in {len(faster)} of {len(profile['fp32'])} blocks"
+            + (f" ({', '.join(faster[:4])}{', ...' if len(faster) > 4 else ''})" if faster else ""))
+        only = ox.outside_scopes(pruned, faster)
+        if faster:
+            cands["onnxruntime-profiled"] = ox.export_ort_static(per_hand, scratch / "ortp.onnx", calib_deploy, only)
         # accuracy files at the evaluation resolution (same procedure)
         if cfg.size == base_train.resolution:
             eval_files = dict(cands, fp32=fp32_path)
@@ -198,6 +210,9 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
                                                               calib_train.numpy(), tail),
                           "onnxruntime-conv": ox.export_ort_static(f32e_hand, scratch / "ortc_eval.onnx",
                                                                    calib_train.numpy(), conv, ox.CONV_PATH_OPS)}
+            if faster:
+                eval_files["onnxruntime-profiled"] = ox.export_ort_static(f32e_hand, scratch / "ortp_eval.onnx",
+                                                                          calib_train.numpy(), only)
         lat8 = latency.ort_latency_interleaved_ms({"fp32": fp32_path, **cands}, cfg.size, cfg.threads,
                                                   per_round=max(1, cfg.repeats // 8))
         int8 = {}
@@ -209,7 +224,7 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
                                                                             ("Conv", "FusedConv", "Gemm", "MatMul", "FusedMatMul")}}
             log(f"      {name}: {int8[name]['latency_ms']:.2f} ms, MPJPE {int8[name]['mpjpe_mm']:.2f} mm")
         holds = {k: v for k, v in int8.items() if v["mpjpe_mm"] <= m_fq.mpjpe_mm + cfg.int8_tolerance_mm}
-        if cfg.int8 != "auto":
+        if cfg.int8 in cands:
             chosen, why = cfg.int8, "requested"
         elif holds:
             chosen = min(holds, key=lambda k: holds[k]["latency_ms"])
@@ -217,6 +232,8 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
         else:
             chosen = min(int8, key=lambda k: int8[k]["mpjpe_mm"])
             why = "neither held the MPJPE tolerance: the more accurate one"
+        if cfg.int8 not in ("auto", *cands):  # onnxruntime-profiled when no block was faster in int8
+            why = f"{cfg.int8} was requested but not built (no block where int8 is faster); {why}"
         (tmp_out / "model.int8.onnx").write_bytes(cands[chosen].read_bytes())
         log(f"      model.int8.onnx <- {chosen} ({why})")
 
@@ -253,7 +270,8 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
                            "warm-up (pruned fp32 and int8 ONNX timed in alternating rounds)",
                   "rows": rows, "prune": {"ratio": pr.ratio, "target_gmacs": cfg.prune.target_gmacs,
                                           "tries": pr.tries},
-                  "fake_quant": m_fq.to_dict(), "int8": {"chosen": chosen, "why": why, "candidates": int8},
+                  "fake_quant": m_fq.to_dict(),
+                  "int8": {"chosen": chosen, "why": why, "candidates": int8, "profiled_blocks": faster},
                   "int8_speedup_vs_fp32_onnx": round(rows[1]["latency_ms_ort_fp32"] / rows[2]["latency_ms_ort_int8"], 3),
                   "parity": parity, "seconds": round(time.perf_counter() - t0, 1), **lat,
                   # the int8 choice was made by these timings: the CPU they were taken on

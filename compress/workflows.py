@@ -94,6 +94,9 @@ def evaluate_checkpoint(path: str | Path, data: str | None = None, mano_dir=None
     return evaluate(model.to(dev), held_out_loader(data, train_cfg)), train_cfg, config.get("metrics", {})
 
 
+# ``hand-nas compress --int8``: 'auto' or one of the int8 candidates ``compress.pipeline`` builds
+INT8_CHOICES = ("auto", "brevitas", "onnxruntime", "onnxruntime-conv", "onnxruntime-profiled")
+
 @dataclass(frozen=True)
 class DemoCfg:
     """The main job on the embedded synthetic data (the defaults are ``hand-nas demo``'s)."""

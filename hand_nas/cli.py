@@ -530,7 +530,7 @@ def cmd_demo(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from compress.workflows import DemoCfg
+    from compress.workflows import INT8_CHOICES, DemoCfg
     from hand_nas.config import DEFAULT_STORAGE, StudyCfg, TrainCfg
     from hand_nas.report.reproduce import TABLES
     from hand_nas.search.strategy import SAMPLERS
@@ -733,7 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", type=int, default=8, help="weight bit width (activations stay 8-bit)")
     p.add_argument("--finetune-steps", type=int, default=200)
     p.add_argument("--qat-steps", type=int, default=50)
-    p.add_argument("--int8", choices=["auto", "brevitas", "onnxruntime", "onnxruntime-conv"], default="auto",
+    p.add_argument("--int8", choices=list(INT8_CHOICES), default="auto",
                    help="int8 file: the fastest candidate within the MPJPE tolerance (auto) or a named one")
     p.add_argument("--size", type=int, default=256, help="input size of the ONNX files and latencies")
     p.add_argument("--threads", type=int, default=1, help="threads for every latency")

@@ -104,7 +104,9 @@ def test_bundle_files_report_and_parity(bundle):
     assert [r["model"] for r in report["rows"]] == ["fp32", "pruned", "pruned+int8"]
     assert report["cpu"]["model"] and isinstance(report["cpu"]["flags"], list)  # the CPU the int8 choice was timed on
     assert report["parity"]["fp32_onnx_vs_torch_rel"] < 1e-4
-    assert report["int8"]["chosen"] in ("brevitas", "onnxruntime", "onnxruntime-conv")
+    assert report["int8"]["chosen"] in ("brevitas", "onnxruntime", "onnxruntime-conv", "onnxruntime-profiled")
+    # the profiled candidate exists exactly when the per-block profile found a block where int8 is faster
+    assert ("onnxruntime-profiled" in report["int8"]["candidates"]) == bool(report["int8"]["profiled_blocks"])
     assert report["int8"]["candidates"]["onnxruntime-conv"]["int8_ops"].get("QLinearConv")
     assert report["int8"]["candidates"]["onnxruntime"]["int8_ops"]  # integer kernels present
     config = json.loads((folder / "config.json").read_text())
