@@ -137,9 +137,10 @@ def retrain_jobs(s: dict, out: Path) -> list[list[tuple[str, dict]]]:
 
 
 def run_phase_retrain(s: dict, home: Path, out: Path, max_minutes: float | None,
-                      shard: tuple[int, int] = (0, 1)) -> None:
+                      shard: tuple[int, int] = (0, 1), only: set[str] | None = None) -> None:
     """Group by group (``retrain_jobs``), every seed of a group before the next; ``shard`` (k, n) takes every
-    n-th of those runs from the k-th on, so n processes retrain at once without sharing a run."""
+    n-th of those runs from the k-th on, so n processes retrain at once without sharing a run; ``only`` keeps
+    the runs of those labels (e.g. the seeds of one architecture), applied before the shard."""
     from hand_nas.config import ModelCfg
     from hand_nas.data.dataset import split_indices
     from hand_nas.data.samples import open_samples
@@ -154,6 +155,11 @@ def run_phase_retrain(s: dict, home: Path, out: Path, max_minutes: float | None,
     t0 = time.perf_counter()
     runs = [(label, cfg_dict, seed) for group in retrain_jobs(s, out) for seed in range(s["seeds"])
             for label, cfg_dict in group]
+    if only:
+        known = {label for label, _, _ in runs}
+        if unknown := sorted(only - known):
+            raise SystemExit(f"--only: {', '.join(unknown)} not among the retrain runs ({', '.join(sorted(known))})")
+        runs = [r for r in runs if r[0] in only]
     for label, cfg_dict, seed in runs[shard[0]::shard[1]]:
         path = out / "retrain" / f"{label}_seed{seed}.json"
         if path.exists():
@@ -255,6 +261,7 @@ def main() -> None:
     ap.add_argument("--noise", help="the proxy check JSON (default results/proxy_check_lwa.json) or a figure in mm")
     ap.add_argument("--max-minutes", type=float, help="retrain: start no new run after this many minutes")
     ap.add_argument("--shard", default="0/1", help="retrain: K/N takes every N-th run from the K-th (N processes at once)")
+    ap.add_argument("--only", help="retrain: comma-separated labels to retrain (e.g. mf-trial18), before --shard")
     ap.add_argument("--home", default=os.environ.get("HAND_NAS_HOME", "/tmp/hand-nas-exp"),
                     help="cache, study database and snapshots (keep it to resume)")
     ap.add_argument("--quick", action="store_true", help="the tiny space and the smoke recipe: the chain in minutes")
@@ -277,7 +284,8 @@ def main() -> None:
         k, _, n = args.shard.partition("/")
         if not (k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
             ap.error(f"--shard {args.shard!r}: expected K/N with 0 <= K < N, e.g. 1/2")
-        run_phase_retrain(s, home, out, args.max_minutes, (int(k), int(n)))
+        run_phase_retrain(s, home, out, args.max_minutes, (int(k), int(n)),
+                          set(args.only.split(",")) if args.only else None)
     table(s, out)
 
 
