@@ -146,14 +146,12 @@ def export_ort_static(fp32_path: str | Path, path: str | Path, calib_images: np.
 def optimized_op_types(path: str | Path) -> dict[str, int]:
     """Op type counts of the graph onnxruntime actually runs (after its CPU graph optimisations)."""
     import onnx
-    import onnxruntime as ort
+
+    from hand_nas.cost.latency import ort_session
 
     with tempfile.TemporaryDirectory() as tmp:
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.optimized_model_filepath = str(Path(tmp) / "opt.onnx")
-        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        m = onnx.load(opts.optimized_model_filepath)
+        ort_session(path, optimized_path=Path(tmp) / "opt.onnx")
+        m = onnx.load(str(Path(tmp) / "opt.onnx"))
     return dict(Counter(n.op_type for n in m.graph.node).most_common())
 
 
