@@ -134,6 +134,7 @@ def run_demo(cfg: DemoCfg = DemoCfg(), log=print) -> DemoResult:
     from compress.prune import PruneCfg
     from compress.quantize import QuantCfg
     from hand_nas.config import StudyCfg
+    from hand_nas.data.dataset import split_indices
     from hand_nas.data.samples import open_samples
     from hand_nas.data.synthetic import cached_synthetic
     from hand_nas.report.page import write_report
@@ -173,8 +174,10 @@ def run_demo(cfg: DemoCfg = DemoCfg(), log=print) -> DemoResult:
     from hand_nas.retrain import get_recipe, plan_retrain, retrain
 
     stage(4, f"retrain the winner from scratch under recipe {cfg.retrain_recipe!r} ({get_recipe(cfg.retrain_recipe).about})")
-    plan = plan_retrain(cfg.study, best.number, cfg.retrain_recipe, out / "retrained", storage, seed=cfg.seed,
-                        overwrite=True)
+    # on the recipe's own synthetic set, not the search's few images: a net trained on those learns no hands
+    plan = plan_retrain(cfg.study, best.number, cfg.retrain_recipe, out / "retrained", storage, data="synthetic",
+                        seed=cfg.seed, overwrite=True)
+    log(f"data: {plan.data} ({plan.train.steps} steps at {plan.train.resolution} px, batch {plan.train.batch})")
     r, _ = retrain(plan, device="auto", mano_dir=cfg.mano, overwrite=True, log=log)
     log(f"retrained: held-out MPJPE {r.metrics.mpjpe_mm:.2f} mm (proxy {best.mpjpe_mm:.2f}; mean-shape baseline "
         f"{r.baseline.mpjpe_mm:.2f})")
@@ -193,8 +196,9 @@ def run_demo(cfg: DemoCfg = DemoCfg(), log=print) -> DemoResult:
     stage(6, "predict with the bundle on a held-out synthetic image")
     img = out / "predict" / "input.png"
     img.parent.mkdir(parents=True, exist_ok=True)
-    s = open_samples(data)
-    Image.fromarray(np.asarray(s["images"][len(s) - 1])).save(img)
+    s = open_samples(plan.data)  # an image of the retraining's held-out split: one the bundle never saw
+    held_out = split_indices(len(s), plan.train.val_fraction, seed=0)[1]
+    Image.fromarray(np.asarray(s["images"][int(held_out[0])])).save(img)
     prediction = predict_files(img, bundle, out / "predict", mano_dir=cfg.mano)
     stage(7, "done")
     visible = lambda paths: [p for p in paths if not p.name.startswith(".")]  # noqa: E731 (not the .hand-nas marker)
