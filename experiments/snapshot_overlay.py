@@ -10,35 +10,24 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import ast
-import json
 from pathlib import Path
 
 import numpy as np
 
 
-def _field(value):  # the snapshot's key stores the configs as Python reprs of dicts
-    return ast.literal_eval(value) if isinstance(value, str) else value
-
-
 def snapshot_row(snap: Path, images: int, mano_dir=None) -> tuple[int, np.ndarray]:
     """(step, one row of overlays) for a snapshot folder."""
     from PIL import Image
-    from safetensors.torch import load_file
 
-    from hand_nas.config import ModelCfg
     from hand_nas.data.dataset import split_indices
     from hand_nas.data.samples import open_samples
     from hand_nas.data.sheet import draw_overlay
     from hand_nas.hand.mano import HandModel
-    from hand_nas.models import build_model
     from hand_nas.predict import predict_image
+    from hand_nas.train import snapshot_model
 
-    state = json.loads((snap / "state.json").read_text())
-    key, train = state["key"], _field(state["key"]["train"])
-    model = build_model(ModelCfg.from_dict(_field(key["model"])))
-    tensors = load_file(str(snap / "tensors.safetensors"))
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    model, state = snapshot_model(snap)
+    key, train = state["key"], state["key"]["train"]
     s = open_samples(key["data"])
     held_out = split_indices(len(s), train["val_fraction"], seed=0)[1][:images]
     faces, size, tiles = HandModel(mano_dir).faces, train["resolution"], []

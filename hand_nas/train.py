@@ -208,8 +208,6 @@ def _snapshots(folder: Path) -> list[Path]:
 
 def _load_snapshot(folder: Path, key: dict) -> tuple[Path, dict, dict] | None:
     """(path, state, tensors) of the newest complete snapshot in ``folder``, or None; another run's is an error."""
-    from safetensors.torch import load_file
-
     from hand_nas.atomic import clean_stale
     from hand_nas.files import read_json
 
@@ -226,11 +224,30 @@ def _load_snapshot(folder: Path, key: dict) -> tuple[Path, dict, dict] | None:
         diff = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
         raise HandNasError(f"{path}: a snapshot of another run ({', '.join(diff) or 'key'} differ); "
                            "resume with the same arguments or remove the folder")
+    return path, state, _snapshot_tensors(path)
+
+
+def _snapshot_tensors(path: Path) -> dict:
+    from safetensors.torch import load_file
+
     try:
-        tensors = load_file(str(path / SNAPSHOT_TENSORS))
+        return load_file(str(path / SNAPSHOT_TENSORS))
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise HandNasError(f"{path / SNAPSHOT_TENSORS}: unreadable snapshot ({exc})") from None
-    return path, state, tensors
+
+
+def snapshot_model(path: str | Path):
+    """(model, state) of one snapshot folder (``step_NNNNNNNN``), with the weights the run evaluates at that
+    step: the moving average when the run keeps one, else the raw weights; ``state["step"]`` is its step."""
+    from hand_nas.files import read_json
+    from hand_nas.models import build_model
+
+    path = Path(path)
+    state, tensors = read_json(path / SNAPSHOT_STATE, "training snapshot"), _snapshot_tensors(path)
+    model = build_model(ModelCfg.from_dict(state["key"]["model"]))
+    prefix = "ema.module." if any(k.startswith("ema.module.") for k in tensors) else "model."
+    model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
+    return model.eval(), state
 
 
 def _restore(state: dict, tensors: dict, model, opt, scaler, sampler, dev, batch: int, averaged=None) -> None:

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from hand_nas.config import TrainCfg
 from hand_nas.errors import HandNasError
-from hand_nas.train import train
+from hand_nas.train import snapshot_model, train
 
 from model_configs import small_model
 
@@ -60,6 +60,11 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(synth_dir, 
         with pytest.raises(Killed):
             train(cfg, tcfg, synth_dir, checkpoint_dir=tmp_path / "resumed", resume_dir=snaps, save_every=3)
     assert [p.name for p in snaps.iterdir()] == ["step_00000006"] and not (tmp_path / "resumed").exists()
+    snap, saved = snaps / "step_00000006", load_file(str(snaps / "step_00000006" / "tensors.safetensors"))
+    net, state = snapshot_model(snap)  # the weights the run evaluates: the average when it keeps one
+    assert state["step"] == 6 and state["key"]["model"] == cfg.to_dict()
+    scored = "ema.module." if ema else "model."
+    assert all(torch.equal(v, saved[scored + k]) for k, v in net.state_dict().items())
     with pytest.raises(HandNasError, match="another run .*train"):
         train(cfg, dataclasses.replace(tcfg, lr=2e-3), synth_dir, resume_dir=snaps)
     lines = []
