@@ -21,17 +21,9 @@ LEVELS = {"wrist": [0], "MCP": [1, 5, 9, 13, 17], "PIP": [2, 6, 10, 14, 18], "DI
           "tip": [4, 8, 12, 16, 20]}
 
 
-def rotate_onto(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """``pred`` (..., 21, 3), already root-aligned and scaled, rotated about its root to fit ``gt`` best."""
-    u, _, vt = torch.linalg.svd(pred.transpose(-1, -2) @ gt)
-    d = torch.sign(torch.linalg.det(u @ vt))  # a rotation, not a reflection
-    fix = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
-    return pred @ (u @ fix @ vt)
-
-
 def per_joint_errors(pred_j: torch.Tensor, gt_j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(aligned, rotated) per-joint errors in mm, (B, 2, 21) each, IntagHand alignment first."""
-    from hand_nas.metrics import align
+    from hand_nas.metrics import align, rotate_onto
 
     a, b, _, _ = align(pred_j, gt_j)
     return (a - b).norm(dim=-1) * 1000.0, (rotate_onto(a, b) - b).norm(dim=-1) * 1000.0

@@ -61,6 +61,15 @@ def mpvpe(pred_v: torch.Tensor, gt_v: torch.Tensor, pred_j: torch.Tensor, gt_j: 
     return (a - b).norm(dim=-1).mean(dim=(-1, -2)) * 1000.0
 
 
+def rotate_onto(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """``pred`` (..., N, 3) rotated about the origin onto ``gt`` (orthogonal Procrustes, a proper rotation):
+    after ``align`` this leaves only articulation in the error (PA-MPJPE without the Procrustes scale)."""
+    u, _, vt = torch.linalg.svd(pred.transpose(-1, -2) @ gt)
+    d = torch.sign(torch.linalg.det(u @ vt))  # a rotation, not a reflection
+    fix = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
+    return pred @ (u @ fix @ vt)
+
+
 def mrrpe(pred_j: torch.Tensor, gt_j: torch.Tensor, root: int = WRIST_JOINT) -> torch.Tensor:
     """Mean relative-root position error in mm: |(R - L)_pred - (R - L)_gt|, (B, 2, 21, 3) -> (B,)."""
     rel_p = pred_j[:, 1, root] - pred_j[:, 0, root]

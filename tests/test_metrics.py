@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from hand_nas.metrics import MetricAccumulator, mpjpe, mpvpe, mrrpe
+from hand_nas.metrics import MetricAccumulator, mpjpe, mpvpe, mrrpe, rotate_onto
 
 
 def _hands(seed=0):
@@ -61,3 +61,13 @@ def test_accumulator_averages_over_samples():
     acc.update(v, pj, v, j)
     r = acc.result()
     assert r.count == 2 and abs(r.mpjpe_mm - 0.5) < 1e-6 and abs(r.mpjpe_root_mm - 0.5) < 1e-6
+
+
+def test_rotate_onto_undoes_a_rotation_and_never_reflects():
+    gt = torch.randn(4, 2, 21, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.randn(4, 2, 3, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    q = q * torch.linalg.det(q)[..., None, None].sign()  # proper rotations
+    assert torch.allclose(rotate_onto(gt @ q, gt), gt, atol=1e-9)
+    mirrored = gt * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)  # only a reflection would fit exactly
+    out = rotate_onto(mirrored, gt)
+    assert torch.allclose(torch.linalg.det(torch.linalg.lstsq(mirrored, out).solution), torch.ones(4, 2, dtype=torch.float64))
