@@ -26,7 +26,7 @@ def snapshot_row(snap: Path, images: int, mano_dir=None) -> tuple[int, np.ndarra
     from hand_nas.predict import predict_image
     from hand_nas.train import snapshot_model
 
-    model, state = snapshot_model(snap)
+    model, state = snapshot_model(snap, mano_dir)
     key, train = state["key"], state["key"]["train"]
     s = open_samples(key["data"])
     held_out = split_indices(len(s), train["val_fraction"], seed=0)[1][:images]
@@ -48,7 +48,12 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=6)
     ap.add_argument("--mano", help="MANO folder (default: the procedural hand)")
     args = ap.parse_args()
-    rows = sorted((snapshot_row(p, args.images, args.mano) for p in args.snapshots), key=lambda r: r[0])
+    from hand_nas.errors import HandNasError
+
+    try:
+        rows = sorted((snapshot_row(p, args.images, args.mano) for p in args.snapshots), key=lambda r: r[0])
+    except HandNasError as exc:
+        raise SystemExit(f"error: {exc}") from None
     montage = Image.fromarray(np.concatenate([r for _, r in rows], axis=0))
     montage = montage.resize((montage.width * 2 // 3, montage.height * 2 // 3))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -34,13 +34,18 @@ def main() -> None:
     from hand_nas.config import TrainCfg
     from hand_nas.data.dataset import split_indices
     from hand_nas.data.samples import open_samples
+    from hand_nas.errors import HandNasError
     from hand_nas.train import held_out_loader, snapshot_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("snapshot", type=Path)
     ap.add_argument("--images", type=int, default=400, help="the first N held-out images")
+    ap.add_argument("--mano", help="the MANO folder the run trained with (default: the procedural hand)")
     args = ap.parse_args()
-    model, state = snapshot_model(args.snapshot)
+    try:
+        model, state = snapshot_model(args.snapshot, args.mano)
+    except HandNasError as exc:
+        raise SystemExit(f"error: {exc}") from None
     cfg = TrainCfg.from_dict(state["key"]["train"])
     data = state["key"]["data"]
     s = open_samples(data)

@@ -236,15 +236,16 @@ def _snapshot_tensors(path: Path) -> dict:
         raise HandNasError(f"{path / SNAPSHOT_TENSORS}: unreadable snapshot ({exc})") from None
 
 
-def snapshot_model(path: str | Path):
+def snapshot_model(path: str | Path, mano_dir=None):
     """(model, state) of one snapshot folder (``step_NNNNNNNN``), with the weights the run evaluates at that
-    step: the moving average when the run keeps one, else the raw weights; ``state["step"]`` is its step."""
+    step: the moving average when the run keeps one, else the raw weights; ``state["step"]`` is its step.
+    ``mano_dir``: the MANO folder the run trained with (default: the procedural hand)."""
     from hand_nas.files import read_json
     from hand_nas.models import build_model
 
     path = Path(path)
     state, tensors = read_json(path / SNAPSHOT_STATE, "training snapshot"), _snapshot_tensors(path)
-    model = build_model(ModelCfg.from_dict(state["key"]["model"]))
+    model = build_model(ModelCfg.from_dict(state["key"]["model"]), mano_dir)
     prefix = "ema.module." if any(k.startswith("ema.module.") for k in tensors) else "model."
     model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
     return model.eval(), state
