@@ -34,8 +34,12 @@ def test_bench_of_a_checkpoint_times_every_engine_against_the_floor(checkpoint):
     assert all(row.runs == 5 and row.p90_ms >= row.median_ms > 0 for row in timed.values())
     assert r.floor["1"]["matmul_gmacs_per_s"] > 0 and r.floor["1"]["floor_ms_per_image"] > 0
     assert [row.note for row in r.rows if row.engine == "ORT int8"][0].startswith("no int8 graph")
+    # the node count of the graph onnxruntime runs: ORT rows only
+    assert timed[("torch eager fp32", 1)].nodes is None
+    assert timed[("ORT fp32", 1)].nodes > 10 and timed[("ORT fp32", 2)].nodes > 10
     text = format_bench(r)
     assert "compute floor at 1 thread(s)" in text and "fvcore convention" in text and r.cpu["model"] in text
+    assert f"| {timed[('ORT fp32', 1)].nodes} |" in text
 
 
 def test_bench_cli_json_and_bad_lists(checkpoint, capsys):

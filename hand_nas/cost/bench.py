@@ -5,7 +5,9 @@ each after warm-up, timed run by run in alternating rounds (engine A, B, C, A, B
 a slow moment of a shared machine hits every engine alike; the median and the 90th percentile per
 engine. Beside them the *compute floor*: the model's MACs divided by this CPU's fp32 matmul rate
 measured by the same command (a square ``torch.matmul`` at the same thread count), i.e. the time
-the arithmetic alone would take at peak. The CPU model and its vector flags (AVX2, AVX-512,
+the arithmetic alone would take at peak. Each onnxruntime row also gives the node count of the graph
+onnxruntime runs (after its own fusions): it launches one kernel per node, so a graph of many small
+operations stays far from the floor however few MACs it has. The CPU model and its vector flags (AVX2, AVX-512,
 VNNI, AMX) are part of every result: latency figures mean nothing without them.
 
 A bundle's ONNX graphs are fixed at batch 1 and their export size; at other batches or sizes the
@@ -70,6 +72,7 @@ class BenchRow:
     p90_ms: float | None
     runs: int
     note: str = ""
+    nodes: int | None = None  # onnxruntime rows: nodes of the graph it runs (after its fusions)
 
 
 @dataclass
@@ -86,14 +89,21 @@ class BenchResult:
 
 
 def _engines(model, onnx_fp32: Path | None, onnx_int8: Path | None, size: int, batch: int, threads: int,
-             scratch: Path) -> tuple[dict, dict]:
-    """({engine: zero-argument run function}, {engine: why it is not timed})."""
+             scratch: Path) -> tuple[dict, dict, dict]:
+    """({engine: zero-argument run function}, {engine: why it is not timed}, {ORT engine: nodes it runs})."""
+    import onnx
+
     from hand_nas.cost.latency import ort_session
     from hand_nas.export import export_onnx
 
     x = torch.rand(batch, 3, size, size)
     want = [batch, 3, size, size]
-    runs, skipped = {}, {}
+    runs, skipped, nodes = {}, {}, {}
+    optimized = scratch / "optimized.onnx"
+
+    def session(path):
+        sess = ort_session(path, threads, optimized_path=optimized)
+        return sess, len(onnx.load(str(optimized), load_external_data=False).graph.node)
 
     def torch_run():
         with torch.inference_mode():
@@ -101,7 +111,7 @@ def _engines(model, onnx_fp32: Path | None, onnx_int8: Path | None, size: int, b
 
     runs["torch eager fp32"] = torch_run
     for name, path in (("ORT fp32", onnx_fp32), ("ORT int8", onnx_int8)):
-        sess = ort_session(path, threads) if path is not None else None
+        sess, count = session(path) if path is not None else (None, None)
         if sess is not None and list(sess.get_inputs()[0].shape) != want:
             shape = "x".join(map(str, sess.get_inputs()[0].shape))
             sess = None
@@ -109,13 +119,13 @@ def _engines(model, onnx_fp32: Path | None, onnx_int8: Path | None, size: int, b
                 skipped[name] = f"the bundle's int8 graph takes {shape}, not {'x'.join(map(str, want))}"
                 continue
         if sess is None and name == "ORT fp32":  # the same deployment graph, exported at this batch and size
-            sess = ort_session(export_onnx(model, scratch / f"b{batch}_s{size}.onnx", size, batch=batch), threads)
+            sess, count = session(export_onnx(model, scratch / f"b{batch}_s{size}.onnx", size, batch=batch))
         if sess is None:
             skipped[name] = "no int8 graph (a checkpoint: `hand-nas compress` makes one)"
             continue
         feed = {sess.get_inputs()[0].name: x.numpy()}
-        runs[name] = (lambda s=sess, f=feed: s.run(None, f))
-    return runs, skipped
+        runs[name], nodes[name] = (lambda s=sess, f=feed: s.run(None, f)), count
+    return runs, skipped, nodes
 
 
 def bench(model: torch.nn.Module, target: str, onnx_fp32: Path | None = None, onnx_int8: Path | None = None,
@@ -142,7 +152,7 @@ def bench(model: torch.nn.Module, target: str, onnx_fp32: Path | None = None, on
             result.floor[str(t)] = {"matmul_gmacs_per_s": rate, "floor_ms_per_image": result.gmacs / rate * 1000.0}
             for b in batches:
                 with torch_threads(t):
-                    runs, skipped = _engines(model, onnx_fp32, onnx_int8, size, b, t, scratch)
+                    runs, skipped, nodes = _engines(model, onnx_fp32, onnx_int8, size, b, t, scratch)
                     for fn in runs.values():
                         for _ in range(warmup):
                             fn()
@@ -152,7 +162,8 @@ def bench(model: torch.nn.Module, target: str, onnx_fp32: Path | None = None, on
                             for _ in range(per_round):
                                 times[k].append(_timed(fn) * 1000.0)
                 for k, v in times.items():
-                    result.rows.append(BenchRow(k, t, b, statistics.median(v), float(np.percentile(v, 90)), len(v)))
+                    result.rows.append(BenchRow(k, t, b, statistics.median(v), float(np.percentile(v, 90)), len(v),
+                                                nodes=nodes.get(k)))
                 for k, why in skipped.items():
                     result.rows.append(BenchRow(k, t, b, None, None, 0, why))
                 bar.update(1)
@@ -170,15 +181,16 @@ def format_bench(r: BenchResult) -> str:
     for t, f in r.floor.items():
         lines.append(f"compute floor at {t} thread(s): {f['floor_ms_per_image']:.2f} ms per image "
                      f"(fp32 matmul {f['matmul_gmacs_per_s']:.1f} GMACs/s measured now)")
-    lines.append("| engine | threads | batch | median ms | p90 ms | ms / image | x floor | runs |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("| engine | threads | batch | median ms | p90 ms | ms / image | x floor | runs | graph nodes |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for row in r.rows:
         if row.median_ms is None:
-            lines.append(f"| {row.engine} | {row.threads} | {row.batch} | - | - | - | - | {row.note} |")
+            lines.append(f"| {row.engine} | {row.threads} | {row.batch} | - | - | - | - | {row.note} | - |")
             continue
         per_image = row.median_ms / row.batch
         floor = r.floor[str(row.threads)]["floor_ms_per_image"]
         lines.append(f"| {row.engine} | {row.threads} | {row.batch} | {row.median_ms:.2f} | {row.p90_ms:.2f} "
-                     f"| {per_image:.2f} | {per_image / floor:.2f} | {row.runs} |")
-    lines.append("median and p90 of single runs after warm-up, engines alternating round by round")
+                     f"| {per_image:.2f} | {per_image / floor:.2f} | {row.runs} | {row.nodes if row.nodes else '-'} |")
+    lines.append("median and p90 of single runs after warm-up, engines alternating round by round; graph nodes: "
+                 "the nodes onnxruntime runs after its fusions, one kernel launch each")
     return "\n".join(lines)
