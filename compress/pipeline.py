@@ -75,7 +75,7 @@ def _git_revision() -> str | None:
         return None
 
 
-def _calibration(data: str, train: TrainCfg, n: int, size: int) -> np.ndarray:
+def calibration_images(data: str, train: TrainCfg, n: int, size: int) -> np.ndarray:
     """(n, 3, size, size) training-split images, unaugmented."""
     from hand_nas.data.dataset import TwoHandDataset, split_indices
     from hand_nas.data.samples import open_samples
@@ -165,7 +165,7 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
     log(f"[4/6] int8 QAT (brevitas, {cfg.quant.weight_bits}-bit weights per channel, {cfg.quant.act_bits}-bit "
         f"activations per tensor): calibration, {cfg.quant.qat_steps} steps")
     qmodel = quantize_model(pruned, cfg.quant)
-    calib_train = torch.as_tensor(_calibration(data, base_train, cfg.calib_images, base_train.resolution))
+    calib_train = torch.as_tensor(calibration_images(data, base_train, cfg.calib_images, base_train.resolution))
     calibrate(qmodel, calib_train.split(8))
     qt = dataclasses.replace(ft, steps=cfg.quant.qat_steps, lr=cfg.lr / 10, warmup=0)
     m_fq = train(model_cfg, qt, data, mano_dir=mano_dir, progress=True, model=qmodel, device=cfg.device).metrics \
@@ -177,7 +177,7 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
     log(f"[5/6] ONNX: fp32; int8 by brevitas QCDQ, onnxruntime static (every op, conv path, profiled blocks) "
         f"at {cfg.size} px; accuracy at "
         f"{base_train.resolution} px")
-    calib_deploy = _calibration(data, base_train, cfg.calib_images, cfg.size)
+    calib_deploy = calibration_images(data, base_train, cfg.calib_images, cfg.size)
     with atomic_dir(out, overwrite=overwrite) as tmp_out, scratch_dir(out) as scratch, system_temp_in(scratch):
         fp32_path = ox.export_fp32(pruned, tmp_out / "model.onnx", cfg.size)
         # onnxruntime's quantizer starts from the per-hand graph (no per-channel int8 for stacked hand weights)

@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     from compress.onnx_export import optimized_op_types
-    from compress.pipeline import _calibration
+    from compress.pipeline import calibration_images
     from compress.workflows import open_model
     from hand_nas.config import TrainCfg
     from hand_nas.cost.bench import cpu_info
@@ -75,7 +75,7 @@ def main() -> None:
     if not data or not Path(data).is_dir():
         raise SystemExit(f"{args.bundle / 'config.json'}: field 'data' is {data!r}, not a sample folder; "
                          "pass --data with the folder the bundle was built on")
-    images = _calibration(data, TrainCfg(), args.calib, size).astype("float32")
+    images = calibration_images(data, TrainCfg(), args.calib, size).astype("float32")
     rows, files = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         files["fp32"] = export_onnx(model.eval(), Path(tmp) / "fp32.onnx", size)
