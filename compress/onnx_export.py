@@ -145,14 +145,10 @@ def export_ort_static(fp32_path: str | Path, path: str | Path, calib_images: np.
 
 def optimized_op_types(path: str | Path) -> dict[str, int]:
     """Op type counts of the graph onnxruntime actually runs (after its CPU graph optimisations)."""
-    import onnx
+    from hand_nas.cost.latency import ort_session_with_graph
 
-    from hand_nas.cost.latency import ort_session
-
-    with tempfile.TemporaryDirectory() as tmp:
-        ort_session(path, optimized_path=Path(tmp) / "opt.onnx")
-        m = onnx.load(str(Path(tmp) / "opt.onnx"))
-    return dict(Counter(n.op_type for n in m.graph.node).most_common())
+    _, graph = ort_session_with_graph(path)
+    return dict(Counter(n.op_type for n in graph.node).most_common())
 
 
 def int8_ops(op_types: dict[str, int]) -> dict[str, int]:

@@ -91,19 +91,16 @@ class BenchResult:
 def _engines(model, onnx_fp32: Path | None, onnx_int8: Path | None, size: int, batch: int, threads: int,
              scratch: Path) -> tuple[dict, dict, dict]:
     """({engine: zero-argument run function}, {engine: why it is not timed}, {ORT engine: nodes it runs})."""
-    import onnx
-
-    from hand_nas.cost.latency import ort_session
+    from hand_nas.cost.latency import ort_session_with_graph
     from hand_nas.export import export_onnx
 
     x = torch.rand(batch, 3, size, size)
     want = [batch, 3, size, size]
     runs, skipped, nodes = {}, {}, {}
-    optimized = scratch / "optimized.onnx"
 
     def session(path):
-        sess = ort_session(path, threads, optimized_path=optimized)
-        return sess, len(onnx.load(str(optimized), load_external_data=False).graph.node)
+        sess, graph = ort_session_with_graph(path, threads)
+        return sess, len(graph.node)
 
     def torch_run():
         with torch.inference_mode():

@@ -58,6 +58,16 @@ def ort_session(path: str | Path, threads: int = 1, profile_prefix: str | Path |
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+def ort_session_with_graph(path: str | Path, threads: int = 1):
+    """(session, graph): an ``ort_session`` of ``path`` and the ONNX graph it runs (after onnxruntime's own fusions)."""
+    import onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        opt = Path(tmp) / "optimized.onnx"
+        sess = ort_session(path, threads, optimized_path=opt)
+        return sess, onnx.load(str(opt), load_external_data=False).graph
+
+
 def ort_latency_ms(path: str | Path, size: int = 256, threads: int = 1, warmup: int = 5, repeats: int = 20) -> float:
     """Median onnxruntime (CPU) run time (ms) of an ONNX file at batch 1."""
     sess = ort_session(path, threads)
