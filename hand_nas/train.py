@@ -169,7 +169,7 @@ def _averaged(model, decay: float):
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def _save_snapshot(folder: Path, step: int, state: dict, model, opt, scaler, sampler, dev, averaged=None) -> Path:
+def save_snapshot(folder: Path, step: int, state: dict, model, opt, scaler, sampler, dev, averaged=None) -> Path:
     """Write ``folder/step_NNNNNNNN`` atomically (a kill mid-write leaves the previous one), then drop older ones."""
     from safetensors.torch import save_file
 
@@ -206,7 +206,7 @@ def _snapshots(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("step_*") if (p / SNAPSHOT_STATE).is_file() and (p / SNAPSHOT_TENSORS).is_file())
 
 
-def _load_snapshot(folder: Path, key: dict) -> tuple[Path, dict, dict] | None:
+def load_snapshot(folder: Path, key: dict) -> tuple[Path, dict, dict] | None:
     """(path, state, tensors) of the newest complete snapshot in ``folder``, or None; another run's is an error."""
     from hand_nas.atomic import clean_stale
     from hand_nas.files import read_json
@@ -251,7 +251,7 @@ def snapshot_model(path: str | Path, mano_dir=None):
     return model.eval(), state
 
 
-def _restore(state: dict, tensors: dict, model, opt, scaler, sampler, dev, batch: int, averaged=None) -> None:
+def restore_snapshot(state: dict, tensors: dict, model, opt, scaler, sampler, dev, batch: int, averaged=None) -> None:
     """Put a snapshot back: weights, their moving average, optimizer, GradScaler, RNG streams, the data position."""
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
     if averaged is not None:
@@ -338,7 +338,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
         sampler = train_dl.sampler
         key = _run_key(model_cfg, cfg, data, precision)
         resume_dir = Path(resume_dir) if resume_dir is not None else None
-        snap = _load_snapshot(resume_dir, key) if resume_dir is not None else None
+        snap = load_snapshot(resume_dir, key) if resume_dir is not None else None
 
         t0 = time.perf_counter()
         step, epoch, done_in_epoch, stopped, before = 0, 0, 0, False, 0.0
@@ -347,7 +347,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
             history = [{"step": 0, **init.to_dict()}]
         else:  # the RNG streams are restored after the model was built: they continue where the snapshot left them
             path, state, tensors = snap
-            _restore(state, tensors, model, opt, scaler, sampler, dev, cfg.batch, averaged)
+            restore_snapshot(state, tensors, model, opt, scaler, sampler, dev, cfg.batch, averaged)
             step, epoch, done_in_epoch = state["step"], state["epoch"], state["batches_done"]
             init, history, before = Metrics(**state["init_metrics"]), state["history"], state["seconds"]
             if log is not None:
@@ -388,7 +388,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
                             stopped = True
                             break
                     if resume_dir is not None and save_every and step % save_every == 0 and step < cfg.steps:
-                        _save_snapshot(resume_dir, step, {
+                        save_snapshot(resume_dir, step, {
                             "key": key, "step": step, "epoch": epoch, "batches_done": done_in_epoch,
                             "history": history, "init_metrics": init.to_dict(),
                             "seconds": before + time.perf_counter() - t0}, model, opt, scaler, sampler, dev, averaged)

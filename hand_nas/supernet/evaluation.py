@@ -1,0 +1,90 @@
+"""Scoring one subnet of a trained supernet: extract, recalibrate BatchNorm, held-out MPJPE.
+
+The supernet's BatchNorm statistics are a mix of every subnet that ran; each subnet gets its own before
+it is scored (OFA's ``set_running_statistics``, SPOS's "BN sanitize"): the statistics are reset and
+re-estimated, cumulatively (momentum None), over ``calib_batches`` training batches with every other
+layer in eval mode. The result is a plain module: what the search records, compresses and ships.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from hand_nas.config import ModelCfg, TrainCfg
+from hand_nas.metrics import Metrics
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, batches) -> nn.Module:
+    """Reset every BatchNorm's statistics and re-estimate them on ``batches`` (dicts with 'image')."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return model
+    device = next(model.parameters()).device
+    model.eval()
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the calibration batches
+        bn.train()
+    for batch in batches:
+        model(batch["image"].to(device))
+    for bn in bns:
+        bn.momentum = 0.1
+    return model.eval()
+
+
+class SubsetLoader:
+    """The first ``images`` samples of a loader's deterministic order, re-iterable (None: all)."""
+
+    def __init__(self, loader, images: int | None) -> None:
+        self.loader, self.images = loader, images
+
+    def __iter__(self):
+        seen = 0
+        for batch in self.loader:
+            if self.images is not None and seen >= self.images:
+                return
+            take = len(batch["image"]) if self.images is None else min(len(batch["image"]), self.images - seen)
+            seen += take
+            yield batch if take == len(batch["image"]) else {k: v[:take] if torch.is_tensor(v) else v
+                                                              for k, v in batch.items()}
+
+
+@dataclass
+class SubnetScorer:
+    """Scores subnets of one supernet on one data set: fixed calibration batches and held-out images.
+
+    Build it with ``SubnetScorer.on(data, train_cfg, ...)``; ``score(supernet, cfg)`` returns
+    ``(model, metrics, seconds)``.
+    """
+
+    calib: list
+    val: object
+    device: torch.device
+
+    @classmethod
+    def on(cls, data: str | Path, train: TrainCfg, calib_batches: int = 8, images: int | None = None,
+           device: str = "cpu") -> SubnetScorer:
+        from hand_nas.data.dataset import TwoHandDataset, split_indices
+        from hand_nas.data.samples import open_samples
+        from hand_nas.train import held_out_loader
+
+        tr_idx, _ = split_indices(len(open_samples(data)), train.val_fraction, seed=0)
+        # the same calibration images for every subnet: scores differ by architecture, not by the draw
+        ds = TwoHandDataset(data, train.resolution, tr_idx[::max(1, len(tr_idx) // (calib_batches * train.batch))])
+        loader = torch.utils.data.DataLoader(ds, batch_size=train.batch, shuffle=False)
+        calib = list(itertools.islice(loader, calib_batches))
+        return cls(calib, SubsetLoader(held_out_loader(data, train, 64), images), torch.device(device))
+
+    def score(self, supernet, cfg: ModelCfg) -> tuple[nn.Module, Metrics, float]:
+        from hand_nas.train import evaluate
+
+        t0 = time.perf_counter()
+        model = recalibrate_bn(supernet.extract(cfg).to(self.device), self.calib)
+        metrics = evaluate(model, self.val)
+        return model.cpu(), metrics, time.perf_counter() - t0
