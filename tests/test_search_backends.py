@@ -203,15 +203,15 @@ def test_the_space_loads_and_the_study_name_is_confined(tmp_path, space_file):
 def test_a_trial_another_driver_ended_does_not_crash_this_one(tmp_path, space_file):
     """Two drivers: A's heartbeat stalls, B fails A's trial as stale, A then finishes it: a warning, no crash."""
     from hand_nas.search.records import TrialRecord
-    from hand_nas.search.storage import StudyStore
+    from hand_nas.search.storage import HEARTBEAT, StudyStore
 
     space = load_space(space_file)
     url = f"sqlite:///{tmp_path}/st.db"
-    a = StudyStore("s", url, space, heartbeat_s=0.2)
+    a = StudyStore("s", url, space, heartbeat_s=1)
     trial = a.ask({p.label: p.values[0] for p in space.all_params()})
-    a._live.clear()  # A's heartbeat stops (a stalled driver) ...
-    time.sleep(0.8)
-    b = StudyStore("s", url, space, heartbeat_s=0.2)
+    a._live.clear()  # A's heartbeat stops (a stalled driver) ... and its last beat is 10 s old
+    a.storage.set_trial_system_attr(a._trial_id(trial.number), HEARTBEAT, [time.time() - 10, 1.0, "a"])
+    b = StudyStore("s", url, space, heartbeat_s=1)
     assert b.fail_stale() == 1  # ... so B takes the trial for dead
     a._live[trial.number] = trial
     with pytest.warns(RuntimeWarning, match="already ended by another driver"):

@@ -10,9 +10,13 @@ JournalStorage, append-only, NFS-friendly), ``postgresql://...`` (any SQLAlchemy
 comes with ``pip install 'hand-nas[cluster]'``).
 
 Liveness: every driver writes a heartbeat (a system attribute) for each trial it runs, every
-``heartbeat_s`` seconds. A RUNNING trial whose heartbeat is older than ``STALE_BEATS`` intervals
-belongs to a killed driver and is marked failed by the next driver that looks; a live driver's
-trials are never touched (several drivers may share one study).
+``heartbeat_s`` seconds (``MIN_HEARTBEAT_S``..``MAX_HEARTBEAT_S``), and the beat carries that interval.
+A RUNNING trial whose heartbeat is older than ``STALE_BEATS`` of the intervals its own driver
+declared belongs to a killed driver and is marked failed by the next driver that looks; a live
+driver's trials are never touched (several drivers may share one study).
+
+Readers (``read_records``, ``study_attrs``, ``trial_count``...) open a storage without creating it:
+a missing SQLite or journal file is a one-line error, never a new empty database.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ __all__ = ["DEFAULT_STORAGE", "StudyStore", "open_storage", "read_records", "sel
 CONSTRAINT = "gmacs_budget"
 HEARTBEAT = "hand_nas:heartbeat"  # system attribute: [unix time, interval s, host]
 STALE_BEATS = 3  # a trial is stale after this many missed heartbeats
+MIN_HEARTBEAT_S, MAX_HEARTBEAT_S = 1.0, 3600.0
 PRUNERS = ("noise", "median", "none")
 
 
@@ -56,16 +61,54 @@ def _creation_race(why: str) -> bool:
     return any(k in why for k in ("already exists", "unique constraint", "duplicate", "database is locked"))
 
 
-def open_storage(url: str):
-    """An optuna storage for a URL (one-line errors for typos, missing drivers, unusable files)."""
+def check_heartbeat(seconds, field: str = "--heartbeat-s") -> float:
+    """``seconds`` as a heartbeat interval: a finite number in MIN_HEARTBEAT_S..MAX_HEARTBEAT_S."""
+    import math
+
+    ok = isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds)
+    if not ok or not MIN_HEARTBEAT_S <= seconds <= MAX_HEARTBEAT_S:
+        raise HandNasError(f"{field}: {seconds!r}, expected a finite number of seconds in "
+                           f"{MIN_HEARTBEAT_S:g}..{MAX_HEARTBEAT_S:g}")
+    return float(seconds)
+
+
+def _file_of(url: str) -> Path | None:
+    """The file a sqlite:/// or journal:/// URL names (None for servers and in-memory SQLite)."""
+    if url.startswith("journal:///"):
+        return Path(url[len("journal:///") - 1:])
+    name = url[len("sqlite:///"):].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+    return Path(name) if name and name != ":memory:" else None
+
+
+def _storage_file(url: str, create: bool) -> None:
+    """For a file URL: with ``create``, make its folder (refusing a path under a file); without, it must exist."""
+    from hand_nas.atomic import check_parents
+
+    path = _file_of(url)
+    if path is None:
+        return
+    if not create:
+        if not path.is_file():
+            raise HandNasError(f"storage {url}: {path} not found (a command that only reads a study creates "
+                               "no database; check --storage)")
+        return
+    check_parents(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def open_storage(url: str, create: bool = True):
+    """An optuna storage for a URL (one-line errors for typos, missing drivers, unusable files).
+
+    ``create=False`` (every reader): a SQLite or journal file must already exist; nothing is created.
+    """
     import optuna
 
     _quiet()
+    _storage_file(url, create)
     if url.startswith("journal:///"):
         from optuna.storages.journal import JournalFileBackend
 
         path = Path(url[len("journal:///") - 1:])
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         except OSError as exc:
@@ -76,7 +119,6 @@ def open_storage(url: str):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     kwargs = {}
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         kwargs = {"engine_kwargs": {"connect_args": {"timeout": 120}}}
     for attempt in range(5):
         try:
@@ -211,6 +253,7 @@ class StudyStore:
                  heartbeat_s: float = 30.0) -> None:
         import optuna
 
+        self.heartbeat_s = check_heartbeat(heartbeat_s, "heartbeat_s")  # before anything is opened
         self.name, self.url, self.space = name, url, space
         self.pruner = "none" if space.multi_objective and pruner_name(pruner) != "noise" else pruner
         self.storage = open_storage(url)
@@ -231,7 +274,6 @@ class StudyStore:
             raise HandNasError(f"study {name!r} has {len(self.study.directions)} objective(s); the space "
                                f"{space.source} has {len(directions)} ({', '.join(space.objectives)})")
         self._study_id = self.storage.get_study_id_from_name(name)
-        self.heartbeat_s = heartbeat_s
         self._live: dict[int, object] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -331,11 +373,7 @@ class StudyStore:
             with self._lock:
                 if t.number in self._live:
                     continue
-            beat = t.system_attrs.get(HEARTBEAT)
-            if beat is None:  # created without a heartbeat (an older hand-nas); judge by its start time
-                last, interval = (t.datetime_start.timestamp() if t.datetime_start else 0.0), self.heartbeat_s
-            else:
-                last, interval = float(beat[0]), float(beat[1])
+            last, interval = _last_beat(t, self.heartbeat_s)
             if now - last > STALE_BEATS * interval:
                 stale.append((t, now - last))
         for t, age in stale:
@@ -370,6 +408,22 @@ class StudyStore:
         self._beater.join(timeout=5)
 
 
+def _last_beat(trial, default_s: float) -> tuple[float, float]:
+    """(time of the trial's last heartbeat, the interval its own driver declared), the interval held to
+    MIN_HEARTBEAT_S..MAX_HEARTBEAT_S whatever was stored (an older or hostile driver's 0 or inf fails nothing early)."""
+    import math
+
+    beat = trial.system_attrs.get(HEARTBEAT)
+    try:
+        last, interval = float(beat[0]), float(beat[1])
+    except (TypeError, ValueError, IndexError):  # no beat (an older hand-nas): judge by its start time
+        last, interval = (trial.datetime_start.timestamp() if trial.datetime_start else 0.0), default_s
+    if not math.isfinite(last):
+        last = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
+    interval = min(max(interval, MIN_HEARTBEAT_S), MAX_HEARTBEAT_S) if math.isfinite(interval) else MAX_HEARTBEAT_S
+    return last, interval
+
+
 class Reporter:
     """Writes a worker's held-out MPJPE as the trial's intermediate value and asks the study's pruner."""
 
@@ -384,7 +438,7 @@ class Reporter:
         import optuna
 
         if self._opened is None:
-            storage = open_storage(self.url)
+            storage = open_storage(self.url, create=False)
             study = optuna.load_study(study_name=self.study_name, storage=storage, pruner=make_pruner(self.pruner))
             tid = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(self.study_name),
                                                                   self.number)
@@ -407,7 +461,7 @@ def _record(t) -> TrialRecord:
 def _load(name: str, url: str):
     import optuna
 
-    storage = open_storage(url)
+    storage = open_storage(url, create=False)
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -416,8 +470,11 @@ def _load(name: str, url: str):
 
 
 def trial_count(name: str, url: str = DEFAULT_STORAGE) -> int:
-    """Trials a stored study holds (0 when it does not exist yet)."""
-    storage = open_storage(url)
+    """Trials a stored study holds (0 when it does not exist yet; a missing database file is not created)."""
+    path = _file_of(url)
+    if path is not None and not path.is_file():
+        return 0
+    storage = open_storage(url, create=False)
     try:
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
@@ -460,7 +517,7 @@ def trial_retrains(name: str, url: str, number: int) -> list[dict]:
 
 def study_id(name: str, url: str) -> int:
     """The storage's id of a study (optuna-dashboard's URLs use it)."""
-    return open_storage(url).get_study_id_from_name(_load(name, url).study_name)
+    return open_storage(url, create=False).get_study_id_from_name(_load(name, url).study_name)
 
 
 def select_trial(records: list[TrialRecord], which: str | int = "best", study: str = "",
