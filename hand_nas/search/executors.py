@@ -1,13 +1,17 @@
 """Where trials run: in this process (``LocalExecutor``) or on Ray (``RayExecutor``).
 
 Both take ``submit(fn, *args) -> key`` and ``wait(timeout) -> [(key, result)]``; a task that
-raises yields a result dict with state 'failed' and the error, so the search goes on.
+raises yields a result dict with state 'failed' and the error, so the search goes on. A local Ray
+is started loopback-only with hand-nas' own token (``hand_nas.search.ray_local``); joining a cluster
+with ``address`` changes none of Ray's settings.
 """
 from __future__ import annotations
 
 import os
 import traceback
 
+from hand_nas.errors import HandNasError
+from hand_nas.search.ray_local import exposed, listeners, loopback_only, undo_loopback_only
 
 class LocalExecutor:
     """Runs each task when it is waited for, one at a time, in this process."""
@@ -51,12 +55,15 @@ class RayExecutor:
 
     def __init__(self, workers: int, address: str | None = None, cpus_per_trial: float = 1.0,
                  gpus_per_trial: float = 0.0) -> None:
-        if not address:
-            # Ray 2.60 binds its gRPC servers on every interface whatever the node address, so a local
-            # cluster keeps Ray's token authentication on (the token lives in ~/.ray/auth_token): nobody
-            # without it can submit work. A cluster joined with --ray-address keeps its own settings.
-            # Set before Ray is imported: Ray reads its configuration at import.
-            os.environ.setdefault("RAY_AUTH_MODE", "token")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise HandNasError(f"workers: {workers!r}, expected an integer >= 1")
+        if not (cpus_per_trial > 0 and gpus_per_trial >= 0):  # also refuses NaN
+            raise HandNasError(f"cpus_per_trial {cpus_per_trial!r}, gpus_per_trial {gpus_per_trial!r}: expected > 0 "
+                               "and >= 0")
+        if address:
+            undo_loopback_only()
+        else:
+            loopback_only()  # before Ray is imported: Ray reads its configuration at import
         import ray
 
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -64,13 +71,20 @@ class RayExecutor:
             if address:
                 ray.init(address=address, log_to_driver=False, include_dashboard=False)
             else:
+                before = listeners()
                 # num_gpus None: every GPU Ray detects, when trials ask for GPUs
                 ray.init(num_cpus=max(1, int(round(workers * cpus_per_trial))),
-                         num_gpus=None if gpus_per_trial > 0 else 0,
+                         num_gpus=None if gpus_per_trial > 0 else 0, _node_ip_address="127.0.0.1",
                          include_dashboard=False, log_to_driver=False, configure_logging=False)
                 from hand_nas.search.ray_reaper import start_reaper
 
                 start_reaper()  # stops this local cluster if the driver is killed before shutdown
+                if bad := exposed(listeners() - before):
+                    ray.shutdown()
+                    pid, name, ip, port = bad[0]
+                    raise HandNasError(f"local Ray: {name} (pid {pid}) listens on {ip}:{port}, not on loopback only "
+                                       f"({len(bad)} such socket(s)); refusing to run trials reachable from the "
+                                       "network (run with --local, or join a cluster you secured with --ray-address)")
         self._ray = ray
         self.workers = workers
         self.options = {"num_cpus": cpus_per_trial, "num_gpus": gpus_per_trial}
