@@ -21,7 +21,7 @@ import torch
 
 from compress.prune import PruneCfg, prune_to_target
 from compress.quantize import QuantCfg, calibrate, quantize_model
-from compress.workflows import INT8_CHOICES
+from compress.workflows import INT8_CHOICES, open_model
 from hand_nas.config import ModelCfg, TrainCfg
 from hand_nas.cost.flops import model_cost
 from hand_nas.errors import HandNasError
@@ -111,14 +111,16 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
              data: str | None = None, mano_dir=None, log=print, overwrite: bool = False) -> dict:
     """Prune, fine-tune, quantize and export ``checkpoint`` into the bundle ``out``; returns the report.
 
-    ``out`` is written as a whole at the end (an existing bundle is replaced only with ``overwrite``; a
-    folder hand-nas did not write, never); intermediate files live in ``.<out>.scratch-*`` beside it.
+    ``checkpoint`` is opened as every command opens one (``compress.workflows.open_model``: a bundle only
+    after its manifest verifies). ``out`` is written as a whole at the end (an existing bundle is replaced
+    only with ``overwrite``; a folder hand-nas did not write, or one inside or around the checkpoint or
+    the data, never); intermediate files live in ``.<out>.scratch-*`` beside it.
     The report's ``manifest_sha256`` pins the whole bundle (compare it out of band).
     """
     from compress import onnx_export as ox
     from compress.bundle import write_manifest
-    from hand_nas.atomic import atomic_dir, check_replaceable, scratch_dir, system_temp_in
-    from hand_nas.checkpoint import CONFIG, load_checkpoint, shape_record, write_checkpoint_files
+    from hand_nas.atomic import atomic_dir, check_output, scratch_dir, system_temp_in
+    from hand_nas.checkpoint import CONFIG, shape_record, write_checkpoint_files
     from hand_nas.cost import latency
     from hand_nas.cost.bench import cpu_info
     from hand_nas.train import evaluate, held_out_loader, train
@@ -129,16 +131,18 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
     def torch_latency_ms(net, size, threads):
         return latency.torch_latency_ms(net, size, threads, warmup=10, repeats=cfg.repeats)
 
-    check_replaceable(out, overwrite)  # before the long work, not after it; a foreign folder never
+    # before the long work, not after it: a foreign folder never, nor one inside (or around) the checkpoint
+    check_output(out, inputs=[checkpoint, data], overwrite=overwrite)
     if cfg.int8 not in INT8_CHOICES:
         raise HandNasError(f"int8 {cfg.int8!r}: expected one of {', '.join(INT8_CHOICES)}")
     t0 = time.perf_counter()
-    model, ck = load_checkpoint(checkpoint, mano_dir)
+    model, ck = open_model(checkpoint, mano_dir)  # a bundle is verified as evaluate, predict and bench verify it
     model_cfg = ModelCfg.from_dict(ck["model"])
     data = data or ck.get("data")
     if not data or not Path(data).is_dir():
         raise HandNasError(f"{Path(checkpoint) / CONFIG}: field 'data': sample folder {data!r} not found "
                            "(pass --data)")
+    check_output(out, inputs=[data], overwrite=overwrite)
     base_train = TrainCfg.from_dict(ck["train"]) if "train" in ck else TrainCfg()
     val = held_out_loader(data, base_train)
     lat = dict(threads=cfg.threads, size=cfg.size)

@@ -46,7 +46,13 @@ def compress_trial(study: str, trial: str | int, storage: str, out: str | Path, 
 
 
 def open_model(path: str | Path, mano_dir=None):
-    """(model, config) of a bundle (every hash verified) or of a plain checkpoint folder."""
+    """(model, config) of a bundle (every hash verified) or of a plain checkpoint folder.
+
+    The one way every command (evaluate, predict, bench, compress) opens what it is given: a folder that
+    is a bundle (``is_bundle``) is verified against its manifest first; either way the config is
+    validated, the shapes record read through its allow-list and non-finite weights refused
+    (``hand_nas.checkpoint.load_checkpoint``).
+    """
     from compress.bundle import is_bundle, open_bundle
     from hand_nas.checkpoint import load_checkpoint
 
@@ -58,19 +64,25 @@ def open_model(path: str | Path, mano_dir=None):
 
 def predict_files(image: str | Path, checkpoint: str | Path, out: str | Path | None = None, size: int | None = None,
                   mano_dir=None) -> list[Path]:
-    """Both hands' OBJ meshes and an overlay PNG for one image; returns the written paths."""
+    """Both hands' OBJ meshes and an overlay PNG for one image, in the folder ``out`` (default IMAGE_hands,
+    written as a whole: a previous prediction there is replaced, a folder hand-nas did not write is
+    refused); returns the written paths."""
     from hand_nas.hand.mano import HandModel
     from hand_nas.predict import load_image, predict_image, write_prediction
 
     from hand_nas.config import ModelCfg
     from hand_nas.models.validate import check
 
+    from hand_nas.atomic import check_output
+
+    out = Path(out) if out else Path(image).with_name(Path(image).stem + "_hands")
+    # new or ours, never inside (or around) the checkpoint or the image: before any work
+    check_output(out, inputs=[checkpoint, image], overwrite=True)
     model, config = open_model(checkpoint, mano_dir)
     given = size is not None
     size = size if given else (config.get("input_size") or config.get("train", {}).get("resolution", 256))
     check(str(checkpoint), ModelCfg.from_dict(config["model"]), sizes={"--size" if given else "input_size": size})
     img = load_image(image, size)
-    out = Path(out) if out else Path(image).with_name(Path(image).stem + "_hands")
     return write_prediction(predict_image(model, img), img, HandModel(mano_dir).faces, out)
 
 
@@ -194,8 +206,7 @@ def run_demo(cfg: DemoCfg = DemoCfg(), log=print) -> DemoResult:
     log(format_report(rep))
 
     stage(6, "predict with the bundle on a held-out synthetic image")
-    img = out / "predict" / "input.png"
-    img.parent.mkdir(parents=True, exist_ok=True)
+    img = out / "predict_input.png"  # beside the prediction folder, which is replaced as a whole
     s = open_samples(plan.data)  # an image of the retraining's held-out split: one the bundle never saw
     held_out = split_indices(len(s), plan.train.val_fraction, seed=0)[1]
     Image.fromarray(np.asarray(s["images"][int(held_out[0])])).save(img)

@@ -6,8 +6,9 @@ is replaced only when it carries that marker (or is empty) and the caller passed
 user's own folder given as ``--out`` is refused, never deleted. Temporary names
 (``.<name>.tmp-<host>-<pid>-<random>``, ``.<name>.old-...``, ``.<name>.scratch-...``) say who made
 them, so the leftovers of a killed process are removed on the next write to the same destination
-while another live writer's are left alone. ``confined`` keeps paths built from user input inside
-their root.
+while another live writer's are left alone. ``check_output`` is the one rule for a command's output
+folder (new or ours, never inside or around what the command reads). A full disk during a write is a
+one-line error naming the destination. ``confined`` keeps paths built from user input inside their root.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from hand_nas.errors import HandNasError
+from hand_nas.errors import HandNasError, is_disk_full
 
 MARKER = ".hand-nas"
 MARKER_TEXT = "Written by hand-nas, which may replace this folder as a whole; delete this file to protect it.\n"
@@ -96,6 +97,7 @@ def check_replaceable(target: str | os.PathLike, overwrite: bool) -> None:
     ``overwrite`` says, before anything is touched.
     """
     target = Path(target)
+    check_parents(target)
     if target.is_symlink():
         raise HandNasError(f"{target}: is a symbolic link; refusing to replace it (give a new folder)")
     if not target.exists():
@@ -109,6 +111,48 @@ def check_replaceable(target: str | os.PathLike, overwrite: bool) -> None:
                            "refusing to replace it (give a new folder)")
     if not overwrite:
         raise HandNasError(f"{target}: already exists (pass --overwrite to replace it)")
+
+
+def check_parents(target: str | os.PathLike) -> None:
+    """Raise unless every existing ancestor of ``target`` is a folder (a path under a file cannot be made)."""
+    for parent in Path(target).absolute().parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise HandNasError(f"{target}: {parent} is a file, not a folder; give a path under a folder")
+            return
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_output(out: str | os.PathLike, inputs=(), overwrite: bool = False) -> Path:
+    """The one rule for a command's output folder; returns ``out``.
+
+    ``out`` must be new (or an empty folder) or a folder hand-nas wrote (``check_replaceable``), and
+    it may neither lie inside (or be) one of ``inputs`` (the bundle, checkpoint, data or image the
+    command reads) nor contain one: replacing it would destroy what is being read.
+    """
+    out = Path(out)
+    check_parents(out)
+    real_out = out.resolve()
+    for given in inputs:
+        if given is None or given == "":
+            continue
+        real_in = Path(given).resolve()
+        if _inside(real_out, real_in):
+            raise HandNasError(f"{out}: is inside the input {given} (or is it); writing there would change what "
+                               "is being read: give a folder outside it")
+        if _inside(real_in, real_out):
+            raise HandNasError(f"{out}: holds the input {given}; replacing it would delete what is being read: "
+                               "give another folder")
+    return out
+
+
+def _disk_full(target: Path, exc: BaseException) -> HandNasError:
+    why = (str(exc).strip().splitlines() or ["errno 28"])[0][:200]
+    return HandNasError(f"{target}: disk full while writing it ({why}); nothing was written there: free space and "
+                        "run the command again")
 
 
 @contextlib.contextmanager
@@ -132,8 +176,10 @@ def atomic_dir(target: str | os.PathLike, overwrite: bool = False) -> Iterator[P
         (tmp / MARKER).write_text(MARKER_TEXT)
         yield tmp
         check_replaceable(target, overwrite)  # the block may have run for hours: look again
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not isinstance(exc, HandNasError) and is_disk_full(exc):
+            raise _disk_full(target, exc) from None
         raise
     if target.exists():
         old = target.with_name(_temp_name(target, "old"))
@@ -152,6 +198,7 @@ def scratch_dir(target: str | os.PathLike) -> Iterator[Path]:
     ``.<name>.scratch-*``, which the next ``atomic_dir``/``scratch_dir`` for ``target`` removes.
     """
     target = Path(target)
+    check_parents(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(target)
     path = target.with_name(_temp_name(target, "scratch"))
@@ -183,6 +230,7 @@ def atomic_file(target: str | os.PathLike, mode: str = "wb") -> Iterator:
     target = Path(target)
     if target.is_dir() and not target.is_symlink():
         raise HandNasError(f"{target}: is a folder; refusing to replace it with a file")
+    check_parents(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-{_host()}-{os.getpid()}-", dir=target.parent)
@@ -190,9 +238,11 @@ def atomic_file(target: str | os.PathLike, mode: str = "wb") -> Iterator:
         with os.fdopen(fd, mode) as fh:
             yield fh
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if not isinstance(exc, HandNasError) and is_disk_full(exc):
+            raise _disk_full(target, exc) from None
         raise
 
 

@@ -64,3 +64,23 @@ class HandNasError(Exception):
 
     def __init__(self, message: str = "", *args) -> None:
         super().__init__(one_line(message), *args)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for a write that failed because the disk (or quota) is full, whoever raised it.
+
+    ``OSError`` carries errno ENOSPC / EDQUOT; SQLite says 'database or disk is full' (wrapped by
+    SQLAlchemy and optuna); safetensors and other native writers put the OS text in their message.
+    """
+    import errno
+
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(exc)
+        if "database or disk is full" in text or "No space left on device" in text or "StorageFull" in text:
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+        seen += 1
+    return False

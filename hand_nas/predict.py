@@ -98,20 +98,20 @@ def obj_text(verts: np.ndarray, faces: np.ndarray) -> str:
 
 
 def write_prediction(pred: dict, image: np.ndarray, faces: dict[str, np.ndarray], out: str | Path) -> list[Path]:
-    """left.obj, right.obj and overlay.png in ``out`` (written atomically); returns their paths."""
-    from hand_nas.atomic import atomic_file
+    """left.obj, right.obj and overlay.png as the folder ``out``; returns their paths.
+
+    The folder is written as a whole (``atomic_dir``): a previous prediction (it carries the
+    ``.hand-nas`` marker) is replaced, a folder hand-nas did not write is refused.
+    """
+    from hand_nas.atomic import atomic_dir
     from hand_nas.data.sheet import draw_overlay
 
     out = Path(out)
-    paths = []
-    for h, side in enumerate(HANDS):
-        path = out / f"{side}.obj"
-        with atomic_file(path, "w") as fh:
-            fh.write(obj_text(pred["verts"][h], faces[side]))
-        paths.append(path)
+    names = [f"{side}.obj" for side in HANDS] + ["overlay.png"]
     scale = max(1, 512 // image.shape[0])
     png = draw_overlay(image, pred["verts2d"], pred["joints2d"], faces, scale=scale, label="hand-nas predict")
-    path = out / "overlay.png"
-    with atomic_file(path, "wb") as fh:
-        png.convert("RGB").save(fh, format="PNG")
-    return paths + [path]
+    with atomic_dir(out, overwrite=True) as tmp:
+        for h, side in enumerate(HANDS):
+            (tmp / names[h]).write_text(obj_text(pred["verts"][h], faces[side]))
+        png.convert("RGB").save(tmp / names[-1], format="PNG")
+    return [out / n for n in names]

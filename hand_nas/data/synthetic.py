@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from hand_nas.data.render import Shading, render_hands
+from hand_nas.errors import HandNasError
 from hand_nas.hand import articulation
 from hand_nas.hand.topology import faces_fingerprint
 
@@ -261,8 +262,10 @@ def synthesize(out: str | Path, n: int, seed: int = 0, mano_dir=None, size: int 
     from hand_nas.data.samples import SampleWriter
     from hand_nas.hand.mano import resolve_mano_dir
 
-    if n < 1:
-        raise ValueError("n must be >= 1")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise HandNasError(f"n: {n!r}, expected an integer >= 1 (samples to write)")
+    if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= 1024 or size % 32:
+        raise HandNasError(f"size: {size!r}, expected a multiple of 32 in 32..1024 (pixels)")
     mano_folder = resolve_mano_dir(mano_dir)
     renderer = SyntheticRenderer(mano_folder, size)
     with atomic_dir(out, overwrite=overwrite) as tmp:
