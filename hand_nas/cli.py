@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -91,8 +92,13 @@ def cmd_hand_convert(args) -> None:
 # --- data -------------------------------------------------------------------------------------
 
 def cmd_data_synth(args) -> None:
+    from hand_nas.atomic import check_output
     from hand_nas.data.synthetic import synthesize
+    from hand_nas.models.validate import check
 
+    check("command line", numbers={"--n": (args.n, 1, 10_000_000), "--workers": (args.workers, 1, 256)})
+    _check_side("--size", args.size)
+    check_output(args.out, overwrite=args.overwrite)  # a foreign folder, a path under a file: before rendering
     r = synthesize(args.out, args.n, seed=args.seed, mano_dir=args.mano, size=args.size, workers=args.workers,
                    overwrite=args.overwrite, progress=not args.quiet)
     print(f"wrote {args.n} samples to {args.out} in {r['seconds']:.1f} s: {r['images_per_s']:.1f} images/s "
@@ -162,7 +168,7 @@ def resolve_data(spec: str, n: int, quiet: bool = False):
 
 
 def cmd_train(args) -> None:
-    from hand_nas.atomic import check_replaceable
+    from hand_nas.atomic import check_output
     from hand_nas.config import TrainCfg
     from hand_nas.cost.flops import model_cost
     from hand_nas.models import build_model
@@ -181,8 +187,8 @@ def cmd_train(args) -> None:
 
     # a wrong --device or --precision is an error before any data is made
     resolve_precision(args.precision, resolve_device(args.device))
-    if args.out:
-        check_replaceable(args.out, overwrite=True)  # a foreign folder is refused now, not after training
+    if args.out:  # a foreign folder, or one inside the data, is refused now, not after training
+        check_output(args.out, inputs=[args.data] if args.data != "synthetic" else [], overwrite=True)
     data = resolve_data(args.data, args.synthetic_n, args.quiet)
     cost = model_cost(build_model(cfg, args.mano))
     r = train(cfg, tcfg, data, checkpoint_dir=args.out, mano_dir=args.mano, progress=not args.quiet,
@@ -244,7 +250,17 @@ def cmd_search(args) -> None:
 
     from hand_nas.device import check_options
 
-    check("command line", numbers={"--noise-factor": (args.noise_factor, 0.0, 100.0)})
+    from hand_nas.search.storage import check_heartbeat
+
+    check("command line", numbers={"--noise-factor": (args.noise_factor, 0.0, 100.0),
+                                   "--trials": (args.trials, 1, 1_000_000), "--workers": (args.workers, 1, 100_000),
+                                   "--cpus-per-trial": (args.cpus_per_trial, 0.0, 1024.0)})
+    if not (math.isfinite(args.gpus_per_trial) and 0 <= args.gpus_per_trial <= 64):
+        raise HandNasError(f"command line: --gpus-per-trial: {args.gpus_per_trial!r}, expected a finite number in "
+                           "[0, 64]")
+    check_heartbeat(args.heartbeat_s)
+    if not args.local and not args.ray_address:
+        _check_local_workers(args.workers, args.cpus_per_trial, args.gpus_per_trial)
     check_options(args.device, args.precision, remote_gpus=args.gpus_per_trial > 0)
     space = with_budget(load_space(args.space), args.budget)
     cfg = StudyCfg(space=args.space, study=args.study or space.name, storage=args.storage, backend=args.backend,
@@ -272,6 +288,42 @@ def cmd_search(args) -> None:
               f"checkpoint {best.checkpoint}")
     else:
         print("no feasible completed trial yet")
+
+
+WORKER_GIB = 0.5  # what one trial process takes (torch, the hand model, a proxy batch): measured ~0.3 GiB
+
+
+def _check_local_workers(workers: int, cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Refuse more trials at once than this machine holds: its CPUs (at --cpus-per-trial each), its
+    available memory (at ~WORKER_GIB per trial process) and, with --gpus-per-trial, its GPUs."""
+    import psutil
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    free_gib = psutil.virtual_memory().available / 2**30
+    limits = {f"{cpus} CPU(s) at --cpus-per-trial {cpus_per_trial:g}": int(cpus / cpus_per_trial + 1e-9),
+              f"{free_gib:.1f} GiB available at ~{WORKER_GIB} GiB per trial": int(free_gib / WORKER_GIB)}
+    if gpus_per_trial > 0:
+        import torch
+
+        gpus = torch.cuda.device_count()
+        limits[f"{gpus} GPU(s) at --gpus-per-trial {gpus_per_trial:g}"] = int(gpus / gpus_per_trial + 1e-9)
+    why, most = min(limits.items(), key=lambda kv: kv[1])
+    if most < 1:
+        raise HandNasError(f"--gpus-per-trial {gpus_per_trial:g}: this machine has {why.split(' at ')[0]}; a local "
+                           "Ray could never start a trial (join a cluster with GPUs with --ray-address)"
+                           if "GPU" in why else f"this machine cannot hold one trial ({why})")
+    if workers > most:
+        raise HandNasError(f"--workers {workers}: this machine holds at most {most} trial(s) at once ({why}); "
+                           f"pass --workers {most} or fewer (or --ray-address for a cluster)")
+
+
+def _check_side(option: str, size: int) -> None:
+    """An image side: a multiple of 32 in 32..1024 (what the networks and the data sets use)."""
+    from hand_nas.models.validate import check
+
+    check("command line", numbers={option: (size, 32, 1024)})
+    if size % 32:
+        raise HandNasError(f"command line: {option}: {size}, expected a multiple of 32")
 
 
 def cmd_trial_show(args) -> None:
@@ -507,7 +559,8 @@ def cmd_report(args) -> None:
 def cmd_dashboard(args) -> None:
     from hand_nas.report.dashboard import serve
 
-    serve(args.study, args.storage, args.host, args.port)
+    serve(args.study, args.storage, args.host, args.port, allow_remote=args.allow_remote,
+          warn=lambda text: print(f"hand-nas: {text}", file=sys.stderr, flush=True))
 
 
 # --- the main job ------------------------------------------------------------------------------
@@ -775,8 +828,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dashboard", help="optuna-dashboard on a stored study (optuna- or nni-backed)")
     p.add_argument("--study", required=True)
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=STORAGE_HELP)
-    p.add_argument("--host", default="127.0.0.1", help="listen address (default: this machine only)")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default: this machine only; any other "
+                                                       "needs --allow-remote)")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--allow-remote", action="store_true",
+                   help="serve on a non-loopback --host: the dashboard API is unauthenticated, anyone who reaches "
+                        "the port can read and change every study of the storage")
     p.set_defaults(func=cmd_dashboard)
     p = sub.add_parser("demo", help="the main job end to end on the embedded synthetic data (minutes on 2 cores)")
     demo = DemoCfg()
@@ -805,6 +862,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def environment_error(exc: BaseException, args) -> str | None:
+    """The one line for a failure of the machine rather than of hand-nas (None: a real bug, keep the traceback).
+
+    A full disk (OSError ENOSPC, SQLite's 'database or disk is full'), a damaged database (optuna's
+    StorageInternalError: a corrupt page, 'file is not a database') and any OS error that names its
+    file (a path under a file, permissions, a read-only disk) are reported with the file or storage
+    they concern. What was being written is not half-written: files and folders are renamed into place
+    only when complete, and a study's transaction is rolled back.
+    """
+    from hand_nas.errors import is_disk_full, one_line
+
+    root = exc
+    for _ in range(8):  # the database's own words, under SQLAlchemy's and optuna's wrappers
+        if (inner := getattr(root, "orig", None) or root.__cause__) is None:
+            break
+        root = inner
+    why = one_line((str(root).strip().splitlines() or [type(root).__name__])[0], 300)
+    database = (type(exc).__name__ == "StorageInternalError"
+                or type(root).__module__.startswith(("sqlite3", "sqlalchemy")))
+    storage, out = getattr(args, "storage", None), getattr(args, "out", None)
+    if isinstance(exc, OSError) and exc.filename:
+        where = str(exc.filename)
+    elif database and storage:
+        where = f"storage {storage}"
+    else:
+        where = f"{out} (or the files beside it)" if out else None
+    if is_disk_full(exc):
+        return (f"{where or 'the output'}: disk full ({why}); nothing half-written is left: free space and run the "
+                "same command again")
+    if database:
+        return f"{where or 'storage'}: the database cannot be read or written ({why}); it may be damaged"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or why}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -815,6 +908,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hand-nas: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the machine's failures (disk, damaged database) as one line; bugs keep their traceback
+        line = environment_error(exc, args)
+        if line is None:
+            raise
+        print(f"hand-nas: error: {line}", file=sys.stderr)
+        return 2
     return 0
 
 
