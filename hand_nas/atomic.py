@@ -141,7 +141,7 @@ def check_output(out: str | os.PathLike, inputs=(), overwrite: bool = False) -> 
             continue
         real_in = Path(given).resolve()
         if _inside(real_out, real_in):
-            raise HandNasError(f"{out}: is inside the input {given} (or is it); writing there would change what "
+            raise HandNasError(f"{out}: is the input {given} or lies inside it; writing there would change what "
                                "is being read: give a folder outside it")
         if _inside(real_in, real_out):
             raise HandNasError(f"{out}: holds the input {given}; replacing it would delete what is being read: "

@@ -187,8 +187,8 @@ def test_item4_predict_never_writes_into_a_foreign_folder_or_the_bundle(bundle, 
     refused(capsys, "predict", img, "--checkpoint", folder, "--out", mine, match="was not written by hand-nas")
     assert (mine / "overlay.png").read_bytes() == b"my own figure"
     before = tree(folder)
-    refused(capsys, "predict", img, "--checkpoint", folder, "--out", folder, match="is inside the input")
-    refused(capsys, "predict", img, "--checkpoint", folder, "--out", folder / "pred", match="is inside the input")
+    refused(capsys, "predict", img, "--checkpoint", folder, "--out", folder, match="or lies inside it")
+    refused(capsys, "predict", img, "--checkpoint", folder, "--out", folder / "pred", match="or lies inside it")
     refused(capsys, "predict", img, "--checkpoint", folder, "--out", tmp_path, match="holds the input")
     assert tree(folder) == before
     for _ in range(2):  # a folder of its own making is replaced as a whole
@@ -200,8 +200,8 @@ def test_item4_predict_never_writes_into_a_foreign_folder_or_the_bundle(bundle, 
 def test_item4_compress_out_inside_its_checkpoint_refused_nothing_written(capsys, tmp_path):
     ck = checkpoint(tmp_path / "ck")
     before = tree(ck)
-    refused(capsys, "compress", "--checkpoint", ck, "--out", ck / "compressed", match="is inside the input")
-    refused(capsys, "compress", "--checkpoint", ck, "--out", ck, match="is inside the input")
+    refused(capsys, "compress", "--checkpoint", ck, "--out", ck / "compressed", match="or lies inside it")
+    refused(capsys, "compress", "--checkpoint", ck, "--out", ck, match="or lies inside it")
     assert tree(ck) == before
 
 
