@@ -340,6 +340,10 @@ class StudyCfg:
             budget is predicted with ('' = this CPU's default calibration).
         device: where trials train: auto (the GPU Ray assigned with ``gpus_per_trial``, else CPU), cpu, cuda[:N].
         precision: trial training precision, fp32, bf16 or fp16 (see ``hand_nas.device.resolve_precision``).
+        evaluator: how a trial is scored: ``train`` (the space's proxy training) or ``supernet`` (extracted from
+            the trained supernet ``supernet``, BatchNorm recalibrated, scored on held-out images in seconds).
+        supernet: the supernet folder (``hand-nas supernet train`` / ``export``) with evaluator ``supernet``.
+        eval_images: supernet evaluator: held-out images scored per trial (0 = the whole split).
     """
 
     space: str
@@ -366,3 +370,6 @@ class StudyCfg:
     latency_predictor: str = ""
     device: str = "auto"
     precision: str = "fp32"
+    evaluator: str = "train"
+    supernet: str = ""
+    eval_images: int = 0

@@ -85,6 +85,53 @@ def evaluate_trial(cfg_dict: dict, proxy_dict: dict, data: str, checkpoint: str,
     return out
 
 
+_SUPERNETS: dict = {}  # per worker process: (supernet folder, data, images) -> (supernet, record, scorer)
+
+
+def evaluate_subnet(cfg_dict: dict, supernet_dir: str, data: str, checkpoint_dir: str | None = None,
+                    eval_images: int = 0, threads: int = 1) -> dict:
+    """Score ``cfg_dict`` with weights inherited from a trained supernet (never raises; same outcome dict as
+    ``evaluate_config``): extract, recalibrate BatchNorm, held-out metrics, and the extracted network written
+    as an ordinary checkpoint (what ``hand-nas compress --study`` takes). The supernet and the calibration
+    batches are loaded once per worker process."""
+    from hand_nas.threads import torch_threads
+
+    t0 = time.perf_counter()
+    try:
+        with torch_threads(threads):
+            key = (supernet_dir, data, eval_images)
+            if key not in _SUPERNETS:
+                from hand_nas.supernet.evaluation import SubnetScorer
+                from hand_nas.supernet.supernet import load_supernet
+
+                net, record = load_supernet(supernet_dir)
+                train_cfg = TrainCfg.from_dict(record["train"])
+                scorer = SubnetScorer.on(data, train_cfg, record.get("calib_batches", 8), eval_images or None)
+                _SUPERNETS.clear()
+                _SUPERNETS[key] = (net, record, scorer)
+            net, record, scorer = _SUPERNETS[key]
+            cfg = ModelCfg.from_dict(cfg_dict)
+            model, metrics, seconds = scorer.score(net, cfg)
+            if not math.isfinite(metrics.mpjpe_mm):
+                raise FloatingPointError(f"held-out MPJPE is {metrics.mpjpe_mm}")
+            about = {"name": "supernet", "supernet": record["folder"], "sha256": record["sha256"],
+                     "eval_images": eval_images or None, "calib_batches": len(scorer.calib),
+                     "resolution": record["train"]["resolution"]}
+            out = {"state": "complete", "metrics": metrics.to_dict(), "steps": 0, "evaluator": about,
+                   "history": [{"step": 0, **metrics.to_dict()}]}
+            if checkpoint_dir is not None:
+                from hand_nas.checkpoint import save_checkpoint
+
+                save_checkpoint(checkpoint_dir, model, cfg, train=record["train"], metrics=metrics.to_dict(),
+                                data=str(data), steps=0, evaluator=about)
+                out["checkpoint"] = str(checkpoint_dir)
+    except Exception as exc:  # a failing trial is recorded, the search goes on
+        out = {"state": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=6)}
+    out["seconds"] = time.perf_counter() - t0
+    out["node"] = node_name()
+    return out
+
+
 def node_name() -> str:
     """This host's name, with the Ray node id when running inside a Ray worker."""
     import socket

@@ -65,6 +65,8 @@ class TrialRecord:
         seconds, steps: wall time and training steps; latency_ms: measured latency, if any.
         history: [{'step', 'mpjpe_mm', 'mpvpe_mm'}] held-out evaluations during training.
         values: the objective values told to the sampler.
+        evaluator: how it was scored when not by training: {'name': 'supernet', 'supernet': folder,
+            'sha256': of its weights, 'eval_images', 'calib_batches'}.
     """
 
     number: int
@@ -86,6 +88,7 @@ class TrialRecord:
     latency_ms: float | None = None
     history: list = field(default_factory=list)
     values: tuple | None = None
+    evaluator: dict | None = None
 
     @property
     def mpjpe_mm(self) -> float | None:

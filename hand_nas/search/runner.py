@@ -69,7 +69,7 @@ def trial_folder(out: str, study: str) -> Path:
 def _record(number: int, res: dict, base: dict) -> TrialRecord:
     """A worker's result dict as the trial's record (a non-finite MPJPE is a failure)."""
     keep = {k: res[k] for k in ("metrics", "init_metrics", "steps", "checkpoint", "latency_ms", "error", "history",
-                                "node") if res.get(k) is not None}
+                                "node", "evaluator") if res.get(k) is not None}
     rec = TrialRecord(number=number, state=res["state"], seconds=round(res.get("seconds", 0.0), 2), **base, **keep)
     if rec.state == "complete" and not math.isfinite(rec.mpjpe_mm):
         return replace(rec, state="failed", error=f"MPJPE is {rec.mpjpe_mm}")
@@ -117,8 +117,9 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
     space = with_budget(space or load_space(cfg.space), cfg.budget_gmacs)
     sampler = resolve_sampler(cfg.backend, cfg.sampler)
     folder = checkpoint_root(cfg)
-    data = data_location(cfg, data_dir(cfg.data, space.synthetic_n))
-    pruner = pruner_spec(cfg, space, log=lambda msg: print(f"hand-nas: {msg}", file=sys.stderr))
+    evaluator = supernet_evaluator(cfg, space)
+    data = data_location(cfg, data_dir(evaluator["data"] if evaluator else cfg.data, space.synthetic_n))
+    pruner = "none" if evaluator else pruner_spec(cfg, space, log=lambda msg: print(f"hand-nas: {msg}", file=sys.stderr))
     # A resumed study continues the sampler's sequence instead of replaying it: optuna does not store
     # sampler state, and a seeded random/NSGA-II start would propose the finished trials' parameters again.
     seed = cfg.seed + trial_count(cfg.study, cfg.storage)
@@ -127,7 +128,7 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                        pruner=pruner, heartbeat_s=cfg.heartbeat_s)
     store.claim({"backend": cfg.backend, "sampler": sampler, "space": space.source,
                  "objectives": list(space.objectives), "budget_gmacs": space.budget_gmacs,
-                 "pruner": pruner})
+                 "pruner": pruner, "evaluator": evaluator or {"name": "train"}})
     predictor = None
     if space.uses_latency:
         from hand_nas.cost.predictor import LatencyPredictor, default_path
@@ -196,9 +197,13 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                     executor = make_executor(cfg)
                 # only locations under --storage-path (or, without it, --out and the data as given) travel
                 ckpt = location(folder, f"trial_{p.number:04d}")
-                key = executor.submit(_evaluate, model_cfg.to_dict(), space.proxy.to_dict(), data, ckpt,
-                                      store.reporter(p.number, [g.gmacs_total, base.get("latency_ms")]),
-                                      cfg.latency and predictor is None, cfg.device, cfg.precision)
+                if evaluator:
+                    key = executor.submit(_evaluate_subnet, model_cfg.to_dict(), evaluator["supernet"], data, ckpt,
+                                          cfg.eval_images)
+                else:
+                    key = executor.submit(_evaluate, model_cfg.to_dict(), space.proxy.to_dict(), data, ckpt,
+                                          store.reporter(p.number, [g.gmacs_total, base.get("latency_ms")]),
+                                          cfg.latency and predictor is None, cfg.device, cfg.precision)
                 running[key] = (p, base)
             if not running:
                 break
@@ -229,6 +234,35 @@ def _evaluate(cfg_dict, proxy_dict, data, ckpt, reporter, latency, device="auto"
     from hand_nas.search.evaluate import evaluate_trial
 
     return evaluate_trial(cfg_dict, proxy_dict, data, ckpt, reporter, latency, device=device, precision=precision)
+
+
+def _evaluate_subnet(cfg_dict, supernet_dir, data, ckpt, eval_images):
+    from hand_nas.search.evaluate import evaluate_subnet
+
+    return evaluate_subnet(cfg_dict, supernet_dir, data, ckpt, eval_images)
+
+
+def supernet_evaluator(cfg: StudyCfg, space: SearchSpace) -> dict | None:
+    """With ``evaluator='supernet'``: the supernet (verified) and the data it is scored on, after checking that
+    it was built for this space; None for the training evaluator."""
+    if cfg.evaluator == "train":
+        return None
+    if cfg.evaluator != "supernet":
+        raise HandNasError(f"evaluator {cfg.evaluator!r}: expected 'train' or 'supernet'")
+    if not cfg.supernet:
+        raise HandNasError("--evaluator supernet needs --supernet FOLDER (hand-nas supernet train / export)")
+    from hand_nas.supernet.supernet import load_supernet
+
+    net, record = load_supernet(cfg.supernet)
+    if [(p.path, p.kind, tuple(p.values), p.low, p.high) for p in net.space.params] != \
+            [(p.path, p.kind, tuple(p.values), p.low, p.high) for p in space.params]:
+        raise HandNasError(f"{cfg.supernet}: a supernet of space {net.space.name!r} ({net.space.source}), whose "
+                           f"fields or choices differ from {space.source}'s; search the space it was trained for")
+    data = cfg.data
+    if data == "synthetic" and Path(record.get("data", "")).is_dir():
+        data = record["data"]  # its own held-out split: the one its training never saw
+    return {"name": "supernet", "supernet": record["folder"], "sha256": record["sha256"], "data": data,
+            "eval_images": cfg.eval_images or None}
 
 
 def checkpoint_root(cfg: StudyCfg) -> str:

@@ -85,7 +85,7 @@ class Supernet(nn.Module):
     """
 
     def __init__(self, space: SearchSpace, mano_dir=None, cover_samples: int = 256, seed: int = 0,
-                 state: tuple[dict, dict, set] | None = None, cache: int = 16) -> None:
+                 state: tuple[dict, dict, set] | None = None, cache: int = 8) -> None:
         super().__init__()
         self.space, self.mano_dir = space, mano_dir
         self._modules_cache: collections.OrderedDict = collections.OrderedDict()
@@ -138,7 +138,8 @@ class Supernet(nn.Module):
         key = cfg_key(cfg)
         model = self._modules_cache.get(key)
         if model is None:
-            model = build_model(cfg, self.mano_dir).to(self.shared[0].device)
+            with torch.random.fork_rng(devices=[]):  # its throw-away init must not move the dropout stream
+                model = build_model(cfg, self.mano_dir).to(self.shared[0].device)
             for p in model.parameters():  # never trained: the shared tensors are
                 p.requires_grad_(False)
             self._modules_cache[key] = model
@@ -217,7 +218,8 @@ class Supernet(nn.Module):
 
 
 def load_supernet(folder: str | Path, mano_dir=None) -> tuple[Supernet, dict]:
-    """(supernet, its supernet.json) from a folder written by ``Supernet.save``; non-finite values are refused."""
+    """(supernet, its supernet.json + 'sha256' of its weights) from a folder written by ``Supernet.save`` or
+    ``export_supernet`` (then checked against its manifest); non-finite values are refused."""
     from safetensors.torch import load_file
 
     from hand_nas.files import read_json
@@ -226,6 +228,9 @@ def load_supernet(folder: str | Path, mano_dir=None) -> tuple[Supernet, dict]:
     for name in (TENSORS, LAYOUT, SPACE):
         if not (folder / name).is_file():
             raise HandNasError(f"{folder}: not a supernet folder ({name} missing)")
+    from hand_nas.supernet.shipping import verify_supernet
+
+    sha = verify_supernet(folder)  # a shipped copy must match its manifest
     record = read_json(folder / LAYOUT, "supernet layout")
     if not isinstance(record, dict) or record.get("format") != FORMAT or not isinstance(record.get("layout"), dict):
         raise HandNasError(f"{folder / LAYOUT}: expected a supernet layout of format {FORMAT}")
@@ -241,7 +246,7 @@ def load_supernet(folder: str | Path, mano_dir=None) -> tuple[Supernet, dict]:
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise HandNasError(f"{folder / TENSORS}: tensor {k}: non-finite values; refused")
     net = Supernet(space, mano_dir, state=(layout, tensors, set(record.get("buffers", []))))
-    return net, record
+    return net, {**record, "sha256": sha, "folder": str(folder.resolve())}
 
 
 __all__ = ["Supernet", "load_supernet", "cover_configs", "cfg_key", "TensorSpec"]

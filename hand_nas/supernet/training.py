@@ -43,6 +43,7 @@ class SupernetRecipe:
         synthetic_n: the synthetic set ``--data synthetic`` means.
         calib_batches: BatchNorm recalibration batches per scored subnet.
         eval_images: held-out images scored during training (None: the whole split).
+        cover_samples: random configurations in the shape cover (``Supernet``).
         about: one line for ``--help`` and the README.
     """
 
@@ -53,21 +54,23 @@ class SupernetRecipe:
     synthetic_n: int = 8000
     calib_batches: int = 8
     eval_images: int | None = None
+    cover_samples: int = 256
     about: str = ""
 
 
 RECIPES = {
     "smoke": SupernetRecipe(TrainCfg(resolution=64, steps=6, batch=4, lr=1e-3, warmup=1, eval_every=3, augment=False,
                                      losses="3d"),
-                            n_random=1, save_every=2, synthetic_n=24, calib_batches=1, eval_images=8,
+                            n_random=1, save_every=2, synthetic_n=24, calib_batches=1, eval_images=8, cover_samples=16,
                             about="tests: 6 steps at 64 px, a snapshot every 2"),
     # lwa.yaml's reference training (retrain's `standard`: 128 px, batch 16, lr 2e-3, every IntagHand loss,
-    # no augmentation, 8000 synthetic images) with the sandwich's four subnets a step; ~2 s a step on one core.
-    "lwa": SupernetRecipe(TrainCfg(resolution=128, steps=2000, batch=16, lr=2e-3, warmup=100, eval_every=250,
+    # no augmentation, 8000 synthetic images) with the sandwich's four subnets a step: ~3.5 s a step on one
+    # core (Xeon, 1 thread), so 1000 steps are about an hour; a third of `standard`'s 3000 steps per subnet.
+    "lwa": SupernetRecipe(TrainCfg(resolution=128, steps=1000, batch=16, lr=2e-3, warmup=60, eval_every=250,
                                    augment=False, losses="intaghand"),
-                          n_random=2, kd=1.0, save_every=50, synthetic_n=8000, calib_batches=8,
-                          about="lwa.yaml on 2 cores: 2000 sandwich steps (4 subnets) at 128 px, batch 16, "
-                                "8000 synthetic images"),
+                          n_random=2, kd=1.0, save_every=25, synthetic_n=8000, calib_batches=8,
+                          about="lwa.yaml in about an hour of one core: 1000 sandwich steps (4 subnets) at 128 px, "
+                                "batch 16, 8000 synthetic images"),
 }
 
 
@@ -234,7 +237,7 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
         dist.barrier()
         snap_dir = partial_dir(out) / "snapshots"
         torch.manual_seed(cfg.seed)
-        net = Supernet(space, mano_dir, seed=cfg.seed)
+        net = Supernet(space, mano_dir, cover_samples=rec.cover_samples, seed=cfg.seed)
         base_model = build_model(space.base_cfg(), mano_dir)  # the training split's mean hand, in every subnet
         base_model.pose.set_mean_shape(torch.as_tensor(mean.verts), torch.as_tensor(mean.rel_root))
         for name in ("pose.template", "pose.rel_root.bias"):
@@ -325,6 +328,7 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
             images = step * cfg.batch
             net.cpu()
             net.save(build.folder, recipe=recipe, train=cfg.to_dict(), n_random=rec.n_random, kd=rec.kd,
+                     calib_batches=rec.calib_batches,
                      data=str(folder), precision=precision, steps=step, seconds=round(seconds, 1),
                      images_seen={"largest": images, "smallest": images, "random_each_step": rec.n_random,
                                   "subnet_passes": images * (2 + rec.n_random)},

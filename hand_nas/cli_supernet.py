@@ -1,0 +1,93 @@
+"""``hand-nas supernet``: train a weight-sharing supernet once, inspect it, export the shipped fp16 copy.
+
+Only parses, delegates to ``hand_nas.supernet`` and prints (the rule of ``hand_nas.cli``).
+"""
+from __future__ import annotations
+
+import sys
+
+FLOPS_NOTE = "GMACs counted the fvcore way: one fused multiply-add = one flop, batch 1, 3x256x256"
+
+
+def cmd_train(args) -> None:
+    from hand_nas.data.resumable import partial_dir
+    from hand_nas.supernet.training import get_recipe, train_supernet
+
+    rec = get_recipe(args.recipe)
+    t = rec.train
+    steps = args.steps or t.steps
+    print(f"supernet of space {args.space!r} under recipe {args.recipe!r}: {steps} steps of the sandwich rule "
+          f"(largest, smallest, {rec.n_random} random), batch {t.batch}, {t.resolution}x{t.resolution}, lr {t.lr:g}, "
+          f"losses {t.losses}, distillation x{rec.kd:g}, {args.precision} on {args.device}", flush=True)
+    print(f"snapshot every {rec.save_every} steps in {partial_dir(args.out)} (after a kill, the same command resumes)",
+          flush=True)
+    try:
+        run = train_supernet(args.space, args.recipe, args.out, data=args.data, device=args.device,
+                             precision=args.precision, mano_dir=args.mano, overwrite=args.overwrite,
+                             resume=args.resume, progress=not args.quiet, steps=args.steps,
+                             log=lambda text: print(text, flush=True))
+    except KeyboardInterrupt:
+        print(f"interrupted; the last snapshot is kept in {partial_dir(args.out)}: run the same command again to "
+              "resume", file=sys.stderr)
+        raise SystemExit(130) from None
+    if run.out is not None:
+        print_history(run.history, run.baseline)
+        print(f"{run.steps} steps in {run.seconds:.0f} s; compute {run.compute}")
+        print(f"supernet: {args.out}")
+
+
+def print_history(history: list, baseline: dict | None) -> None:
+    print("step    largest MPJPE  smallest MPJPE  (held-out, mm, IntagHand protocol; BatchNorm recalibrated)")
+    for h in history:
+        print(f"{h['step']:>6}  {h['largest']['mpjpe_mm']:13.2f}  {h['smallest']['mpjpe_mm']:14.2f}")
+    if baseline:
+        print(f"mean-shape baseline: {baseline['mpjpe_mm']:.2f} mm")
+
+
+def cmd_show(args) -> None:
+    from hand_nas.supernet.supernet import load_supernet
+
+    net, record = load_supernet(args.folder)
+    n = sum(p.numel() for p in net.shared)
+    print(f"supernet of space {record['space']!r}: {len(net.keys)} shared tensors, {n / 1e6:.2f} M values")
+    for k in ("recipe", "steps", "seconds", "images_seen", "compute", "data", "precision"):
+        if k in record:
+            print(f"{k}: {record[k]}")
+    if record.get("history"):
+        print_history(record["history"], record.get("baseline"))
+
+
+def cmd_export(args) -> None:
+    from hand_nas.supernet.shipping import export_supernet
+
+    sha, size = export_supernet(args.folder, args.out, overwrite=args.overwrite)
+    print(f"{args.out}: fp16 supernet, {size / 2 ** 20:.1f} MiB; manifest sha256 {sha}")
+
+
+def register(sub, add_device, add_mano) -> None:
+    """Add ``supernet`` and its subcommands to the ``hand-nas`` parser."""
+    from hand_nas.supernet.training import RECIPES
+
+    sn = sub.add_parser("supernet", help="weight-sharing supernet: train once, then score any subnet in seconds"
+                        ).add_subparsers(dest="supernet_command", required=True)
+    p = sn.add_parser("train", help="train a space's supernet (sandwich rule, in-place distillation; resumable; "
+                                    "torchrun for DDP)")
+    p.add_argument("--space", required=True, help="search space file or shipped name (lwa, tiny, ...)")
+    p.add_argument("--recipe", default="lwa", help="; ".join(f"{k}: {r.about}" for k, r in RECIPES.items()))
+    p.add_argument("--out", required=True, help="supernet folder")
+    p.add_argument("--data", default="synthetic", help="'synthetic' (the recipe's cached set) or a sample folder")
+    p.add_argument("--steps", type=int, help="override the recipe's step count")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing supernet folder at the end")
+    p.add_argument("--no-resume", dest="resume", action="store_false", help="discard a killed run's snapshots")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device(p)
+    add_mano(p)
+    p.set_defaults(func=cmd_train)
+    p = sn.add_parser("show", help="a supernet's recipe, compute and MPJPE over training")
+    p.add_argument("folder")
+    p.set_defaults(func=cmd_show)
+    p = sn.add_parser("export", help="the shipped form: fp16 safetensors and a manifest with sha256")
+    p.add_argument("folder")
+    p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_export)

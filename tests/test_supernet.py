@@ -1,0 +1,177 @@
+"""The weight-sharing supernet: active path = extracted model, cost, training resume, search on it."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hand_nas.errors import HandNasError
+from hand_nas.search.space import load_space
+
+
+def _sampled(space, n: int, seed: int):
+    rng, out = np.random.default_rng(seed), []
+    while len(out) < n:
+        try:
+            out.append(space.build(space.random_params(rng)))
+        except HandNasError:
+            continue
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_supernet():
+    from hand_nas.supernet import Supernet
+
+    torch.manual_seed(0)
+    net = Supernet(load_space("tiny"), cover_samples=32)
+    with torch.no_grad():  # trained-looking weights: every slice differs from a fresh init
+        for p in net.shared:
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+    return net
+
+
+@pytest.mark.parametrize("name,size,cover", [("tiny", 64, 32), ("lwa", 128, 32)])
+def test_active_path_equals_extracted_and_cost(name, size, cover):
+    """For 20 sampled configurations: supernet(cfg) == extract(cfg) == build_model(cfg) + slices, and the
+    extracted model's fvcore GMACs are the analytic count the search gates with."""
+    from hand_nas.cost.flops import model_cost
+    from hand_nas.search.gate import cost_of
+    from hand_nas.supernet import Supernet
+
+    space = load_space(name)
+    torch.manual_seed(1)
+    net = Supernet(space, cover_samples=cover).eval()
+    x = torch.rand(2, 3, size, size)
+    for i, cfg in enumerate(_sampled(space, 20, seed=11)):
+        model = net.extract(cfg)
+        assert type(model).__name__ == "TwoHandNet" and model.cfg == cfg
+        with torch.no_grad():
+            a, b = net(x, cfg), model(x)
+        for field in ("verts", "joints", "rel_root", "heatmaps", "masks"):
+            ta, tb = getattr(a, field), getattr(b, field)
+            assert (ta is None) == (tb is None)
+            if ta is not None:
+                assert torch.allclose(ta, tb, atol=1e-5, rtol=0), (i, field, float((ta - tb).abs().max()))
+        if i % 4 == 0:  # fvcore on every fourth (seconds each); the analytic count is exact for all
+            r = model_cost(model)
+            image, pose = cost_of(cfg)
+            assert abs(r.gmacs_image - image) < 1e-6 and abs(r.gmacs_pose - pose) < 1e-6, (i, r, image, pose)
+
+
+def test_slices_share_and_choices_do_not(tiny_supernet):
+    """Two widths of one layer share its leading weights; different cross-hand ops keep their own."""
+    space = tiny_supernet.space
+    cfgs = _sampled(space, 40, seed=3)
+    wide = max(cfgs, key=lambda c: c.encoder.stages[-1].width)
+    narrow = min(cfgs, key=lambda c: c.encoder.stages[-1].width)
+    assert wide.encoder.stages[-1].width > narrow.encoder.stages[-1].width
+    a, b = tiny_supernet.extract(wide).state_dict(), tiny_supernet.extract(narrow).state_dict()
+    name = "image.encoder.stem.0.weight"
+    assert torch.equal(a[name], b[name])
+    last = [k for k in b if k.startswith("image.encoder.blocks.") and k.endswith("mobile.block.2.0.weight")][-1]
+    w_narrow = b[last]
+    assert torch.equal(a[last][:w_narrow.shape[0], :w_narrow.shape[1]], w_narrow)
+    sep = [c for c in cfgs if c.graph.cross_hand == "separable"]
+    assert sep  # the separable op's norm is its own tensor, not the elementwise one's (which has none)
+    keys = {k for k in tiny_supernet.keys if k.startswith("pose.cross.0.norm_l")}
+    assert keys and all("@SeparableCrossHand" in k for k in keys)
+
+
+def test_outside_the_space_is_one_line(tiny_supernet):
+    from dataclasses import replace
+
+    cfg = _sampled(tiny_supernet.space, 1, seed=0)[0]
+    wide = replace(cfg, graph=replace(cfg.graph, dims=tuple(d * 4 for d in cfg.graph.dims)))
+    with pytest.raises(HandNasError, match="does not fit the supernet"):
+        tiny_supernet.extract(wide)
+
+
+def test_recalibration_changes_only_statistics(tiny_supernet, synth_dir):
+    from hand_nas.config import TrainCfg
+    from hand_nas.supernet import SubnetScorer
+
+    cfg = _sampled(tiny_supernet.space, 1, seed=5)[0]
+    scorer = SubnetScorer.on(synth_dir, TrainCfg(resolution=64, batch=4), calib_batches=2, images=4)
+    model, metrics, seconds = scorer.score(tiny_supernet, cfg)
+    raw = tiny_supernet.extract(cfg).state_dict()
+    after = model.state_dict()
+    stats = [k for k in after if k.endswith(("running_mean", "running_var"))]
+    assert stats and any(not torch.equal(after[k], raw[k]) for k in stats)
+    assert all(torch.equal(after[k], raw[k]) for k in after if k not in stats and not k.endswith("num_batches_tracked"))
+    assert np.isfinite(metrics.mpjpe_mm) and 0 < metrics.count <= 4 and seconds > 0
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The smoke recipe on tiny.yaml, killed by an error after its step-4 snapshot, then run again."""
+    from hand_nas.supernet import train_supernet
+    from hand_nas.supernet import training
+
+    out = tmp_path_factory.mktemp("supernet") / "sn"
+    real = training.SandwichStep.forward
+    calls = {"n": 0}
+
+    def dying(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("killed")
+        return real(self, *a, **k)
+
+    training.SandwichStep.forward = dying
+    try:
+        with pytest.raises(RuntimeError, match="killed"):
+            train_supernet("tiny", "smoke", out, progress=False, log=lambda t: None)
+    finally:
+        training.SandwichStep.forward = real
+    assert not out.exists()
+    said = []
+    run = train_supernet("tiny", "smoke", out, progress=False, log=said.append)
+    return out, said, run
+
+
+def test_train_resumes_after_a_crash_and_ships(tmp_path, smoke_run):
+    """The run resumes at its step-4 snapshot; the result loads, exports to fp16 with a manifest, and a
+    changed byte of the shipped copy is refused."""
+    from hand_nas.supernet import load_supernet
+    from hand_nas.supernet.shipping import export_supernet
+
+    out, said, run = smoke_run
+    assert said == [f"resuming at step 4 of 6 from {out.parent / '.sn.partial' / 'snapshots' / 'step_00000004'}"]
+    assert run.steps == 6 and [h["step"] for h in run.history] == [0, 3, 6]
+    assert run.compute["core_hours"] > 0
+    net, record = load_supernet(out)
+    assert record["steps"] == 6 and record["images_seen"]["largest"] == 24 and len(record["sha256"]) == 64
+    ship = tmp_path / "ship"
+    sha, size = export_supernet(out, ship)
+    shipped, rec2 = load_supernet(ship)
+    cfg = _sampled(net.space, 1, seed=2)[0]
+    a, b = net.extract(cfg).state_dict(), shipped.extract(cfg).state_dict()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=2e-3, rtol=1e-2) for k in a)
+    blob = bytearray((ship / "supernet.safetensors").read_bytes())
+    blob[-1] ^= 1
+    (ship / "supernet.safetensors").write_bytes(bytes(blob))
+    with pytest.raises(HandNasError, match="differs from manifest.json"):
+        load_supernet(ship)
+
+
+def test_search_on_the_supernet(tmp_path, smoke_run):
+    """A local optuna search scored by the supernet: every trial complete, recorded with the supernet's
+    sha256, its extracted checkpoint loadable as an ordinary one."""
+    from hand_nas.checkpoint import load_checkpoint
+    from hand_nas.config import StudyCfg
+    from hand_nas.search.runner import run_search
+    from hand_nas.search.storage import read_records
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    cfg = StudyCfg(space="tiny", study="sn", storage=storage, trials=4, executor="local", out=str(tmp_path / "runs"),
+                   evaluator="supernet", supernet=str(smoke_run[0]), eval_images=4, pruner="none")
+    run_search(cfg, progress=False)
+    recs = [r for r in read_records("sn", storage) if r.state == "complete"]
+    assert recs and all(r.evaluator["name"] == "supernet" and len(r.evaluator["sha256"]) == 64 for r in recs)
+    model, data = load_checkpoint(recs[0].checkpoint)
+    assert data["evaluator"]["sha256"] == recs[0].evaluator["sha256"]
+    assert json.loads(json.dumps(recs[0].metrics))["mpjpe_mm"] > 0
