@@ -254,6 +254,7 @@ def cmd_search(args) -> None:
 
     check("command line", numbers={"--noise-factor": (args.noise_factor, 0.0, 100.0),
                                    "--trials": (args.trials, 1, 1_000_000), "--workers": (args.workers, 1, 100_000),
+                                   "--eval-images": (args.eval_images, 0, 10 ** 7),
                                    "--cpus-per-trial": (args.cpus_per_trial, 0.0, 1024.0)})
     if not (math.isfinite(args.gpus_per_trial) and 0 <= args.gpus_per_trial <= 64):
         raise HandNasError(f"command line: --gpus-per-trial: {args.gpus_per_trial!r}, expected a finite number in "
@@ -270,7 +271,8 @@ def cmd_search(args) -> None:
                    cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, data=args.data,
                    out=args.out, storage_path=args.storage_path or "", seed=args.seed, latency=args.latency,
                    heartbeat_s=args.heartbeat_s, device=args.device, precision=args.precision,
-                   latency_predictor=args.latency_predictor)
+                   latency_predictor=args.latency_predictor, evaluator=args.evaluator, supernet=args.supernet,
+                   eval_images=args.eval_images)
     r = run_search(cfg, progress=not args.quiet, space=space)
     print(f"study {r.study} ({r.storage}): {r.finished} finished trials, {r.ran} run now in {r.seconds:.0f} s"
           + (f", {r.recovered} interrupted trial(s) marked failed" if r.recovered else ""))
@@ -371,6 +373,8 @@ def cmd_proxy_check(args) -> None:
     from hand_nas.search.runner import data_dir
     from hand_nas.search.space import load_space
 
+    if args.evaluator == "supernet":
+        return _supernet_check(args)
     if args.cache:  # read by every worker process too
         os.environ["HAND_NAS_PROXY_RUNS"] = str(Path(args.cache).resolve())
     space = load_space(args.space)
@@ -392,6 +396,32 @@ def cmd_proxy_check(args) -> None:
         set_study_attr(args.study, args.storage, "proxy_check", {k: result[k] for k in ("summary", "warning", "proxy",
                                                                                          "long", "complete", "rules")})
         print(f"stored in study {args.study!r} ({args.storage}) for its report")
+
+
+def _supernet_check(args) -> None:
+    from hand_nas.atomic import atomic_file
+    from hand_nas.config import TrainCfg
+    from hand_nas.report.supernet_check import format_supernet_check, reference_runs, supernet_check
+    from hand_nas.supernet import SubnetScorer, load_supernet
+
+    if not args.supernet or not args.reference:
+        raise HandNasError("--evaluator supernet needs --supernet FOLDER and --reference FILE [FILE ...]")
+    net, record = load_supernet(args.supernet, args.mano)
+    scorer = SubnetScorer.on(record["data"], TrainCfg.from_dict(record["train"]), record.get("calib_batches", 8),
+                             args.images or None)
+    result = supernet_check(net, scorer, reference_runs(args.reference), log=None if args.quiet else print)
+    result.update(supernet=record["folder"], sha256=record["sha256"], reference=[str(p) for p in args.reference],
+                  data=record["data"], images=args.images or None)
+    trained = None
+    for ref in args.reference:  # a proxy check among the references: its trained proxy's tau, for comparison
+        with open(ref) as fh:
+            data = json.load(fh)
+        trained = (data.get("summary") or {}).get("kendall_tau", trained) if isinstance(data, dict) else trained
+    print(format_supernet_check(result, trained))
+    out = Path(args.out or f"runs/proxy_check/{net.space.name}_supernet.json")
+    with atomic_file(out, "w") as fh:
+        json.dump(result, fh, indent=1)
+    print(f"wrote {out}")
 
 
 # --- compression and inference (the compress package: see compress/workflows.py) ------------------
@@ -726,6 +756,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "a latency objective or budget use the predictor instead)")
     p.add_argument("--latency-predictor", default="", help="`hand-nas latency calibrate` file (default: this CPU's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--evaluator", default="train", choices=["train", "supernet"],
+                   help="how trials are scored: train (the space's proxy training) or supernet (weights inherited "
+                        "from --supernet, BatchNorm recalibrated: seconds a trial)")
+    p.add_argument("--supernet", default="", help="with --evaluator supernet: a `hand-nas supernet train`/`export` folder")
+    p.add_argument("--eval-images", type=int, default=0,
+                   help="with --evaluator supernet: held-out images scored per trial (0: the whole split)")
     p.add_argument("--quiet", action="store_true")
     _add_device(p)
     p.set_defaults(func=cmd_search)
@@ -763,6 +799,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="result JSON (default runs/proxy_check/SPACE.json)")
     p.add_argument("--study", help="also store the figures in this study, for its report")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=STORAGE_HELP)
+    p.add_argument("--evaluator", default="train", choices=["train", "supernet"],
+                   help="supernet: rank --reference's stand-alone runs by the supernet's inherited weights instead")
+    p.add_argument("--supernet", help="with --evaluator supernet: the supernet folder")
+    p.add_argument("--reference", nargs="+", default=[],
+                   help="with --evaluator supernet: proxy-check JSONs and retrain-record JSONs of stand-alone runs")
+    p.add_argument("--images", type=int, default=0, help="with --evaluator supernet: held-out images (0: all)")
     p.add_argument("--quiet", action="store_true")
     _add_mano(p)
     p.set_defaults(func=cmd_proxy_check)
@@ -859,6 +901,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for TABLE.md and TABLE.csv")
     _add_mano(p)
     p.set_defaults(func=cmd_reproduce)
+    from hand_nas.cli_supernet import register as register_supernet
+
+    register_supernet(sub, _add_device, _add_mano)
     return parser
 
 

@@ -175,3 +175,30 @@ def test_search_on_the_supernet(tmp_path, smoke_run):
     model, data = load_checkpoint(recs[0].checkpoint)
     assert data["evaluator"]["sha256"] == recs[0].evaluator["sha256"]
     assert json.loads(json.dumps(recs[0].metrics))["mpjpe_mm"] > 0
+
+
+def test_supernet_proxy_check(tmp_path, smoke_run, synth_dir):
+    """References pooled by configuration and seed; ranked; an architecture outside the space is skipped."""
+    from hand_nas.config import TrainCfg
+    from hand_nas.models.presets import resolve_model
+    from hand_nas.report.supernet_check import format_supernet_check, reference_runs, supernet_check
+    from hand_nas.supernet import SubnetScorer, load_supernet
+
+    net, _ = load_supernet(smoke_run[0])
+    cfgs = _sampled(net.space, 4, seed=9)
+    check = {"long": {"seed": 0}, "architectures": [{"label": f"a{i}", "config": c.to_dict(), "long_mm": 42.0 + i}
+                                                    for i, c in enumerate(cfgs)]}
+    (tmp_path / "check.json").write_text(json.dumps(check))
+    for seed in (0, 1):  # a0 again (seed 0 is the check's own run), and an architecture of another family
+        (tmp_path / f"a0_{seed}.json").write_text(json.dumps({"label": "a0", "seed": seed, "mpjpe_mm": 42.0,
+                                                                "config": cfgs[0].to_dict()}))
+    (tmp_path / "lagc.json").write_text(json.dumps({"label": "lagc_hand", "seed": 0, "mpjpe_mm": 41.0,
+                                                    "config": resolve_model("lagc_hand").to_dict()}))
+    refs = reference_runs(sorted(tmp_path.glob("*.json")))
+    assert {r["label"]: r["runs"] for r in refs}["a0"] == {0: 42.0, 1: 42.0}
+    scorer = SubnetScorer.on(synth_dir, TrainCfg(resolution=64, batch=4), calib_batches=1, images=4)
+    result = supernet_check(net, scorer, refs)
+    assert result["summary"]["architectures"] == 4 and [s["label"] for s in result["skipped"]] == ["lagc_hand"]
+    assert -1 <= result["summary"]["kendall_tau"] <= 1 and "Kendall tau" in format_supernet_check(result, 0.44)
+    with pytest.raises(HandNasError, match="neither a proxy check"):
+        reference_runs([tmp_path / "x.json"] if (tmp_path / "x.json").write_text("[]") else [])

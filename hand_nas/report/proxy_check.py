@@ -99,7 +99,7 @@ def short_training(proxy: TrainCfg, proxy_set=()) -> TrainCfg:
     return short
 
 
-def _kendall(a, b) -> float | None:
+def kendall_tau(a, b) -> float | None:
     from scipy.stats import kendalltau
 
     if len(a) < 3:
@@ -108,7 +108,7 @@ def _kendall(a, b) -> float | None:
     return None if math.isnan(tau) else tau  # nan: one side constant (e.g. equal GMACs)
 
 
-def _spearman(a, b) -> float | None:
+def spearman_rho(a, b) -> float | None:
     from scipy.stats import spearmanr
 
     return None if len(a) < 3 else float(spearmanr(a, b).statistic)
@@ -129,17 +129,17 @@ def summarize(archs: list[dict], seeds: int) -> dict:
         if seeds >= 2:
             s0, s1 = [a["proxy_mm"][0] for a in seeded], [a["proxy_mm"][1] for a in seeded]
             out["seed_noise_mm"] = float(np.mean(np.abs(np.subtract(s0, s1))))
-            out["seed_tau"] = _kendall(s0, s1)
+            out["seed_tau"] = kendall_tau(s0, s1)
             out["noise_to_spread"] = out["seed_noise_mm"] / out["spread_mm"] if out["spread_mm"] > 0 else math.inf
     if len(done) < 3:
         return out
     proxy = [float(np.mean(a["proxy_mm"])) for a in done]
     long = [a["long_mm"] for a in done]
-    out.update(kendall_tau=_kendall(proxy, long), spearman_rho=_spearman(proxy, long),
-               kendall_tau_one_seed=_kendall([a["proxy_mm"][0] for a in done], long),
+    out.update(kendall_tau=kendall_tau(proxy, long), spearman_rho=spearman_rho(proxy, long),
+               kendall_tau_one_seed=kendall_tau([a["proxy_mm"][0] for a in done], long),
                long_spread_mm=float(np.std(long)),
                # the untrained reference: rank by GMACs alone (larger first); a proxy that trains should beat it
-               gmacs_tau=_kendall([-a["gmacs"] for a in done], long))
+               gmacs_tau=kendall_tau([-a["gmacs"] for a in done], long))
     top = lambda xs: {done[i]["label"] for i in np.argsort(xs)[:3]}  # noqa: E731
     out["top3_overlap"] = len(top(proxy) & top(long))
     return out
@@ -168,7 +168,7 @@ def scoring_rules(archs: list[dict], seeds: int) -> list[dict]:
             row["seed_noise_mm"] = float(np.mean([abs(p[0] - p[1]) for p in per_seed]))
             row["noise_to_spread"] = row["seed_noise_mm"] / row["spread_mm"] if row["spread_mm"] > 0 else math.inf
         done = [(m, a["long_mm"]) for m, a in zip(means, seeded) if a["long_mm"] is not None]
-        row["kendall_tau"] = _kendall(*zip(*done)) if len(done) >= 3 else None
+        row["kendall_tau"] = kendall_tau(*zip(*done)) if len(done) >= 3 else None
         row["complete"] = len(done)
         out.append(row)
     return out

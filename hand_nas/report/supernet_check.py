@@ -1,0 +1,92 @@
+"""Does the supernet rank architectures like training them does? Inherited-weight scores against stand-alone runs.
+
+``reference_runs`` collects stand-alone long trainings already on disk: a ``hand-nas proxy check`` result
+(its architectures' ``long_mm``, seed 0) and ``experiments/search_vs_hand.py``'s retrain records (one JSON per
+architecture and seed). Runs of the same configuration are pooled by seed, so an architecture in both counts
+each seed once. ``supernet_check`` scores each reference architecture with the supernet's inherited weights
+(extract, BatchNorm recalibration, held-out MPJPE) and returns Kendall's tau and Spearman's rho of those scores
+against the stand-alone means, beside GMACs alone (more GMACs, lower error) and the seconds per evaluation.
+Architectures outside the supernet's space (another encoder family) are listed as skipped.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hand_nas.config import ModelCfg
+from hand_nas.errors import HandNasError
+from hand_nas.report.proxy_check import kendall_tau, spearman_rho
+
+
+def reference_runs(paths: list[str | Path]) -> list[dict]:
+    """[{'label', 'config', 'runs': {seed: mm}}] from proxy-check JSONs and retrain-record JSONs (pure IO)."""
+    from hand_nas.supernet.supernet import cfg_key
+
+    by_cfg: dict[str, dict] = {}
+    for path in paths:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise HandNasError(f"{path}: unreadable reference ({exc})") from None
+        if isinstance(data, dict) and "architectures" in data:  # a proxy check: long runs of seed 0
+            seed = (data.get("long") or {}).get("seed", 0)
+            rows = [(a["label"], a["config"], seed, a["long_mm"]) for a in data["architectures"]
+                    if a.get("long_mm") is not None]
+        elif isinstance(data, dict) and {"label", "seed", "mpjpe_mm", "config"} <= set(data):
+            rows = [(data["label"], data["config"], data["seed"], data["mpjpe_mm"])]
+        else:
+            raise HandNasError(f"{path}: neither a proxy check result nor a retrain record")
+        for label, config, seed, mm in rows:
+            cfg = ModelCfg.from_dict(config)
+            entry = by_cfg.setdefault(cfg_key(cfg), {"label": label, "config": cfg, "runs": {}})
+            entry["runs"][int(seed)] = float(mm)
+    return sorted(by_cfg.values(), key=lambda e: e["label"])
+
+
+def supernet_check(supernet, scorer, refs: list[dict], log=None) -> dict:
+    """Score every reference architecture with the supernet; rank correlations against the stand-alone means."""
+    from hand_nas.search.gate import estimate_gmacs
+
+    rows, skipped = [], []
+    for ref in refs:
+        try:
+            _, metrics, seconds = scorer.score(supernet, ref["config"])
+        except HandNasError as exc:  # not a configuration of the supernet's space
+            skipped.append({"label": ref["label"], "why": str(exc)[:160]})
+            continue
+        runs = list(ref["runs"].values())
+        rows.append({"label": ref["label"], "gmacs": round(estimate_gmacs(ref["config"]), 4),
+                     "supernet_mm": metrics.mpjpe_mm, "standalone_mm": float(np.mean(runs)),
+                     "standalone_std": float(np.std(runs, ddof=1)) if len(runs) > 1 else None,
+                     "seeds": sorted(ref["runs"]), "seconds": round(seconds, 2)})
+        if log:
+            log(f"{ref['label']:<16} supernet {metrics.mpjpe_mm:6.2f} mm  stand-alone {np.mean(runs):6.2f} mm "
+                f"({len(runs)} seed(s))  {seconds:.1f} s")
+    sup = [r["supernet_mm"] for r in rows]
+    alone = [r["standalone_mm"] for r in rows]
+    n = len(rows)
+    summary = {"architectures": n, "kendall_tau": kendall_tau(sup, alone), "spearman_rho": spearman_rho(sup, alone),
+               "gmacs_tau": kendall_tau([-r["gmacs"] for r in rows], alone),
+               # tau's standard error with no correlation: sqrt(2(2n+5) / (9n(n-1)))
+               "tau_standard_error": float(np.sqrt(2 * (2 * n + 5) / (9 * n * (n - 1)))) if n > 1 else None,
+               "seconds_per_evaluation": float(np.median([r["seconds"] for r in rows])) if rows else None}
+    return {"summary": summary, "rows": rows, "skipped": skipped}
+
+
+def format_supernet_check(result: dict, trained_proxy_tau: float | None = None) -> str:
+    s = result["summary"]
+    lines = ["architecture      GMACs  supernet mm  stand-alone mm (seeds)",
+             *(f"{r['label']:<16} {r['gmacs']:6.4f}  {r['supernet_mm']:10.2f}  {r['standalone_mm']:10.2f} "
+               f"({len(r['seeds'])})" for r in sorted(result["rows"], key=lambda r: r["supernet_mm"]))]
+    fmt = (lambda v: "n/a" if v is None else f"{v:.2f}")
+    lines.append(f"{s['architectures']} architectures: Kendall tau {fmt(s['kendall_tau'])} (standard error "
+                 f"{fmt(s['tau_standard_error'])} without correlation), Spearman rho {fmt(s['spearman_rho'])}; "
+                 f"GMACs alone tau {fmt(s['gmacs_tau'])}"
+                 + (f"; the trained proxy's tau {trained_proxy_tau:.2f}" if trained_proxy_tau is not None else "")
+                 + f"; {fmt(s['seconds_per_evaluation'])} s per evaluation (median)")
+    for sk in result["skipped"]:
+        lines.append(f"skipped {sk['label']}: {sk['why']}")
+    return "\n".join(lines)
