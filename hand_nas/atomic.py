@@ -146,6 +146,7 @@ def check_output(out: str | os.PathLike, inputs=(), overwrite: bool = False) -> 
         if _inside(real_in, real_out):
             raise HandNasError(f"{out}: holds the input {given}; replacing it would delete what is being read: "
                                "give another folder")
+    check_replaceable(out, overwrite)
     return out
 
 
