@@ -51,6 +51,7 @@ def test_item1_local_ray_listens_on_loopback_only_with_hand_nas_token(hand_home)
     from hand_nas.search.ray_local import is_loopback, listeners
 
     before = listeners()
+    env = {k: os.environ.get(k) for k in ("RAY_AUTH_TOKEN_PATH", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
     ex = RayExecutor(1)
     try:
         opened = listeners() - before
@@ -65,6 +66,8 @@ def test_item1_local_ray_listens_on_loopback_only_with_hand_nas_token(hand_home)
         assert got == [(key, 16.0)]
     finally:
         ex.shutdown()
+    # given back: a later `ray start --address` from this process's children would refuse the switch
+    assert {k: os.environ.get(k) for k in env} == env
 
 
 def test_item1_a_ray_socket_beyond_loopback_is_refused_with_the_reason(monkeypatch, hand_home):
@@ -83,6 +86,7 @@ def test_item1_a_ray_socket_beyond_loopback_is_refused_with_the_reason(monkeypat
     with pytest.raises(HandNasError, match=r"gcs_server \(pid 41\) listens on 0.0.0.0:6379, not on loopback"):
         executors.RayExecutor(1)
     assert stopped == [1]  # the cluster it started is stopped before the refusal
+    assert os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0"
 
 
 def test_item1_joining_a_cluster_keeps_rays_own_address_setting(monkeypatch, hand_home):
@@ -202,7 +206,10 @@ def test_item4_compress_out_inside_its_checkpoint_refused_nothing_written(capsys
     before = tree(ck)
     refused(capsys, "compress", "--checkpoint", ck, "--out", ck / "compressed", match="or lies inside it")
     refused(capsys, "compress", "--checkpoint", ck, "--out", ck, match="or lies inside it")
-    assert tree(ck) == before
+    mine = tmp_path / "mine"
+    (mine / "figs").mkdir(parents=True)
+    refused(capsys, "compress", "--checkpoint", ck, "--out", mine, match="was not written by hand-nas")
+    assert tree(ck) == before and tree(mine) == ["figs"]
 
 
 # --- item 5: heartbeat intervals bounded, and a trial judged by its own driver's interval -----------------

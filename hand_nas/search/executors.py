@@ -81,11 +81,13 @@ class RayExecutor:
                 start_reaper()  # stops this local cluster if the driver is killed before shutdown
                 if bad := exposed(listeners() - before):
                     ray.shutdown()
+                    undo_loopback_only()
                     pid, name, ip, port = bad[0]
                     raise HandNasError(f"local Ray: {name} (pid {pid}) listens on {ip}:{port}, not on loopback only "
                                        f"({len(bad)} such socket(s)); refusing to run trials reachable from the "
                                        "network (run with --local, or join a cluster you secured with --ray-address)")
         self._ray = ray
+        self._local = not address
         self.workers = workers
         self.options = {"num_cpus": cpus_per_trial, "num_gpus": gpus_per_trial}
         self._refs: dict = {}
@@ -124,3 +126,5 @@ class RayExecutor:
     def shutdown(self) -> None:
         self.cancel_all()
         self._ray.shutdown()
+        if self._local:
+            undo_loopback_only()  # the process may live on (tests, notebooks): Ray's settings as they were

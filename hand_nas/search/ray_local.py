@@ -80,9 +80,9 @@ def loopback_only() -> None:
 
     token = token_file()
     os.environ.setdefault("RAY_AUTH_MODE", "token")
+    for name in (TOKEN_PATH_ENV, CLUSTER_SWITCH):
+        _switched_off.setdefault(name, os.environ.get(name))
     os.environ[TOKEN_PATH_ENV] = str(token)
-    if CLUSTER_SWITCH not in _switched_off:
-        _switched_off[CLUSTER_SWITCH] = os.environ.get(CLUSTER_SWITCH)
     os.environ[CLUSTER_SWITCH] = "0"
     if "ray" in sys.modules:
         from ray._private import ray_constants
@@ -95,15 +95,18 @@ def loopback_only() -> None:
 
 
 def undo_loopback_only() -> None:
-    """Give back Ray's own cluster setting (for a cluster join in a process that ran a local Ray before)."""
+    """Give back what ``loopback_only`` changed: after the local cluster stops (a process that lives on, a
+    notebook, must not pass the switch to a later ``ray start --address``, which Ray then refuses), and
+    before a cluster join in a process that ran a local Ray before."""
     import sys
 
-    if CLUSTER_SWITCH in _switched_off:
-        old = _switched_off.pop(CLUSTER_SWITCH)
-        if old is None:
-            os.environ.pop(CLUSTER_SWITCH, None)
-        else:
-            os.environ[CLUSTER_SWITCH] = old
+    for name in (TOKEN_PATH_ENV, CLUSTER_SWITCH):
+        if name in _switched_off:
+            old = _switched_off.pop(name)
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
     if "flag" in _switched_off and "ray" in sys.modules:
         from ray._private import ray_constants
 
