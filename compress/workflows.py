@@ -111,15 +111,21 @@ INT8_CHOICES = ("auto", "brevitas", "onnxruntime", "onnxruntime-conv", "onnxrunt
 
 @dataclass(frozen=True)
 class DemoCfg:
-    """The main job on the embedded synthetic data (the defaults are ``hand-nas demo``'s)."""
+    """The main job on the embedded synthetic data (the defaults are ``hand-nas demo``'s).
+
+    Attributes:
+        supernet: 'shipped' (the trained lwa.yaml supernet hand-nas ships) or a supernet folder.
+        trials: subnets the search scores; eval_images: held-out images per subnet.
+    """
 
     out: str = "runs/demo"
-    space: str = "tiny"
+    space: str = "lwa"
+    supernet: str = "shipped"
     study: str = "demo"
-    trials: int = 12
+    trials: int = 200
     workers: int = 2
+    eval_images: int = 96
     prune_to: float = 0.75
-    retrain_recipe: str = "demo"
     finetune_steps: int = 60
     qat_steps: int = 20
     seed: int = 0
@@ -138,7 +144,7 @@ class DemoResult:
 
 
 def run_demo(cfg: DemoCfg = DemoCfg(), log=print) -> DemoResult:
-    """Synthesize data, search with a small budget, report, compress the winner, export, predict."""
+    """Search the trained supernet under the space's budget, report, extract and compress the winner, predict."""
     import numpy as np
     from PIL import Image
 
@@ -150,102 +156,96 @@ def run_demo(cfg: DemoCfg = DemoCfg(), log=print) -> DemoResult:
     from hand_nas.data.samples import open_samples
     from hand_nas.data.synthetic import cached_synthetic
     from hand_nas.report.page import write_report
-    from hand_nas.report.study_data import add_references, load_study_data
+    from hand_nas.report.study_data import load_study_data
     from hand_nas.search.records import format_table, pareto_front
     from hand_nas.search.runner import run_search
     from hand_nas.search.space import load_space
     from hand_nas.search.storage import select_trial
+    from hand_nas.supernet.shipping import shipped_supernet
 
     t0 = time.perf_counter()
     out = Path(cfg.out).resolve()
     storage = f"sqlite:///{out / 'studies.db'}"
     space = load_space(cfg.space)
+    supernet = shipped_supernet(space.name) if cfg.supernet == "shipped" else Path(cfg.supernet)
 
     def stage(i: int, text: str) -> None:
-        log(f"\n== [{i}/7] {text} ({time.perf_counter() - t0:.0f} s)")
+        log(f"\n== [{i}/6] {text} ({time.perf_counter() - t0:.0f} s)")
 
-    stage(1, f"synthetic two-hand data ({space.synthetic_n} images, procedural MANO-format hand)")
+    stage(1, f"synthetic two-hand data ({space.synthetic_n} images, procedural MANO-format hand): the set the "
+             "supernet trained on; subnets are scored on its held-out split")
     data = cached_synthetic(space.synthetic_n)
     log(f"data: {data}")
 
-    stage(2, f"search: {cfg.trials} trials of {space.source} on {cfg.workers} Ray workers, budget "
-             f"{space.budget_gmacs} GMACs ({FLOPS_NOTE})")
+    stage(2, f"search: {cfg.trials} subnets of {space.source} scored with the weights of the trained supernet "
+             f"{supernet} (no training), {cfg.workers} Ray workers, budget {space.budget_gmacs} GMACs ({FLOPS_NOTE})")
     summary = run_search(StudyCfg(space=str(space.source), study=cfg.study, storage=storage, trials=cfg.trials,
-                                  workers=cfg.workers, out=str(out / "trials"), data=str(data), seed=cfg.seed),
+                                  workers=cfg.workers, out=str(out / "trials"), data=str(data), seed=cfg.seed,
+                                  evaluator="supernet", supernet=str(supernet), eval_images=cfg.eval_images,
+                                  pruner="none"),
                          progress=True, space=space)
-    log(format_table(pareto_front(summary.records)))
+    front = pareto_front(summary.records)
+    log(format_table(front))
     best = select_trial(summary.records, "best", cfg.study, need_checkpoint=True)
-    log(f"winner: trial {best.number}, MPJPE {best.mpjpe_mm:.2f} mm at {best.gmacs:.4f} GMACs")
-    log(proxy_noise_line(space, summary.records, data, cfg.mano, log))
+    log(f"winner: trial {best.number}, MPJPE {best.mpjpe_mm:.2f} mm at {best.gmacs:.4f} GMACs (weights inherited, "
+        f"{cfg.eval_images} held-out images)")
+    log(evaluation_noise_line(space, summary.records, front, supernet, data, cfg.eval_images))
 
-    stage(3, "report: Pareto front, history, importances, references trained under the same proxy")
-    sd = load_study_data(cfg.study, storage)
-    add_references(sd, ("lwa_hand", "lagc_hand"), mano_dir=cfg.mano, log=log)
-    report_files = write_report(sd, out / "report")
-
-    from hand_nas.retrain import get_recipe, plan_retrain, retrain
-
-    stage(4, f"retrain the winner from scratch under recipe {cfg.retrain_recipe!r} ({get_recipe(cfg.retrain_recipe).about})")
-    # on the recipe's own synthetic set, not the search's few images: a net trained on those learns no hands
-    plan = plan_retrain(cfg.study, best.number, cfg.retrain_recipe, out / "retrained", storage, data="synthetic",
-                        seed=cfg.seed, overwrite=True)
-    log(f"data: {plan.data} ({plan.train.steps} steps at {plan.train.resolution} px, batch {plan.train.batch})")
-    r, _ = retrain(plan, device="auto", mano_dir=cfg.mano, overwrite=True, log=log)
-    log(f"retrained: held-out MPJPE {r.metrics.mpjpe_mm:.2f} mm (proxy {best.mpjpe_mm:.2f}; mean-shape baseline "
-        f"{r.baseline.mpjpe_mm:.2f})")
-    best_ckpt = plan.out
+    stage(3, "report: Pareto front, history, importances")
+    report_files = write_report(load_study_data(cfg.study, storage), out / "report")
 
     target = round(cfg.prune_to * best.gmacs, 4)
-    stage(5, f"compress the retrained winner: prune to {target} GMACs, fine-tune, int8 QAT, export")
+    stage(4, f"compress the winner as extracted: prune to {target} GMACs, fine-tune, int8 QAT, export")
     bundle = out / "bundle"
-    rep = compress(best_ckpt, bundle, CompressCfg(
+    rep = compress(best.checkpoint, bundle, CompressCfg(
         prune=PruneCfg(target_gmacs=target), quant=QuantCfg(qat_steps=cfg.qat_steps),
         finetune_steps=cfg.finetune_steps, repeats=20),
-        provenance={"study": cfg.study, "trial": best.number, "storage": storage}, mano_dir=cfg.mano,
-        overwrite=True)
+        provenance={"study": cfg.study, "trial": best.number, "storage": storage, "evaluator": best.evaluator},
+        mano_dir=cfg.mano, overwrite=True)
     log(format_report(rep))
 
-    stage(6, "predict with the bundle on a held-out synthetic image")
+    stage(5, "predict with the bundle on a held-out synthetic image")
     img = out / "predict_input.png"  # beside the prediction folder, which is replaced as a whole
-    s = open_samples(plan.data)  # an image of the retraining's held-out split: one the bundle never saw
-    held_out = split_indices(len(s), plan.train.val_fraction, seed=0)[1]
+    s = open_samples(data)  # an image of the held-out split: one neither the supernet nor the bundle saw
+    held_out = split_indices(len(s), space.proxy.val_fraction, seed=0)[1]
     Image.fromarray(np.asarray(s["images"][int(held_out[0])])).save(img)
     prediction = predict_files(img, bundle, out / "predict", mano_dir=cfg.mano)
-    stage(7, "done")
+    stage(6, "done")
     visible = lambda paths: [p for p in paths if not p.name.startswith(".")]  # noqa: E731 (not the .hand-nas marker)
     return DemoResult(storage, data, out / "trials" / cfg.study, visible(report_files), visible(sorted(bundle.iterdir())),
                       [img] + prediction, time.perf_counter() - t0)
 
 
-def proxy_noise_line(space, records, data, mano_dir=None, log=print) -> str:
-    """The demo's honesty line: the base preset trained twice under the space's proxy (seeds 0 and 1) gives
-    the proxy's seed noise; the trials' spread is compared with it, beside the split's mean-shape baseline."""
-    import dataclasses
-
+def evaluation_noise_line(space, records, front, supernet, data, images: int, sets: int = 3) -> str:
+    """The demo's honesty line: the base preset scored with ``sets`` different calibration image sets gives the
+    evaluation's own noise; the spread of the trials and of the Pareto front is compared with it."""
     import numpy as np
 
     from hand_nas.baseline import split_baseline
-    from hand_nas.report.reproduce import proxy_metrics
+    from hand_nas.config import TrainCfg
+    from hand_nas.supernet import SubnetScorer, load_supernet
 
+    net, record = load_supernet(supernet)
+    train = TrainCfg.from_dict(record["train"])
     base = space.base_cfg()
-    runs = [proxy_metrics(base, dataclasses.replace(space.proxy, seed=s), str(data), mano_dir, log=log,
-                          progress=False)["mpjpe_mm"] for s in (0, 1)]
-    noise = abs(runs[0] - runs[1])
-    trained = [r.mpjpe_mm for r in records if r.trained]
-    spread = float(np.std(trained)) if len(trained) > 1 else 0.0
-    baseline = split_baseline(data, space.proxy.val_fraction).mpjpe_mm
-    from hand_nas.report.proxy_check import NOISE_WARN_RATIO
-
-    if trained and min(trained) > 0.98 * baseline:
-        verdict = ("no trial beats the constant by 2%: this proxy is too short to learn, so it ranks nothing "
-                   "(`hand-nas proxy check` measures a proxy; lwa.yaml's is the measured one)")
-    elif noise <= NOISE_WARN_RATIO * spread:
-        verdict = "the trials differ by more than 3x the proxy's noise"
+    scores = [SubnetScorer.on(data, train, record.get("calib_batches", 8), images or None, calib_set=k)
+              .score(net, base)[1].mpjpe_mm for k in range(sets)]
+    noise = float(np.std(scores, ddof=1))
+    scored = [r.mpjpe_mm for r in records if r.trained]
+    spread = float(np.std(scored)) if len(scored) > 1 else 0.0
+    front_mm = [r.mpjpe_mm for r in front if r.mpjpe_mm is not None]
+    front_range = max(front_mm) - min(front_mm) if front_mm else 0.0
+    baseline = split_baseline(data, train.val_fraction).mpjpe_mm
+    if front_mm and min(front_mm) > 0.98 * baseline:
+        verdict = "no subnet beats the constant by 2%: this supernet has learned no hands, so it ranks nothing"
+    elif front_range > 3 * noise:
+        verdict = "the front spans more than 3x the evaluation's noise: the supernet ranks these subnets"
     else:
-        verdict = "the trials differ by less than 3x the proxy's noise: this proxy cannot rank them"
-    return (f"proxy noise: {base.name} seeds 0 / 1 -> {runs[0]:.2f} / {runs[1]:.2f} mm, |difference| {noise:.2f} mm; "
-            f"spread of the {len(trained)} trained trials (std) {spread:.2f} mm; mean-shape baseline {baseline:.2f} mm: "
-            f"{verdict}")
+        verdict = "the front spans less than 3x the evaluation's noise: it does not rank them"
+    return (f"evaluation noise: {base.name} scored with {sets} calibration sets -> "
+            f"{' / '.join(f'{x:.2f}' for x in scores)} mm, std {noise:.3f} mm; spread of the {len(scored)} scored "
+            f"subnets (std) {spread:.2f} mm; Pareto front {min(front_mm, default=0):.2f}-{max(front_mm, default=0):.2f} "
+            f"mm ({front_range:.2f} mm over {len(front_mm)} subnets); mean-shape baseline {baseline:.2f} mm: {verdict}")
 
 
 def bench_target(path: str | Path, threads: tuple[int, ...] = (1,), batches: tuple[int, ...] = (1,),

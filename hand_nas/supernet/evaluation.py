@@ -69,14 +69,17 @@ class SubnetScorer:
 
     @classmethod
     def on(cls, data: str | Path, train: TrainCfg, calib_batches: int = 8, images: int | None = None,
-           device: str = "cpu") -> SubnetScorer:
+           device: str = "cpu", calib_set: int = 0) -> SubnetScorer:
+        """``calib_set``: which of the training split's evenly spaced image sets calibrates (0 = the default;
+        others measure how much a score depends on the calibration images)."""
         from hand_nas.data.dataset import TwoHandDataset, split_indices
         from hand_nas.data.samples import open_samples
         from hand_nas.train import held_out_loader
 
         tr_idx, _ = split_indices(len(open_samples(data)), train.val_fraction, seed=0)
         # the same calibration images for every subnet: scores differ by architecture, not by the draw
-        ds = TwoHandDataset(data, train.resolution, tr_idx[::max(1, len(tr_idx) // (calib_batches * train.batch))])
+        stride = max(1, len(tr_idx) // (calib_batches * train.batch))
+        ds = TwoHandDataset(data, train.resolution, tr_idx[calib_set % stride::stride])
         loader = torch.utils.data.DataLoader(ds, batch_size=train.batch, shuffle=False)
         calib = list(itertools.islice(loader, calib_batches))
         return cls(calib, SubsetLoader(held_out_loader(data, train, 64), images), torch.device(device))

@@ -16,6 +16,17 @@ import torch
 from hand_nas.errors import HandNasError
 
 MANIFEST = "manifest.json"
+SHIPPED = Path(__file__).parent / "shipped"
+
+
+def shipped_supernet(space: str) -> Path:
+    """The trained supernet hand-nas ships for a space (``hand_nas/supernet/shipped/<space>``)."""
+    folder = SHIPPED / space
+    if not (folder / MANIFEST).is_file():
+        known = sorted(p.name for p in SHIPPED.glob("*") if (p / MANIFEST).is_file()) if SHIPPED.is_dir() else []
+        raise HandNasError(f"no shipped supernet for space {space!r} (shipped: {', '.join(known) or 'none'}); "
+                           f"train one with `hand-nas supernet train --space {space}`")
+    return folder
 
 
 def file_sha256(path: Path) -> str:
