@@ -24,13 +24,13 @@ def cmd_train(args) -> None:
     try:
         run = train_supernet(args.space, args.recipe, args.out, data=args.data, device=args.device,
                              precision=args.precision, mano_dir=args.mano, overwrite=args.overwrite,
-                             resume=args.resume, progress=not args.quiet, steps=args.steps,
+                             resume=args.resume, progress=not args.quiet, steps=args.steps, seed=args.seed,
                              log=lambda text: print(text, flush=True))
     except KeyboardInterrupt:
         print(f"interrupted; the last snapshot is kept in {partial_dir(args.out)}: run the same command again to "
               "resume", file=sys.stderr)
         raise SystemExit(130) from None
-    if run.out is not None:
+    if run.out is not None and run.history:
         print_history(run.history, run.baseline)
         print(f"{run.steps} steps in {run.seconds:.0f} s; compute {run.compute}")
         print(f"supernet: {args.out}")
@@ -77,6 +77,7 @@ def register(sub, add_device, add_mano) -> None:
     p.add_argument("--out", required=True, help="supernet folder")
     p.add_argument("--data", default="synthetic", help="'synthetic' (the recipe's cached set) or a sample folder")
     p.add_argument("--steps", type=int, help="override the recipe's step count")
+    p.add_argument("--seed", type=int, help="override the recipe's seed")
     p.add_argument("--overwrite", action="store_true", help="replace an existing supernet folder at the end")
     p.add_argument("--no-resume", dest="resume", action="store_false", help="discard a killed run's snapshots")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

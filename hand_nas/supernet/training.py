@@ -71,6 +71,11 @@ RECIPES = {
                           n_random=2, kd=1.0, save_every=25, synthetic_n=8000, calib_batches=8,
                           about="lwa.yaml in about an hour of one core: 1000 sandwich steps (4 subnets) at 128 px, "
                                 "batch 16, 8000 synthetic images"),
+    # experiments/supernet_ddp.py: one process against torchrun's two at the same global batch, in minutes
+    "short": SupernetRecipe(TrainCfg(resolution=64, steps=40, batch=16, lr=2e-3, warmup=5, eval_every=40,
+                                     augment=False, losses="3d"),
+                            n_random=2, save_every=20, synthetic_n=600, calib_batches=2, eval_images=32,
+                            cover_samples=32, about="DDP check: 40 sandwich steps at 64 px, batch 16"),
 }
 
 
@@ -156,6 +161,7 @@ class SupernetRun:
     steps: int
     seconds: float
     history: list = field(default_factory=list)
+    losses: list = field(default_factory=list)  # the summed loss of every step (averaged over DDP ranks)
     baseline: dict | None = None
     compute: dict | None = None
     out: str | None = None
@@ -181,11 +187,12 @@ def _cpu_name() -> str:
 
 def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "synthetic", device: str = "cpu",
                    precision: str = "fp32", mano_dir=None, overwrite: bool = False, resume: bool = True,
-                   progress: bool = True, log=print, steps: int | None = None) -> SupernetRun:
+                   progress: bool = True, log=print, steps: int | None = None, seed: int | None = None) -> SupernetRun:
     """Train the supernet of ``space_name`` under ``recipe`` into ``out`` (see the module docstring).
 
     Args:
         steps: override the recipe's step count (a shorter run of the same schedule is another run).
+        seed: override the recipe's seed (initialisation, subnet draws, data order).
     """
     from tqdm import tqdm
 
@@ -207,6 +214,7 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
 
     rec = get_recipe(recipe)
     cfg = rec.train if steps is None else replace(rec.train, steps=steps)
+    cfg = cfg if seed is None else replace(cfg, seed=seed)
     dist = Dist.from_env()
     if cfg.batch % dist.world:
         raise HandNasError(f"recipe {recipe!r}: batch {cfg.batch} does not split over {dist.world} processes")
@@ -263,13 +271,13 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
             if dist.main else None
         key = json.loads(json.dumps(params))
         snap = load_snapshot(snap_dir, key)
-        step, epoch, done_in_epoch, before, history = 0, 0, 0, 0.0, []
+        step, epoch, done_in_epoch, before, history, curve = 0, 0, 0, 0.0, [], []
         if snap is not None:
             path, state, tensors = snap
             restore_snapshot(state, tensors, net, opt, scaler, base_sampler, dev, cfg.batch)
             sampler.set_state(state["subnet_sampler"])
             step, epoch, done_in_epoch = state["step"], state["epoch"], state["batches_done"]
-            history, before = state["history"], state["seconds"]
+            history, before, curve = state["history"], state["seconds"], state.get("losses", [])
             if dist.main:
                 log(f"resuming at step {step} of {cfg.steps} from {path}")
         t0 = time.perf_counter()
@@ -297,6 +305,11 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
                 total, losses = model(batch, sampler.step(), step / cfg.steps, amp_dtype)
                 if not torch.isfinite(total):
                     raise FloatingPointError(f"supernet loss is {float(total)} at step {step} (subnets {losses})")
+                seen = total.detach().clone()
+                if dist.world > 1:  # the global batch's loss: the mean of the ranks' equal shares
+                    torch.distributed.all_reduce(seen)
+                    seen /= dist.world
+                curve.append(round(float(seen), 5))
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, 5.0)
@@ -313,7 +326,7 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
                         save_snapshot(snap_dir, step, {
                             "key": key, "step": step, "epoch": epoch, "batches_done": done_in_epoch,
                             "history": history, "seconds": before + time.perf_counter() - t0,
-                            "subnet_sampler": sampler.state()}, net, opt, scaler, base_sampler, dev)
+                            "subnet_sampler": sampler.state(), "losses": curve}, net, opt, scaler, base_sampler, dev)
                     dist.barrier()
                 if step >= cfg.steps:
                     break
@@ -321,7 +334,7 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
                 epoch, done_in_epoch = epoch + 1, 0
         bar.close()
         seconds = before + time.perf_counter() - t0
-        run = SupernetRun(step, seconds, history, baseline, _compute(seconds, dev, dist), str(out))
+        run = SupernetRun(step, seconds, history, curve, baseline, _compute(seconds, dev, dist), str(out))
         if dist.main:
             from hand_nas.atomic import MARKER, MARKER_TEXT
 
@@ -332,7 +345,7 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
                      data=str(folder), precision=precision, steps=step, seconds=round(seconds, 1),
                      images_seen={"largest": images, "smallest": images, "random_each_step": rec.n_random,
                                   "subnet_passes": images * (2 + rec.n_random)},
-                     compute=run.compute, baseline=baseline, history=history, node=socket.gethostname(),
+                     compute=run.compute, baseline=baseline, history=history, losses=curve, node=socket.gethostname(),
                      finished_at=time.time(), sandwich={"largest": sampler.largest.to_dict(),
                                                         "smallest": sampler.smallest.to_dict()})
             (build.folder / MARKER).write_text(MARKER_TEXT)
