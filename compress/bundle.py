@@ -10,13 +10,13 @@ so a bundle from elsewhere is trusted by comparing ``manifest_sha256`` (printed 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
 from pathlib import Path
 
 from hand_nas.errors import HandNasError, short
+from hand_nas.files import file_sha256
 
 MANIFEST = "manifest.json"
 FORMAT = "hand-nas bundle 1"
@@ -26,11 +26,7 @@ MAX_FILES = 64
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def write_manifest(folder: Path) -> str:

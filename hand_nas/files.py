@@ -5,6 +5,7 @@ Inputs are bounded before they are parsed: a size limit, UTF-8 only, and YAML wi
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -73,3 +74,12 @@ def read_yaml(path: str | Path, what: str = "file", max_bytes: int = MAX_BYTES):
         raise HandNasError(f"{path}: not valid YAML ({' '.join(lines)})") from None
     except RecursionError:
         raise HandNasError(f"{path}: not valid YAML (nested too deeply)") from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

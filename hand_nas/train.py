@@ -49,6 +49,15 @@ def lr_at(step: int, cfg: TrainCfg) -> float:
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
 
+def step_inputs(opt, step: int, cfg: TrainCfg, batch: dict, dev) -> dict:
+    """Set the optimizer's learning rate for ``step`` (``lr_at``) and return ``batch`` on ``dev``."""
+    for group in opt.param_groups:
+        group["lr"] = lr_at(step, cfg)
+    if dev.type != "cpu":
+        batch = {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    return batch
+
+
 @dataclass
 class TrainResult:
     """Outcome of a proxy run (metrics in mm)."""
@@ -358,10 +367,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
             while step < cfg.steps and not stopped:
                 train_ds.set_epoch(epoch)
                 for batch in train_dl:
-                    for group in opt.param_groups:
-                        group["lr"] = lr_at(step, cfg)
-                    if dev.type != "cpu":
-                        batch = {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+                    batch = step_inputs(opt, step, cfg, batch, dev)
                     with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                         out = model(batch["image"])
                     # the loss in fp32 (mesh geometry, heatmaps): autocast covers the network only

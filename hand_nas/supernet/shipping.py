@@ -7,13 +7,13 @@ was changed after export is not searched.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import torch
 
 from hand_nas.errors import HandNasError
+from hand_nas.files import file_sha256
 
 MANIFEST = "manifest.json"
 SHIPPED = Path(__file__).parent / "shipped"
@@ -27,14 +27,6 @@ def shipped_supernet(space: str) -> Path:
         raise HandNasError(f"no shipped supernet for space {space!r} (shipped: {', '.join(known) or 'none'}); "
                            f"train one with `hand-nas supernet train --space {space}`")
     return folder
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export_supernet(folder: str | Path, out: str | Path, overwrite: bool = False) -> tuple[str, int]:

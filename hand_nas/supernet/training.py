@@ -210,7 +210,7 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
     from hand_nas.supernet.evaluation import SubnetScorer
     from hand_nas.supernet.sandwich import SubnetSampler
     from hand_nas.supernet.supernet import Supernet
-    from hand_nas.train import ShuffleSampler, load_snapshot, lr_at, restore_snapshot, save_snapshot
+    from hand_nas.train import ShuffleSampler, load_snapshot, restore_snapshot, save_snapshot, step_inputs
 
     rec = get_recipe(recipe)
     cfg = rec.train if steps is None else replace(rec.train, steps=steps)
@@ -298,10 +298,7 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
         while step < cfg.steps:
             ds.set_epoch(epoch)
             for batch in loader:
-                for group in opt.param_groups:
-                    group["lr"] = lr_at(step, cfg)
-                if dev.type != "cpu":
-                    batch = {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+                batch = step_inputs(opt, step, cfg, batch, dev)
                 total, losses = model(batch, sampler.step(), step / cfg.steps, amp_dtype)
                 if not torch.isfinite(total):
                     raise FloatingPointError(f"supernet loss is {float(total)} at step {step} (subnets {losses})")
