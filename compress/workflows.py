@@ -28,7 +28,7 @@ def trial_checkpoint(study: str, trial: str | int = "best", storage: str = DEFAU
 
     rec = select_trial(read_records(study, storage), trial, study)
     prov = {"study": study, "trial": rec.number, "storage": storage, "trial_mpjpe_mm": rec.mpjpe_mm,
-            "trial_gmacs": rec.gmacs, "retrain": None}
+            "trial_gmacs": rec.gmacs, "retrain": None, "evaluator": rec.evaluator}
     for r in trial_retrains(study, storage, rec.number):
         if r.get("checkpoint") and Path(r["checkpoint"]).is_dir():
             prov["retrain"] = {k: r.get(k) for k in ("recipe", "seed", "steps", "metrics", "finished_at")}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,9 +159,11 @@ def test_train_resumes_after_a_crash_and_ships(tmp_path, smoke_run):
         load_supernet(ship)
 
 
-def test_search_on_the_supernet(tmp_path, smoke_run):
-    """A local optuna search scored by the supernet: every trial complete, recorded with the supernet's
-    sha256, its extracted checkpoint loadable as an ordinary one."""
+@pytest.mark.parametrize("backend", ["optuna", "nni"])
+def test_search_on_the_supernet(tmp_path, smoke_run, backend):
+    """A local search (optuna's TPE, NNI's evolution) scored by the supernet: every trial complete, recorded
+    with the supernet's sha256, its extracted checkpoint an ordinary one that compress --study finds."""
+    from compress.workflows import trial_checkpoint
     from hand_nas.checkpoint import load_checkpoint
     from hand_nas.config import StudyCfg
     from hand_nas.search.runner import run_search
@@ -168,8 +171,10 @@ def test_search_on_the_supernet(tmp_path, smoke_run):
 
     storage = f"sqlite:///{tmp_path / 's.db'}"
     cfg = StudyCfg(space="tiny", study="sn", storage=storage, trials=4, executor="local", out=str(tmp_path / "runs"),
-                   evaluator="supernet", supernet=str(smoke_run[0]), eval_images=4, pruner="none")
+                   evaluator="supernet", supernet=str(smoke_run[0]), eval_images=4, pruner="none", backend=backend)
     run_search(cfg, progress=False)
+    path, prov = trial_checkpoint("sn", "best", storage)
+    assert prov["evaluator"]["name"] == "supernet" and (tmp_path / "runs") in Path(path).parents
     recs = [r for r in read_records("sn", storage) if r.state == "complete"]
     assert recs and all(r.evaluator["name"] == "supernet" and len(r.evaluator["sha256"]) == 64 for r in recs)
     model, data = load_checkpoint(recs[0].checkpoint)
