@@ -106,8 +106,10 @@ def cmd_data_synth(args) -> None:
 
 
 def cmd_data_prepare(args) -> None:
+    from hand_nas.atomic import check_output
     from hand_nas.data.interhand import prepare
 
+    check_output(args.out, inputs=[args.root], overwrite=True)  # never inside (or around) the release it reads
     try:
         r = prepare(args.root, args.out, split=args.split, subset=args.subset, hands=args.hands, mano_dir=args.mano,
                     size=args.size, limit=args.limit, overwrite=args.overwrite, progress=not args.quiet,

@@ -125,7 +125,7 @@ def plan_retrain(study: str, trial: str | int, recipe: str, out: str | Path, sto
         data: a sample folder, 'synthetic' (the recipe's cached synthetic set) or None (the trial's own data).
         seed, save_every: override the recipe's.
     """
-    from hand_nas.atomic import check_replaceable
+    from hand_nas.atomic import check_output
     from hand_nas.data.dataset import split_indices
     from hand_nas.data.samples import open_samples
     from hand_nas.device import resolve_device, resolve_precision
@@ -145,7 +145,8 @@ def plan_retrain(study: str, trial: str | int, recipe: str, out: str | Path, sto
     model = ModelCfg.from_dict(rec.config)
     check(f"study {study!r} trial {rec.number}", model)
     out = Path(out)
-    check_replaceable(out, overwrite)  # a foreign or existing --out is refused before anything is made
+    # a foreign or existing --out, or one inside (or around) the data it reads, is refused before anything is made
+    check_output(out, inputs=[data] if data not in (None, "synthetic") else [], overwrite=overwrite)
     if data is None:
         if not rec.data or not Path(rec.data).is_dir():
             raise HandNasError(f"study {study!r} trial {rec.number}: its data folder {rec.data!r} is not here; pass --data")

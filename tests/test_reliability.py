@@ -212,6 +212,21 @@ def test_item4_compress_out_inside_its_checkpoint_refused_nothing_written(capsys
     assert tree(ck) == before and tree(mine) == ["figs"]
 
 
+def test_item4_other_writers_never_write_inside_what_they_read(capsys, tmp_path, synth_dir):
+    """data prepare, supernet train and supernet export follow the same rule, before any work."""
+    root = tmp_path / "ih26m"
+    (root / "images").mkdir(parents=True)
+    refused(capsys, "data", "prepare", "--root", root, "--split", "test", "--out", root / "prepared",
+            match="or lies inside it")
+    refused(capsys, "supernet", "train", "--space", "tiny", "--recipe", "smoke", "--data", synth_dir,
+            "--out", synth_dir / "sn", match="or lies inside it")
+    sn = tmp_path / "sn"
+    sn.mkdir()
+    (sn / "supernet.json").write_text("{}")
+    refused(capsys, "supernet", "export", sn, "--out", sn / "ship", match="or lies inside it")
+    assert list(root.iterdir()) == [root / "images"] and not (synth_dir / "sn").exists()
+
+
 # --- item 5: heartbeat intervals bounded, and a trial judged by its own driver's interval -----------------
 
 @pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "1e6", "0.2"])

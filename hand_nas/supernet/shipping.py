@@ -31,9 +31,10 @@ def shipped_supernet(space: str) -> Path:
 
 def export_supernet(folder: str | Path, out: str | Path, overwrite: bool = False) -> tuple[str, int]:
     """Write the fp16 copy of the supernet in ``folder`` to ``out``; returns (manifest sha256, weight bytes)."""
-    from hand_nas.atomic import atomic_dir
+    from hand_nas.atomic import atomic_dir, check_output
     from hand_nas.supernet.supernet import LAYOUT, SPACE, TENSORS, load_supernet
 
+    check_output(out, inputs=[folder], overwrite=overwrite)
     net, record = load_supernet(folder)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         net.save(tmp, dtype=torch.float16, **{k: v for k, v in record.items()

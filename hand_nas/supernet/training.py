@@ -228,8 +228,11 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
     if dist.world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     space = load_space(space_name)
-    folder = data_dir(data, rec.synthetic_n, progress=dist.main)
     out = Path(out)
+    from hand_nas.atomic import check_output
+
+    check_output(out, inputs=[data] if data != "synthetic" else [], overwrite=True)  # ours or new, never in the data
+    folder = data_dir(data, rec.synthetic_n, progress=dist.main)
     params = {"space": space.source, "space_text": Path(space.source).read_text(), "recipe": recipe,
               "train": cfg.to_dict(), "n_random": rec.n_random, "kd": rec.kd, "data": str(folder),
               "precision": precision}
