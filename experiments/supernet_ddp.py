@@ -4,7 +4,7 @@ Trains the ``short`` supernet recipe (tiny.yaml, 40 sandwich steps at 64 px, glo
 one process with seed 0, one process with seed 1 (the run-to-run noise), and ``torchrun --nproc-per-node 2``
 with seed 0 (each rank 8 images of every batch, DDP averaging the gradients). It prints the loss curves'
 mean absolute differences (DDP vs one process, against the seed-to-seed difference) and the speed-up of the
-training loop. Nothing else may run meanwhile: the speed-up is only meaningful on idle cores.
+training loop (rank 0's evaluations left out). Nothing else may run meanwhile: the speed-up is only meaningful on idle cores.
 
 Usage:  python experiments/supernet_ddp.py --work runs/ddp   (writes results/supernet_ddp.json)
 """
@@ -32,7 +32,7 @@ def run(out: Path, seed: int, procs: int) -> dict:
         cmd = ["torchrun", "--standalone", f"--nproc-per-node={procs}", "--no-python"] + cmd
     subprocess.run(cmd, check=True, env=env)
     record = json.loads((out / "supernet.json").read_text())
-    return {"seed": seed, "processes": procs, "seconds": record["seconds"], "losses": record["losses"],
+    return {"seed": seed, "processes": procs, "seconds": record["loop_seconds"], "losses": record["losses"],
             "compute": record["compute"]}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+from pathlib import Path
 
 from hand_nas.config import ModelCfg, TrainCfg
 
@@ -89,17 +90,24 @@ _SUPERNETS: dict = {}  # per worker process: (supernet folder, data, images) -> 
 
 
 def evaluate_subnet(cfg_dict: dict, supernet_dir: str, data: str, checkpoint_dir: str | None = None,
-                    eval_images: int = 0, threads: int = 1) -> dict:
+                    eval_images: int = 0, threads: int = 1, expect_sha256: str | None = None) -> dict:
     """Score ``cfg_dict`` with weights inherited from a trained supernet (never raises; same outcome dict as
-    ``evaluate_config``): extract, recalibrate BatchNorm, held-out metrics, and the extracted network written
-    as an ordinary checkpoint (what ``hand-nas compress --study`` takes). The supernet and the calibration
-    batches are loaded once per worker process."""
+    ``evaluate_config``): extract, recalibrate BatchNorm, held-out metrics; with ``checkpoint_dir`` the extracted
+    network is written there as an ordinary checkpoint (a search writes none: the config and the supernet's
+    sha256 determine the weights, ``subnet_checkpoint`` writes them when wanted). The supernet and the
+    calibration batches are loaded once per worker process; ``expect_sha256``: refuse any other supernet."""
     from hand_nas.threads import torch_threads
 
     t0 = time.perf_counter()
     try:
         with torch_threads(threads):
-            key = (supernet_dir, data, eval_images)
+            from hand_nas.supernet.shipping import verify_supernet
+
+            sha = verify_supernet(supernet_dir)  # a supernet replaced in place is noticed, not served stale
+            if expect_sha256 is not None and sha != expect_sha256:
+                raise ValueError(f"{supernet_dir}: weights sha256 {sha} are not the {expect_sha256} the trial was "
+                                 "scored with (the supernet changed since)")
+            key = (supernet_dir, sha, data, eval_images)
             if key not in _SUPERNETS:
                 from hand_nas.supernet.evaluation import SubnetScorer
                 from hand_nas.supernet.supernet import load_supernet
@@ -130,6 +138,21 @@ def evaluate_subnet(cfg_dict: dict, supernet_dir: str, data: str, checkpoint_dir
     out["seconds"] = time.perf_counter() - t0
     out["node"] = node_name()
     return out
+
+
+def subnet_checkpoint(rec, folder: str | Path) -> Path:
+    """The extracted network of a supernet-scored trial record, written to ``folder`` as an ordinary checkpoint
+    (reused when already there); the supernet must still be the one the trial was scored with."""
+    from hand_nas.errors import HandNasError
+
+    folder, ev = Path(folder), rec.evaluator or {}
+    if (folder / "config.json").is_file():
+        return folder
+    out = evaluate_subnet(rec.config, ev["supernet"], rec.data, str(folder), ev.get("eval_images") or 0,
+                          expect_sha256=ev.get("sha256"))
+    if out["state"] != "complete":
+        raise HandNasError(f"trial {rec.number}: its subnet could not be extracted: {out.get('error')}")
+    return folder
 
 
 def node_name() -> str:

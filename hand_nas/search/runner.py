@@ -198,8 +198,9 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                 # only locations under --storage-path (or, without it, --out and the data as given) travel
                 ckpt = location(folder, f"trial_{p.number:04d}")
                 if evaluator:
-                    key = executor.submit(_evaluate_subnet, model_cfg.to_dict(), evaluator["supernet"], data, ckpt,
-                                          cfg.eval_images)
+                    # no checkpoint per trial: the config and the supernet's sha256 determine its weights
+                    key = executor.submit(_evaluate_subnet, model_cfg.to_dict(), evaluator["supernet"], data, None,
+                                          cfg.eval_images, evaluator["sha256"])
                 else:
                     key = executor.submit(_evaluate, model_cfg.to_dict(), space.proxy.to_dict(), data, ckpt,
                                           store.reporter(p.number, [g.gmacs_total, base.get("latency_ms")]),
@@ -236,10 +237,10 @@ def _evaluate(cfg_dict, proxy_dict, data, ckpt, reporter, latency, device="auto"
     return evaluate_trial(cfg_dict, proxy_dict, data, ckpt, reporter, latency, device=device, precision=precision)
 
 
-def _evaluate_subnet(cfg_dict, supernet_dir, data, ckpt, eval_images):
+def _evaluate_subnet(cfg_dict, supernet_dir, data, ckpt, eval_images, sha256):
     from hand_nas.search.evaluate import evaluate_subnet
 
-    return evaluate_subnet(cfg_dict, supernet_dir, data, ckpt, eval_images)
+    return evaluate_subnet(cfg_dict, supernet_dir, data, ckpt, eval_images, expect_sha256=sha256)
 
 
 def supernet_evaluator(cfg: StudyCfg, space: SearchSpace) -> dict | None:

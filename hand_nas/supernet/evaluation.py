@@ -39,20 +39,26 @@ def recalibrate_bn(model: nn.Module, batches) -> nn.Module:
 
 
 class SubsetLoader:
-    """The first ``images`` samples of a loader's deterministic order, re-iterable (None: all)."""
+    """Samples ``skip`` .. ``skip + images`` of a loader's deterministic order, re-iterable (images None: to the end).
 
-    def __init__(self, loader, images: int | None) -> None:
-        self.loader, self.images = loader, images
+    A search picks its winner on one part of the held-out split and reports it on another (``skip``), so the
+    reported figure is not the one it was selected for.
+    """
+
+    def __init__(self, loader, images: int | None, skip: int = 0) -> None:
+        self.loader, self.images, self.skip = loader, images, skip
 
     def __iter__(self):
-        seen = 0
+        pos, stop = 0, None if self.images is None else self.skip + self.images
         for batch in self.loader:
-            if self.images is not None and seen >= self.images:
+            n = len(batch["image"])
+            lo, hi = max(self.skip - pos, 0), n if stop is None else min(n, stop - pos)
+            pos += n
+            if hi > lo:
+                yield batch if (lo, hi) == (0, n) else {k: v[lo:hi] if torch.is_tensor(v) else v
+                                                        for k, v in batch.items()}
+            if stop is not None and pos >= stop:
                 return
-            take = len(batch["image"]) if self.images is None else min(len(batch["image"]), self.images - seen)
-            seen += take
-            yield batch if take == len(batch["image"]) else {k: v[:take] if torch.is_tensor(v) else v
-                                                              for k, v in batch.items()}
 
 
 @dataclass
@@ -69,9 +75,10 @@ class SubnetScorer:
 
     @classmethod
     def on(cls, data: str | Path, train: TrainCfg, calib_batches: int = 8, images: int | None = None,
-           device: str = "cpu", calib_set: int = 0) -> SubnetScorer:
-        """``calib_set``: which of the training split's evenly spaced image sets calibrates (0 = the default;
-        others measure how much a score depends on the calibration images)."""
+           device: str = "cpu", calib_set: int = 0, skip: int = 0) -> SubnetScorer:
+        """``images``/``skip``: which held-out samples are scored (``SubsetLoader``); ``calib_set``: which of the
+        training split's evenly spaced image sets calibrates (0 = the default; others measure how much a score
+        depends on the calibration images)."""
         from hand_nas.data.dataset import TwoHandDataset, split_indices
         from hand_nas.data.samples import open_samples
         from hand_nas.train import held_out_loader
@@ -82,7 +89,7 @@ class SubnetScorer:
         ds = TwoHandDataset(data, train.resolution, tr_idx[calib_set % stride::stride])
         loader = torch.utils.data.DataLoader(ds, batch_size=train.batch, shuffle=False)
         calib = list(itertools.islice(loader, calib_batches))
-        return cls(calib, SubsetLoader(held_out_loader(data, train, 64), images), torch.device(device))
+        return cls(calib, SubsetLoader(held_out_loader(data, train, 64), images, skip), torch.device(device))
 
     def score(self, supernet, cfg: ModelCfg) -> tuple[nn.Module, Metrics, float]:
         from hand_nas.train import evaluate

@@ -39,7 +39,9 @@ from hand_nas.registry import BRIDGES, CROSS_HAND, DECODERS, ENCODERS
 # finest kernel applied to the map average-pooled by f (parameter-free pooling, exactly).
 POOLED = re.compile(r"\.to_grid\.weight$")
 # Names whose meaning depends on a config field beyond their shape: (name pattern, ModelCfg field paths).
-CONTEXT = ((re.compile(r"^pose\.(coord|cam)\."), ("bridge.levels",)),)
+CONTEXT = ((re.compile(r"^pose\.(coord|cam)\."), ("bridge.levels",)),
+           # MobileViT blocks' attention (lagc.yaml's encoder.attention): separable and softmax are different ops
+           (re.compile(r"^image\.encoder\.blocks\.\d+\.layers\.\d+\.attn\."), ("encoder.attention",)))
 # BatchNorm statistics and the template are state of the shared network too; these buffers are not:
 # they are rebuilt with every subnet (hand model, Laplacians) or count steps.
 SKIPPED_BUFFERS = re.compile(r"(^|\.)num_batches_tracked$")
@@ -148,6 +150,10 @@ class SharedShape:
         return True
 
     def grow(self, spec: TensorSpec) -> None:
+        for axis, sizes in spec.segments:  # concatenations of another structure would mix unrelated inputs
+            if axis in self.segments and len(self.segments[axis]) != len(sizes):
+                raise HandNasError(f"supernet: {spec.key} concatenates {len(sizes)} inputs in one configuration and "
+                                   f"{len(self.segments[axis])} in another; they cannot share one tensor")
         self.shape = [min(a, b) if spec.pooled and axis >= 2 else max(a, b)
                       for axis, (a, b) in enumerate(zip(self.shape, spec.shape))]
         for axis, sizes in spec.segments:
@@ -196,8 +202,8 @@ def take(shared: torch.Tensor, layout: SharedShape, spec: TensorSpec) -> torch.T
         elif size != out.shape[axis]:
             out = out.narrow(axis, 0, size)
     if spec.pooled and tuple(out.shape[2:]) != tuple(spec.shape[2:]):
-        f = spec.shape[2] // out.shape[2]
-        out = out.repeat_interleave(f, 2).repeat_interleave(spec.shape[3] // out.shape[3], 3) / (f * f)
+        fh, fw = spec.shape[2] // out.shape[2], spec.shape[3] // out.shape[3]
+        out = out.repeat_interleave(fh, 2).repeat_interleave(fw, 3) / (fh * fw)
     return out
 
 

@@ -87,6 +87,9 @@ class Supernet(nn.Module):
     def __init__(self, space: SearchSpace, mano_dir=None, cover_samples: int = 256, seed: int = 0,
                  state: tuple[dict, dict, set] | None = None, cache: int = 8) -> None:
         super().__init__()
+        if len(space.base) > 1:
+            raise HandNasError(f"{space.source}: a supernet over several base presets ({', '.join(space.base)}) is not "
+                               "supported: their families would share tensors that mean different things")
         self.space, self.mano_dir = space, mano_dir
         self._modules_cache: collections.OrderedDict = collections.OrderedDict()
         self._specs_cache: dict = {}
@@ -155,11 +158,19 @@ class Supernet(nn.Module):
     def tensors(self, cfg: ModelCfg) -> dict[str, torch.Tensor]:
         """Name -> the slice of the shared tensors that is this subnet's tensor (views where possible)."""
         self.skeleton(cfg)
+        return self._slices({name: spec for name, (spec, _) in self._specs_cache[cfg_key(cfg)].items()})
+
+    def _slices(self, specs: dict[str, TensorSpec]) -> dict[str, torch.Tensor]:
         out = {}
-        for name, (spec, key) in self._specs_cache[cfg_key(cfg)].items():
-            layout = check_fits(spec, key, self.layout)
+        for name, spec in specs.items():
+            key = shape_key(spec)
+            layout = check_fits(spec, key, self.layout)  # first: a key outside the space is a one-line error
             out[name] = take(self.shared[self.index[key]], layout, spec)
         return out
+
+    def _apply(self, fn, *args, **kwargs):  # .to() / .cuda(): the cached skeletons hold the old device's buffers
+        self.reset_cache()
+        return super()._apply(fn, *args, **kwargs)
 
     def forward(self, images: torch.Tensor, cfg: ModelCfg):
         """``cfg``'s network on ``images`` with the shared tensors: (B, 3, H, W) -> ``HandOutput``."""
@@ -172,7 +183,7 @@ class Supernet(nn.Module):
         from hand_nas.models import build_model
 
         model = build_model(cfg, self.mano_dir)
-        state = {k: v.detach().cpu().clone() for k, v in self.tensors(cfg).items()}
+        state = {k: v.detach().cpu().clone() for k, v in self._slices(tensor_specs(model, cfg)).items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.endswith("num_batches_tracked")]
         if missing or unexpected:

@@ -12,8 +12,9 @@ a kill -9 continues from the newest. At the end ``out`` holds the supernet (``Su
 history, the images each subnet position saw and the compute spent.
 
 Data parallel: under ``torchrun --nproc-per-node N`` (gloo on CPU, nccl on CUDA) every rank draws the same
-subnets, takes its 1/N of each global batch, and DDP averages the gradients: the same global batch and
-the same loss as one process. Rank 0 writes every file.
+subnets, takes its 1/N of each global batch, and DDP averages the gradients: the same global batch as one
+process, and the same loss up to BatchNorm, which normalises over each rank's share (no SyncBatchNorm; the
+statistics are recalibrated per subnet before scoring anyway). Rank 0 writes every file.
 """
 from __future__ import annotations
 
@@ -165,6 +166,7 @@ class SupernetRun:
     baseline: dict | None = None
     compute: dict | None = None
     out: str | None = None
+    loop_seconds: float | None = None  # this invocation's training loop, without rank 0's evaluations
 
 
 def _compute(seconds: float, dev: torch.device, dist: Dist) -> dict:
@@ -226,13 +228,21 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
     if scaled:
         raise HandNasError("supernet training: --precision fp16 needs a loss scaler per subnet; use bf16 or fp32")
     if dist.world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        import datetime
+
+        # rank 0 scores subnets on the CPU while the others wait in the next step: allow hours, not gloo's 30 min
+        torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo",
+                                             timeout=datetime.timedelta(hours=3))
     space = load_space(space_name)
     out = Path(out)
     from hand_nas.atomic import check_output
 
     check_output(out, inputs=[data] if data != "synthetic" else [], overwrite=True)  # ours or new, never in the data
+    if not dist.main:
+        dist.barrier()  # rank 0 generates the synthetic set first
     folder = data_dir(data, rec.synthetic_n, progress=dist.main)
+    if dist.main:
+        dist.barrier()
     params = {"space": space.source, "space_text": Path(space.source).read_text(), "recipe": recipe,
               "train": cfg.to_dict(), "n_random": rec.n_random, "kd": rec.kd, "data": str(folder),
               "precision": precision}
@@ -259,7 +269,8 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
                                torch.as_tensor(load_hierarchy(topo.faces).pool_matrix(252)).float(), rec.kd).to(dev)
         model = step_fn
         if dist.world > 1:
-            model = nn.parallel.DistributedDataParallel(step_fn, find_unused_parameters=True)
+            # every rank builds faces/pool252 itself: nothing to broadcast each step
+            model = nn.parallel.DistributedDataParallel(step_fn, find_unused_parameters=True, broadcast_buffers=False)
         trainable = [p for p in net.parameters() if p.requires_grad]
         opt = torch.optim.Adam(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
         scaler = torch.amp.GradScaler(dev.type, enabled=False)
@@ -283,7 +294,7 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
             history, before, curve = state["history"], state["seconds"], state.get("losses", [])
             if dist.main:
                 log(f"resuming at step {step} of {cfg.steps} from {path}")
-        t0 = time.perf_counter()
+        t0, eval_seconds = time.perf_counter(), 0.0
 
         def scored(at: int, loss: float | None) -> dict:
             row = {"step": at, "loss": loss}
@@ -320,7 +331,9 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
                 bar.set_postfix(loss=f"{float(total.detach()):.2f}", largest=f"{history[-1]['largest']['mpjpe_mm']:.1f}"
                                 if history else "-")
                 if dist.main and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
+                    t_eval = time.perf_counter()
                     history.append(scored(step, float(total.detach())))
+                    eval_seconds += time.perf_counter() - t_eval
                 if rec.save_every and step % rec.save_every == 0 and step < cfg.steps:
                     if dist.main:
                         save_snapshot(snap_dir, step, {
@@ -334,7 +347,8 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
                 epoch, done_in_epoch = epoch + 1, 0
         bar.close()
         seconds = before + time.perf_counter() - t0
-        run = SupernetRun(step, seconds, history, curve, baseline, _compute(seconds, dev, dist), str(out))
+        run = SupernetRun(step, seconds, history, curve, baseline, _compute(seconds, dev, dist), str(out),
+                          loop_seconds=time.perf_counter() - t0 - eval_seconds)
         if dist.main:
             from hand_nas.atomic import MARKER, MARKER_TEXT
 
@@ -346,6 +360,7 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
                      images_seen={"largest": images, "smallest": images, "random_each_step": rec.n_random,
                                   "subnet_passes": images * (2 + rec.n_random)},
                      compute=run.compute, baseline=baseline, history=history, losses=curve, node=socket.gethostname(),
+                     loop_seconds=round(run.loop_seconds, 2),
                      finished_at=time.time(), sandwich={"largest": sampler.largest.to_dict(),
                                                         "smallest": sampler.smallest.to_dict()})
             (build.folder / MARKER).write_text(MARKER_TEXT)
