@@ -47,8 +47,20 @@ def export_supernet(folder: str | Path, out: str | Path, overwrite: bool = False
     return file_sha256(Path(out) / MANIFEST), size
 
 
+_VERIFIED: dict = {}  # (folder, files' size and mtime) -> sha256: a worker re-checks in microseconds
+
+
 def verify_supernet(folder: str | Path) -> str | None:
-    """Check a folder against its manifest (when it has one); returns the weights' sha256 either way."""
+    """Check a folder against its manifest (when it has one); returns the weights' sha256 either way.
+    Repeated calls on unchanged files (same sizes and modification times) return the first answer."""
+    folder = Path(folder)
+    stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.glob("*")) if p.is_file())
+    if (folder, stamp) not in _VERIFIED:
+        _VERIFIED[(folder, stamp)] = _verify(folder)
+    return _VERIFIED[(folder, stamp)]
+
+
+def _verify(folder: Path) -> str | None:
     from hand_nas.files import read_json
     from hand_nas.supernet.supernet import TENSORS
 
