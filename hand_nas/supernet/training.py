@@ -355,7 +355,7 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
             images = step * cfg.batch
             net.cpu()
             net.save(build.folder, recipe=recipe, train=cfg.to_dict(), n_random=rec.n_random, kd=rec.kd,
-                     calib_batches=rec.calib_batches,
+                     calib_batches=rec.calib_batches, mano=str(mano_dir or "procedural"),
                      data=str(folder), precision=precision, steps=step, seconds=round(seconds, 1),
                      images_seen={"largest": images, "smallest": images, "random_each_step": rec.n_random,
                                   "subnet_passes": images * (2 + rec.n_random)},
