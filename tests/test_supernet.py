@@ -229,3 +229,22 @@ def test_supernet_proxy_check(tmp_path, smoke_run, synth_dir):
     assert -1 <= result["summary"]["kendall_tau"] <= 1 and "Kendall tau" in format_supernet_check(result, 0.44)
     with pytest.raises(HandNasError, match="neither a proxy check"):
         reference_runs([tmp_path / "x.json"] if (tmp_path / "x.json").write_text("[]") else [])
+
+
+def test_ddp_two_processes(tmp_path):
+    """torchrun's two gloo processes train the smoke recipe: rank 0 writes the supernet, the loss curve is the
+    ranks' mean, and the data position matches one process's."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    hand_nas = shutil.which("hand-nas") or str(Path(sys.executable).parent / "hand-nas")
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    out = tmp_path / "ddp"
+    subprocess.run([torchrun, "--standalone", "--nproc-per-node=2", "--no-python", hand_nas, "supernet", "train",
+                    "--space", "tiny", "--recipe", "smoke", "--out", str(out), "--device", "cpu", "--quiet"],
+                   check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300, capture_output=True)
+    record = json.loads((out / "supernet.json").read_text())
+    assert record["steps"] == 6 and len(record["losses"]) == 6 and record["compute"]["processes"] == 2
+    assert all(np.isfinite(record["losses"]))
