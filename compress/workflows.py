@@ -258,7 +258,8 @@ def evaluation_noise_line(space, records, front, supernet, data, images: int, se
     if front_mm and min(front_mm) > 0.98 * baseline:
         verdict = "no subnet beats the constant by 2%: this supernet has learned no hands, so it ranks nothing"
     elif front_range > 3 * noise:
-        verdict = "the front spans more than 3x the evaluation's noise: the supernet ranks these subnets"
+        verdict = ("the front spans more than 3x the evaluation's noise: its order is not noise (whether it is the order "
+                   "training them would give is what `hand-nas proxy check --evaluator supernet` measures)")
     else:
         verdict = "the front spans less than 3x the evaluation's noise: it does not rank them"
     return (f"evaluation noise: {base.name} scored with {sets} calibration sets -> "
