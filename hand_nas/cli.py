@@ -601,7 +601,7 @@ def cmd_demo(args) -> None:
     from compress.workflows import DemoCfg, run_demo
 
     r = run_demo(DemoCfg(out=args.out, space=args.space, supernet=args.supernet, study=args.study, trials=args.trials,
-                         workers=args.workers, eval_images=args.eval_images, prune_to=args.prune_to,
+                         workers=args.workers, eval_images=args.eval_images, prune_ratio=args.prune_ratio,
                          finetune_steps=args.finetune_steps, qat_steps=args.qat_steps, seed=args.seed, mano=args.mano),
                  log=lambda text: print(text, flush=True))
     print(f"artifacts ({r.seconds:.0f} s in all):")
@@ -886,7 +886,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", default=demo.study)
     p.add_argument("--trials", type=int, default=demo.trials, help="subnets the search scores")
     p.add_argument("--workers", type=int, default=demo.workers)
-    p.add_argument("--prune-to", type=float, default=demo.prune_to, help="prune the winner to this share of its GMACs")
+    p.add_argument("--prune-ratio", type=float, default=demo.prune_ratio,
+                   help="share of every layer's channels the winner loses (one pruning pass)")
     p.add_argument("--supernet", default=demo.supernet, help="'shipped' (the trained lwa.yaml supernet) or a folder")
     p.add_argument("--eval-images", type=int, default=demo.eval_images, help="held-out images scored per subnet")
     p.add_argument("--finetune-steps", type=int, default=demo.finetune_steps)
