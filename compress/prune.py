@@ -108,17 +108,6 @@ def _example(model: nn.Module) -> torch.Tensor:
     return torch.zeros(1, 3, 256, 256)
 
 
-def check_prunable(model: nn.Module) -> None:
-    """Refuse, in one line, what torch-pruning cannot prune in reasonable time: an ``mhsa`` bridge (IntagHand's
-    PIFA) makes its dependency-graph search run for more than 15 minutes without finishing (measured on a
-    lwa.yaml subnet with mhsa bridges, 2-core Xeon), where the rest of the family takes seconds."""
-    from hand_nas.models.bridges import PifaBridge
-
-    if any(isinstance(m, PifaBridge) for m in model.modules()):
-        raise HandNasError("pruning a model with mhsa bridges is not supported (torch-pruning's dependency search "
-                           "does not finish on them); compress a model with light_cross or no bridges")
-
-
 def prune_once(model: nn.Module, ratio: float, cfg: PruneCfg = PruneCfg(), pose_ratio: float | None = None
                ) -> nn.Module:
     """A pruned deep copy of ``model`` at a per-layer channel ``ratio`` (L2 magnitude importance).
@@ -127,7 +116,6 @@ def prune_once(model: nn.Module, ratio: float, cfg: PruneCfg = PruneCfg(), pose_
     """
     import torch_pruning as tp
 
-    check_prunable(model)
     net = copy.deepcopy(model).eval()
     heads = head_layers(net)
     per_part = {net.pose: pose_ratio} if pose_ratio is not None and hasattr(net, "pose") else None

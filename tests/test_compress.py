@@ -155,11 +155,3 @@ def test_predict_writes_meshes_and_overlay(bundle, synth_dir, tmp_path):
     assert Image.open(tmp_path / "pred" / "overlay.png").size[0] >= 256
     assert main(["predict", str(tmp_path / "missing.png"), "--checkpoint", str(bundle[0])]) == 2
 
-
-def test_mhsa_bridges_are_refused_in_one_line_not_pruned_for_ever():
-    from hand_nas.errors import HandNasError
-    from hand_nas.models import build_model
-    from hand_nas.models.presets import resolve_model
-
-    with pytest.raises(HandNasError, match="mhsa bridges is not supported"):
-        prune_once(build_model(resolve_model("intaghand")), 0.2)
