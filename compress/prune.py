@@ -75,6 +75,9 @@ def output_layers(model: nn.Module) -> list[nn.Module]:
     for m in model.modules():
         if isinstance(m, GraphDecoder):
             keep += [m.coord, m.cam, m.avg, m.upsample, m.rel_root]
+            # the direct head's 756 outputs are (252, 3) offsets: without this, torch-pruning's dependency search
+            # over them ran for minutes without finishing (measured on lwa.yaml subnets with graph.direct)
+            keep += list(m.direct) if m.direct is not None else []
         elif isinstance(m, SimpleDecoder):
             keep.append(m.final)
         elif isinstance(m, PoseNet):

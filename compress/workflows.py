@@ -193,12 +193,7 @@ def run_demo(cfg: DemoCfg = DemoCfg(), log=print) -> DemoResult:
                          progress=True, space=space)
     front = pareto_front(summary.records)
     log(format_table(front))
-    prunable = [r for r in summary.records if r.trained and r.config and r.config["bridge"]["attention"] != "mhsa"]
-    # torch-pruning's dependency search ran > 15 min without finishing on a lwa.yaml subnet with mhsa bridges
-    best = select_trial(prunable or summary.records, "best", cfg.study)
-    if prunable and best.mpjpe_mm > min(r.mpjpe_mm for r in summary.records if r.trained):
-        log("the best trial has mhsa bridges, whose pruning did not finish in minutes here: the best without them "
-            "goes on")
+    best = select_trial(summary.records, "best", cfg.study)
     best_ckpt, _ = trial_checkpoint(cfg.study, best.number, storage)
     report = winner_report(best, supernet, data, cfg.eval_images)
     log(f"winner: trial {best.number}, {best.gmacs:.4f} GMACs, weights inherited: MPJPE {best.mpjpe_mm:.2f} mm on the "

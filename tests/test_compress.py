@@ -155,3 +155,20 @@ def test_predict_writes_meshes_and_overlay(bundle, synth_dir, tmp_path):
     assert Image.open(tmp_path / "pred" / "overlay.png").size[0] >= 256
     assert main(["predict", str(tmp_path / "missing.png"), "--checkpoint", str(bundle[0])]) == 2
 
+
+
+def test_a_direct_head_is_pruned_in_seconds():
+    """graph.direct's (252 x 3)-offset outputs are kept: without that torch-pruning's dependency search ran for
+    minutes without finishing on lwa.yaml subnets with the head."""
+    import dataclasses
+    import time
+
+    from hand_nas.models import build_model
+    from hand_nas.models.presets import resolve_model
+
+    cfg = resolve_model("lwa_hand")
+    model = build_model(dataclasses.replace(cfg, graph=dataclasses.replace(cfg.graph, direct=True))).eval()
+    t0 = time.perf_counter()
+    net = prune_once(model, 0.2, PruneCfg(ratio=0.2))
+    assert time.perf_counter() - t0 < 60
+    assert net.pose.direct[0].out_features == 756 and net(torch.zeros(1, 3, 64, 64)).verts.shape == (1, 2, 778, 3)
