@@ -86,7 +86,7 @@ def evaluate_trial(cfg_dict: dict, proxy_dict: dict, data: str, checkpoint: str,
     return out
 
 
-_SUPERNETS: dict = {}  # per worker process: (supernet folder, data, images) -> (supernet, record, scorer)
+_SUPERNETS: dict = {}  # per worker process: (folder, weights sha256, data, images) -> (supernet, record, scorer)
 
 
 def evaluate_subnet(cfg_dict: dict, supernet_dir: str, data: str, checkpoint_dir: str | None = None,
