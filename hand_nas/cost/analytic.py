@@ -18,7 +18,10 @@ import math
 from dataclasses import dataclass
 
 from hand_nas.config import EncoderCfg, ModelCfg
+from hand_nas.layers.cross_hand import ElementwiseCrossHand, NoCrossHand, SeparableCrossHand, SoftmaxCrossHand
+from hand_nas.models.bridges import LightCrossBridge, NoBridge, PifaBridge, map_side
 from hand_nas.models.image_part import DECODER_OUT
+from hand_nas.registry import BRIDGES, CROSS_HAND, ENCODERS
 
 
 @dataclass(frozen=True)
@@ -186,13 +189,14 @@ def model_macs(cfg: ModelCfg, size: int = 256) -> MacCount:
         raise ValueError("analytic cost covers graph-head models only")
     _check_bounds(cfg)
     # ImagePart: encoder, decoders, fusion, global projection.
-    image, chans, gdim = encoder_macs(cfg.encoder, size, tokens_read=cfg.bridge.attention == "light_cross")
+    bridge_cls = BRIDGES.get(cfg.bridge.attention)
+    image, chans, gdim = encoder_macs(cfg.encoder, size, tokens_read=bridge_cls.reads_tokens)
     for d in cfg.decoders:  # every decoder reads the encoder's stride-32 map
         image += decoder_macs(chans[3], d.channels, d.separable, d.kind, size)
     b = cfg.bridge
     fmap_ch = [0] * b.levels
-    for lvl in range(b.levels if b.attention != "none" else 0):  # ImagePart.fusion: only bridges read the maps
-        r = size // 32 * 2 ** lvl
+    for lvl in range(b.levels if bridge_cls.reads_maps else 0):  # ImagePart.fusion: only bridges read the maps
+        r = map_side(lvl, size)
         cin = sum(d.channels for d in cfg.decoders)  # the decoders' stage-lvl features
         if cfg.fusion.with_encoder and lvl > 0 or not cfg.decoders:
             cin += chans[3 - lvl]  # + the encoder map at that stride
@@ -221,7 +225,8 @@ def _pose_macs(cfg: ModelCfg, gdim: int, fmap_ch: list[int], size: int) -> int:
     d0 = dims[0]
     pose = 2 * (gdim * (d0 - 3) + 5 * (d0 - 3))  # init[h]: Linear(gdim -> d0 - 3) + LayerNorm, on one vector
     # GraphDecoder's token_info: the encoder's tokens, else its own 6 x 64 (own_tokens)
-    token_dim, tokens = (cfg.encoder.token_dim, cfg.encoder.tokens) if cfg.encoder.type == "mobile_former" else (64, 6)
+    has_tokens = getattr(ENCODERS.get(cfg.encoder.type), "has_tokens", False)
+    token_dim, tokens = (cfg.encoder.token_dim, cfg.encoder.tokens) if has_tokens else (64, 6)
     k = g.cheb_order
     for lvl in range(b.levels):
         v = 63 * 2 ** lvl  # nodes at this level
@@ -234,37 +239,9 @@ def _pose_macs(cfg: ModelCfg, gdim: int, fmap_ch: list[int], size: int) -> int:
             # conv2 ChebConv (cout -> cout); shortcut Linear(a -> cout); norm2
             layer += (k - 1) * v * v * cout + v * k * cout * cout + v * a * cout + 5 * v * cout
         pose += 2 * layer  # graph[lvl][h], one per hand
-        fsize = size // 32 * 2 ** lvl  # side of this level's fused map
-        t = b.image_tokens
-        if b.attention == "mhsa":  # PifaBridge, one per hand
-            gd = b.grid_dims[lvl] if lvl < len(b.grid_dims) else cout
-            p = (8 * 2 ** lvl) // math.isqrt(t)  # patch conv kernel = stride, fixed by the 256 layout
-            cells = (fsize // p) ** 2
-            pifa = cells * fmap_ch[lvl] * gd * p * p  # to_grid: Conv2d(fmap_ch -> gd, p, stride p)
-            if cells != t:  # grid_pos resized to the grid: bilinear interpolate, 4 per output element
-                pifa += 4 * gd * cells
-            pifa += self_attention_macs(cells, gd) + cells * gd * cout  # grid_attn; grid_proj Linear(gd -> cout)
-            pifa += self_attention_macs(v + cells, cout)  # joint_attn over vertices + grid tokens
-            pose += 2 * pifa
-        elif b.attention == "light_cross":  # TokenUpdate (shared by the hands), then LightCrossBridge per hand
-            side = math.isqrt(t)
-            if fsize < side and side % fsize == 0:  # TokenUpdate's `small` map: used as it is, not pooled
-                pixels = fsize * fsize
-            else:
-                pose += fmap_ch[lvl] * fsize * fsize  # pool: AdaptiveAvgPool2d(side), 1 per input element
-                pixels = t
-            pose += mobile_to_former_macs(fmap_ch[lvl], token_dim, tokens, pixels)  # m2f
-            pose += tokens * token_dim * cout  # to_vertex: Linear(token_dim -> cout)
-            pose += 2 * (2 * v * tokens * cout)  # LightCrossBridge: attend(verts, tokens, tokens): QK^T + AV
-        if g.cross_hand == "softmax":  # SoftmaxCrossHand
-            # d^2: self_l/self_r 2 x 6, cross 2 x 4 (q, k, v, fc), mlp_l/mlp_r 2 x 2 = 24;
-            # v^2 d: self 2 x 2, cross 2 x 2 = 8; LayerNorms v d: self 2 x 10, norm_l/norm_r 10, mlps 10 = 40
-            pose += 24 * v * cout * cout + 8 * v * v * cout + 40 * v * cout
-        elif g.cross_hand == "separable":  # SeparableCrossHand
-            pose += (10 * v * cout  # norm_l + norm_r
-                     + 2 * (v * cout * (1 + cout) + 2 * v * cout * cout)  # attn x2: score, k (context); v, proj
-                     + 2 * (5 * v * cout + 2 * v * cout * cout))  # mlp_l, mlp_r: LN + fc1, fc2
-        # elementwise / none: element-wise or identity, zero
+        pose += BRIDGE_MACS[BRIDGES.get(b.attention)](cfg, lvl, v, cout, fmap_ch[lvl], map_side(lvl, size),
+                                                        token_dim, tokens)
+        pose += CROSS_MACS[CROSS_HAND.get(g.cross_hand)](v, cout)
     dl = dims[-1]
     pose += 2 * (252 * dl * 3  # per hand: coord Linear(dl -> 3) on 252 nodes
                  + dl * 252  # vertex average: matmul with avg.weight (252 -> 1)
@@ -275,3 +252,56 @@ def _pose_macs(cfg: ModelCfg, gdim: int, fmap_ch: list[int], size: int) -> int:
     if g.direct:
         pose += 2 * gdim * 252 * 3  # direct: Linear(gdim -> 756) per hand
     return pose
+
+
+# -- the registered op choices' MACs, keyed by their class (a new bridge or cross-hand type adds its row) --------
+def _pifa_macs(cfg: ModelCfg, lvl: int, v: int, cout: int, fmap_ch: int, fsize: int, token_dim: int,
+               tokens: int) -> int:
+    """``PifaBridge`` (mhsa), one per hand: grid tokens from a patch conv, their self-attention, then one
+    self-attention over vertices + grid tokens."""
+    b = cfg.bridge
+    t = b.image_tokens
+    gd = b.grid_dims[lvl] if lvl < len(b.grid_dims) else cout
+    p = map_side(lvl) // math.isqrt(t)  # patch conv kernel = stride, fixed by the 256 layout
+    cells = (fsize // p) ** 2
+    pifa = cells * fmap_ch * gd * p * p  # to_grid: Conv2d(fmap_ch -> gd, p, stride p)
+    if cells != t:  # grid_pos resized to the grid: bilinear interpolate, 4 per output element
+        pifa += 4 * gd * cells
+    pifa += self_attention_macs(cells, gd) + cells * gd * cout  # grid_attn; grid_proj Linear(gd -> cout)
+    pifa += self_attention_macs(v + cells, cout)  # joint_attn over vertices + grid tokens
+    return 2 * pifa
+
+
+def _light_cross_macs(cfg: ModelCfg, lvl: int, v: int, cout: int, fmap_ch: int, fsize: int, token_dim: int,
+                      tokens: int) -> int:
+    """``TokenUpdate`` (shared by the hands), then ``LightCrossBridge`` per hand."""
+    t = cfg.bridge.image_tokens
+    side = math.isqrt(t)
+    macs = 0
+    if fsize < side and side % fsize == 0:  # TokenUpdate's `small` map: used as it is, not pooled
+        pixels = fsize * fsize
+    else:
+        macs += fmap_ch * fsize * fsize  # pool: AdaptiveAvgPool2d(side), 1 per input element
+        pixels = t
+    macs += mobile_to_former_macs(fmap_ch, token_dim, tokens, pixels)  # m2f
+    macs += tokens * token_dim * cout  # to_vertex: Linear(token_dim -> cout)
+    return macs + 2 * (2 * v * tokens * cout)  # LightCrossBridge: attend(verts, tokens, tokens): QK^T + AV
+
+
+def _softmax_cross_macs(v: int, d: int) -> int:
+    """``SoftmaxCrossHand``: d^2: self_l/self_r 2 x 6, cross 2 x 4 (q, k, v, fc), mlp_l/mlp_r 2 x 2 = 24;
+    v^2 d: self 2 x 2, cross 2 x 2 = 8; LayerNorms v d: self 2 x 10, norm_l/norm_r 10, mlps 10 = 40."""
+    return 24 * v * d * d + 8 * v * v * d + 40 * v * d
+
+
+def _separable_cross_macs(v: int, d: int) -> int:
+    """``SeparableCrossHand``."""
+    return (10 * v * d  # norm_l + norm_r
+            + 2 * (v * d * (1 + d) + 2 * v * d * d)  # attn x2: score, k (context); v, proj
+            + 2 * (5 * v * d + 2 * v * d * d))  # mlp_l, mlp_r: LN + fc1, fc2
+
+
+BRIDGE_MACS = {PifaBridge: _pifa_macs, LightCrossBridge: _light_cross_macs, NoBridge: lambda *args: 0}
+# elementwise: element-wise products only (not MACs, as fvcore counts); none: identity
+CROSS_MACS = {SoftmaxCrossHand: _softmax_cross_macs, SeparableCrossHand: _separable_cross_macs,
+              ElementwiseCrossHand: lambda v, d: 0, NoCrossHand: lambda v, d: 0}

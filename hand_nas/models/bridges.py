@@ -11,6 +11,13 @@
 * ``none``: no bridge.
 
 Bridges for the two hands are separate modules; ``light_cross`` shares the token update per level.
+
+Each registered class carries its traits, read by the image part, the graph decoder, the validator and
+the cost model instead of its name: ``reads_tokens`` (the encoder's global tokens reach it through a
+``TokenUpdate`` per level), ``reads_maps`` (the image part fuses maps for it) and ``min_input`` (the
+smallest input side it runs on). Its MAC formula, deployment form and latency features are tables
+keyed by the class (``cost.analytic.BRIDGE_MACS``, ``models.hand_batched.DEPLOY_BRIDGE``,
+``cost.predictor.BRIDGE_FEATURES``); ``tests/test_registry_traits.py`` checks every registered class has all.
 """
 from __future__ import annotations
 
@@ -24,8 +31,21 @@ from hand_nas.layers.mobile_former import MobileToFormer
 from hand_nas.registry import BRIDGES
 
 
+def map_side(level: int, size: int = 256) -> int:
+    """Side of pyramid level ``level``'s fused map on a ``size`` input (stride 32, doubling per level); the
+    bridges' weights are laid out for ``size`` 256."""
+    return size // 32 * 2 ** level
+
+
 @BRIDGES.register("mhsa")
 class PifaBridge(nn.Module):
+    reads_tokens, reads_maps = False, True
+
+    @staticmethod
+    def min_input(image_tokens: int) -> int:
+        """The patch convolution needs at least one pixel per grid cell on the coarsest map."""
+        return 256 // max(1, math.isqrt(image_tokens))
+
     def __init__(self, fmap_channels: int, fmap_size: int, dim: int, grid_dim: int, image_tokens: int = 64,
                  heads: int = 4, dropout: float = 0.0, token_dim: int = 0, tokens: int = 0) -> None:
         super().__init__()
@@ -55,6 +75,12 @@ class PifaBridge(nn.Module):
 @BRIDGES.register("light_cross")
 class LightCrossBridge(nn.Module):
     """Per hand: vertices gather the level's token features (the token update is shared, see TokenUpdate)."""
+
+    reads_tokens, reads_maps = True, True
+
+    @staticmethod
+    def min_input(image_tokens: int) -> int:
+        return 0
 
     def __init__(self, fmap_channels: int, fmap_size: int, dim: int, grid_dim: int = 0, image_tokens: int = 64,
                  heads: int = 2, dropout: float = 0.0, token_dim: int = 0, tokens: int = 0) -> None:
@@ -88,6 +114,12 @@ class TokenUpdate(nn.Module):
 
 @BRIDGES.register("none")
 class NoBridge(nn.Module):
+    reads_tokens, reads_maps = False, False
+
+    @staticmethod
+    def min_input(image_tokens: int) -> int:
+        return 0
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__()
 

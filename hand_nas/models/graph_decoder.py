@@ -26,7 +26,7 @@ from hand_nas.config import ModelCfg
 from hand_nas.hand.hierarchy import MeshHierarchy
 from hand_nas.hand.mano import HandTopology
 from hand_nas.layers.graph_conv import GraphLayer, rescaled_laplacian
-from hand_nas.models.bridges import TokenUpdate
+from hand_nas.models.bridges import TokenUpdate, map_side
 from hand_nas.models.output import HandOutput
 from hand_nas.registry import BRIDGES, CROSS_HAND
 
@@ -55,12 +55,12 @@ class GraphDecoder(nn.Module):
         self.cross = nn.ModuleList()
         self.tokens = nn.ModuleList()
         token_dim, n_tokens = token_info
-        if b.attention == "light_cross" and token_dim == 0:
+        bridge_cls = BRIDGES.get(b.attention)
+        if bridge_cls.reads_tokens and token_dim == 0:
             token_dim, n_tokens = 64, 6
             self.own_tokens = nn.Parameter(torch.randn(n_tokens, token_dim) * 0.02)
         else:
             self.own_tokens = None
-        bridge_cls = BRIDGES.get(b.attention)
         cross_cls = CROSS_HAND.get(g.cross_hand)
         for lvl in range(b.levels):
             n = 63 * 2 ** lvl
@@ -69,12 +69,12 @@ class GraphDecoder(nn.Module):
             cin, cout = dims[lvl], dims[lvl + 1]
             self.node_emb.append(nn.Parameter(torch.randn(n, cin)))  # nn.Embedding's N(0, 1), as IntagHand
             self.graph.append(nn.ModuleList([GraphLayer(cin, cout, lap, b.blocks, g.cheb_order, g.dropout) for _ in range(2)]))
-            fsize = 8 * 2 ** lvl  # at the 256 deployment input
+            fsize = map_side(lvl)  # at the 256 deployment input
             grid_dim = b.grid_dims[lvl] if lvl < len(b.grid_dims) else cout
             self.bridge.append(nn.ModuleList([
                 bridge_cls(fmap_channels[lvl], fsize, cout, grid_dim, b.image_tokens, g.heads, g.dropout)
                 for _ in range(2)]))
-            if b.attention == "light_cross":
+            if bridge_cls.reads_tokens:
                 self.tokens.append(TokenUpdate(fmap_channels[lvl], token_dim, cout, b.image_tokens))
             self.cross.append(cross_cls(cout, g.heads, g.dropout))
         dl = dims[-1]

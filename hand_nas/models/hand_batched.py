@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from hand_nas.layers.attention import MLP, SelfAttention
 from hand_nas.layers.cross_hand import ElementwiseCrossHand, NoCrossHand, SeparableCrossHand, SoftmaxCrossHand
 from hand_nas.layers.graph_conv import ChebConv, GraphLayer, GraphResBlock, chebyshev_features
-from hand_nas.models.bridges import LightCrossBridge, NoBridge
+from hand_nas.models.bridges import LightCrossBridge, NoBridge, PifaBridge
 from hand_nas.models.graph_decoder import COORD_SCALE, GraphDecoder, mesh_output
 from hand_nas.models.output import HandOutput
 
@@ -206,24 +206,21 @@ def _plain(module: nn.Module) -> bool:
                if isinstance(m, (nn.Linear, nn.LayerNorm)))
 
 
+# The deployment form of every registered cross-hand and bridge type, keyed by its class (a type without a
+# batched form runs per hand: PerHandCross, PerHandBridge).
+DEPLOY_CROSS = {SeparableCrossHand: StackedSeparableCross, SoftmaxCrossHand: StackedSoftmaxCross,
+                ElementwiseCrossHand: StackedElementwiseCross, NoCrossHand: lambda m: nn.Identity()}
+DEPLOY_BRIDGE = {LightCrossBridge: lambda pair: LightCrossStacked(), NoBridge: lambda pair: nn.Identity(),
+                 PifaBridge: PerHandBridge}
+
+
 def _cross(m: nn.Module) -> nn.Module:
-    if type(m) is SeparableCrossHand:
-        return StackedSeparableCross(m)
-    if type(m) is SoftmaxCrossHand:
-        return StackedSoftmaxCross(m)
-    if type(m) is ElementwiseCrossHand:
-        return StackedElementwiseCross(m)
-    if type(m) is NoCrossHand:
-        return nn.Identity()
-    return PerHandCross(m)
+    return DEPLOY_CROSS.get(type(m), PerHandCross)(m)
 
 
 def _bridge(pair) -> nn.Module:
-    if all(type(b) is LightCrossBridge for b in pair):
-        return LightCrossStacked()
-    if all(type(b) is NoBridge for b in pair):
-        return nn.Identity()
-    return PerHandBridge(pair)
+    kinds = {type(b) for b in pair}
+    return DEPLOY_BRIDGE.get(kinds.pop(), PerHandBridge)(pair) if len(kinds) == 1 else PerHandBridge(pair)
 
 
 class HandBatchedDecoder(nn.Module):

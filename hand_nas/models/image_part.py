@@ -17,7 +17,7 @@ from torch import nn
 
 from hand_nas.config import DecoderCfg, ModelCfg
 from hand_nas.layers.conv import conv_bn
-from hand_nas.registry import DECODERS, ENCODERS
+from hand_nas.registry import BRIDGES, DECODERS, ENCODERS
 
 DECODER_OUT = {"heatmap2d": 42, "heatmap25d": 84, "segmentation": 8}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -86,7 +86,8 @@ class ImagePart(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         enc_cls = ENCODERS.get(cfg.encoder.type)
-        extra = {"tokens_read": cfg.bridge.attention == "light_cross"} if getattr(enc_cls, "has_tokens", False) else {}
+        bridge_cls = BRIDGES.get(cfg.bridge.attention)
+        extra = {"tokens_read": bridge_cls.reads_tokens} if getattr(enc_cls, "has_tokens", False) else {}
         self.encoder = enc_cls(cfg.encoder, **extra)
         info = self.encoder.info
         self.decoders = nn.ModuleDict({d.kind: DECODERS.get(d.kind)(info.channels[3], d) for d in cfg.decoders})
@@ -94,7 +95,7 @@ class ImagePart(nn.Module):
             raise ValueError("decoders: each kind may appear once")
         self.fusion = nn.ModuleList()
         fmap_channels = []
-        if cfg.head == "graph" and cfg.bridge.attention != "none":  # only bridges read the fused maps
+        if cfg.head == "graph" and bridge_cls.reads_maps:  # only bridges read the fused maps
             levels = cfg.bridge.levels
             if len(cfg.fusion.channels) < levels:
                 raise ValueError(f"fusion.channels: {len(cfg.fusion.channels)} values for {levels} bridge levels")

@@ -7,6 +7,7 @@ from torch import nn
 from hand_nas.config import ModelCfg
 from hand_nas.models.image_part import ImagePart
 from hand_nas.models.output import HandOutput
+from hand_nas.registry import HEADS
 
 
 class TwoHandNet(nn.Module):
@@ -19,22 +20,7 @@ class TwoHandNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.image = ImagePart(cfg)
-        if cfg.head == "posenet":
-            from hand_nas.models.posenet import PoseNet
-
-            info = self.image.encoder.info
-            self.pose = PoseNet(cfg.posenet, info.channels[3], info.global_dim)
-        elif cfg.head == "graph":
-            from hand_nas.hand.hierarchy import load_hierarchy
-            from hand_nas.hand.mano import hand_topology
-            from hand_nas.models.graph_decoder import GraphDecoder
-
-            topo = hand_topology(mano_dir)
-            info = self.image.encoder.info
-            self.pose = GraphDecoder(cfg, self.image.global_dim, self.image.fmap_channels,
-                                     (info.token_dim, info.tokens), load_hierarchy(topo.faces), topo)
-        else:
-            raise ValueError(f"head {cfg.head!r}: expected 'graph' or 'posenet'")
+        self.pose = HEADS.get(cfg.head)(cfg, self.image, mano_dir)
 
     def forward(self, image: torch.Tensor) -> HandOutput:
         if not torch.jit.is_tracing() and (image.shape[-1] % 32 or image.shape[-2] % 32):
@@ -48,3 +34,25 @@ class TwoHandNet(nn.Module):
 def build_model(cfg: ModelCfg, mano_dir=None) -> TwoHandNet:
     """The network described by ``cfg`` (weights freshly initialised)."""
     return TwoHandNet(cfg, mano_dir)
+
+
+@HEADS.register("posenet")
+def posenet_head(cfg: ModelCfg, image: ImagePart, mano_dir=None) -> nn.Module:
+    """InterNet's PoseNet on the encoder's last map and global feature."""
+    from hand_nas.models.posenet import PoseNet
+
+    info = image.encoder.info
+    return PoseNet(cfg.posenet, info.channels[3], info.global_dim)
+
+
+@HEADS.register("graph")
+def graph_head(cfg: ModelCfg, image: ImagePart, mano_dir=None) -> nn.Module:
+    """The graph decoder over the hand mesh hierarchy, reading the image part's fused maps and tokens."""
+    from hand_nas.hand.hierarchy import load_hierarchy
+    from hand_nas.hand.mano import hand_topology
+    from hand_nas.models.graph_decoder import GraphDecoder
+
+    topo = hand_topology(mano_dir)
+    info = image.encoder.info
+    return GraphDecoder(cfg, image.global_dim, image.fmap_channels, (info.token_dim, info.tokens),
+                        load_hierarchy(topo.faces), topo)
