@@ -21,15 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hand_nas.stats import kendall_tau
+
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
-
-
-def _tau(a, b):
-    from scipy.stats import kendalltau
-
-    t = float(kendalltau(a, b).statistic)
-    return None if np.isnan(t) else t
 
 
 def _extrapolated(h: dict) -> float:
@@ -48,7 +43,8 @@ def rule_row(name: str, archs: list[dict], score) -> dict | None:
     long = [a["long_mm"] for a in done]
     noise = float(np.mean([abs(p[0] - p[1]) for p in per])) if len(per[0]) >= 2 else None
     spread = float(np.std(means))
-    return {"change": name, "tau": _tau(means, long), "tau_one_seed": _tau([p[0] for p in per], long),
+    return {"change": name, "tau": kendall_tau(means, long),
+            "tau_one_seed": kendall_tau([p[0] for p in per], long),
             "noise_mm": noise, "spread_mm": spread, "noise_to_spread": noise / spread if noise is not None else None,
             "n": len(done)}
 
@@ -64,6 +60,8 @@ def change_from(proxy: dict, current: dict) -> str:
 
 def check_rows(path: Path, current: dict) -> list[dict]:
     c = json.loads(path.read_text())
+    if "architectures" not in c:  # a supernet's check (proxy_check_lwa_supernet.json): no trained proxy
+        return []
     s, archs = c["summary"], c["architectures"]
     changes = change_from({**current, "ema": 0.0, **c["proxy"]}, current) + NOTES.get(path.name, "")
     p = c["proxy"]

@@ -24,13 +24,9 @@ import json
 import time
 from pathlib import Path
 
+from hand_nas.stats import kendall_tau
+
 ROOT = Path(__file__).resolve().parent
-
-
-def _tau(a, b) -> float:
-    from scipy.stats import kendalltau
-
-    return float(kendalltau(a, b).statistic)
 
 
 def scores(model_cfg, batches, faces, pool252, weights, mean, seed: int) -> dict:
@@ -106,15 +102,16 @@ def main() -> None:
     done = [r for r in rows if r["long_mm"] is not None]
     long = [r["long_mm"] for r in done]
     # Larger is better for every untrained score; a lower MPJPE is better: tau(-score, long) > 0 ranks right.
-    table = {"gmacs": _tau([-r["gmacs"] for r in done], long), "params": _tau([-r["params"] for r in done], long)}
+    table = {"gmacs": kendall_tau([-r["gmacs"] for r in done], long),
+             "params": kendall_tau([-r["params"] for r in done], long)}
     for name in ("grad_norm", "snip"):
         mean_score = [sum(r[name]) / len(r[name]) for r in done]
-        entry = {"kendall_tau": _tau([-m for m in mean_score], long),
-                 "kendall_tau_one_seed": _tau([-r[name][0] for r in done], long)}
+        entry = {"kendall_tau": kendall_tau([-m for m in mean_score], long),
+                 "kendall_tau_one_seed": kendall_tau([-r[name][0] for r in done], long)}
         if args.seeds >= 2:
-            entry["seed_tau"] = _tau([r[name][0] for r in rows], [r[name][1] for r in rows])
+            entry["seed_tau"] = kendall_tau([r[name][0] for r in rows], [r[name][1] for r in rows])
         table[name] = entry
-    table["trained_proxy"] = _tau([sum(r["proxy_mm"]) / len(r["proxy_mm"]) for r in done], long)
+    table["trained_proxy"] = kendall_tau([sum(r["proxy_mm"]) / len(r["proxy_mm"]) for r in done], long)
     n = len(done)
     # Kendall tau's standard error under no correlation: what a difference between two rules must exceed.
     se = (2 * (2 * n + 5) / (9 * n * (n - 1))) ** 0.5

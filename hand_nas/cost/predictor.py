@@ -31,6 +31,9 @@ import numpy as np
 
 from hand_nas.config import ModelCfg
 from hand_nas.errors import HandNasError
+from hand_nas.layers.cross_hand import ElementwiseCrossHand, NoCrossHand, SeparableCrossHand, SoftmaxCrossHand
+from hand_nas.models.bridges import LightCrossBridge, NoBridge, PifaBridge
+from hand_nas.registry import BRIDGES, CROSS_HAND
 
 FEATURES = ("const", "gmacs_stem", "gmacs_pointwise", "gmacs_depthwise", "mact_expanded", "gmacs_tokens",
             "token_blocks", "blocks", "gmacs_encoder_other", "gmacs_image_rest", "gmacs_pose", "graph_blocks",
@@ -45,7 +48,8 @@ def _encoder_parts(cfg: ModelCfg) -> dict:
     from hand_nas.cost import analytic as A
 
     parts = dict(stem=0, pointwise=0, depthwise=0, expanded=0, tokens=0, blocks=0, token_blocks=0)
-    total = A.encoder_macs(cfg.encoder, SIZE, tokens_read=cfg.bridge.attention == "light_cross", parts=parts)[0]
+    tokens_read = BRIDGES.get(cfg.bridge.attention).reads_tokens
+    total = A.encoder_macs(cfg.encoder, SIZE, tokens_read=tokens_read, parts=parts)[0]
     parts["total"] = total
     parts["other"] = total - parts["stem"] - parts["pointwise"] - parts["depthwise"] - parts["tokens"]
     return parts
@@ -68,10 +72,27 @@ def features(cfg: ModelCfg) -> np.ndarray:
         1.0, enc["stem"] / 1e9, enc["pointwise"] / 1e9, enc["depthwise"] / 1e9, enc["expanded"] / 1e6,
         enc["tokens"] / 1e9, enc["token_blocks"], enc["blocks"], enc["other"] / 1e9, image - enc["total"] / 1e9,
         pose, lv * b.blocks, lv, vert_channels / 1e6, laplacian / 1e9,
-        lv * (b.attention == "mhsa"), sum(verts) * (b.attention == "mhsa"), lv * (b.attention == "light_cross"),
-        lv * (g.cross_hand == "softmax"), sum(verts) * (g.cross_hand == "softmax"),
-        lv * (g.cross_hand == "separable"), lv * (g.cross_hand == "elementwise"),
-        float(cfg.encoder.tokens), float(getattr(g, "direct", False))])
+        *_op_features(cfg, lv, sum(verts)), float(cfg.encoder.tokens), float(getattr(g, "direct", False))])
+
+
+# The op choices' features, keyed by their registered class: (feature name, per level or per vertex summed over
+# levels). Their names are fixed columns of FEATURES, so a fitted predictor keeps its meaning.
+BRIDGE_FEATURES = {PifaBridge: (("bridge_mhsa", "levels"), ("vertices_mhsa", "vertices")),
+                   LightCrossBridge: (("bridge_light_cross", "levels"),), NoBridge: ()}
+CROSS_FEATURES = {SoftmaxCrossHand: (("cross_softmax", "levels"), ("vertices_softmax", "vertices")),
+                  SeparableCrossHand: (("cross_separable", "levels"),),
+                  ElementwiseCrossHand: (("cross_elementwise", "levels"),), NoCrossHand: ()}
+OP_FEATURES = FEATURES[FEATURES.index("bridge_mhsa"):FEATURES.index("tokens")]
+
+
+def _op_features(cfg: ModelCfg, levels: int, vertices: int) -> list[float]:
+    """The OP_FEATURES columns of ``cfg``: its bridge's and cross-hand type's, the others zero."""
+    out = dict.fromkeys(OP_FEATURES, 0.0)
+    per = {"levels": levels, "vertices": vertices}
+    for name, unit in (BRIDGE_FEATURES[BRIDGES.get(cfg.bridge.attention)]
+                       + CROSS_FEATURES[CROSS_HAND.get(cfg.graph.cross_hand)]):
+        out[name] = float(per[unit])
+    return list(out.values())
 
 
 def deploy_version() -> str:
@@ -181,9 +202,7 @@ def default_path() -> Path:
 
 def sample_configs(space, n: int, seed: int) -> list[ModelCfg]:
     """``n`` feasible configurations of ``space`` (the base preset first), spread over its cost range."""
-    from hand_nas.report.proxy_check import pick_architectures
-
-    return [c for _, c, _ in pick_architectures(space, n - 1, seed)][:n]
+    return [c for _, c, _ in space.spread(n - 1, seed)][:n]
 
 
 def fit(cfgs: list[ModelCfg], measured: list[float], cpu: dict, space: str) -> LatencyPredictor:

@@ -17,7 +17,7 @@ import numpy as np
 
 from hand_nas.config import ModelCfg
 from hand_nas.errors import HandNasError
-from hand_nas.report.proxy_check import kendall_tau, spearman_rho
+from hand_nas.stats import kendall_tau, spearman_rho
 
 
 def reference_runs(paths: list[str | Path]) -> list[dict]:

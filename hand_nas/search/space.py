@@ -105,6 +105,31 @@ class SearchSpace:
 
         return resolve_model(name or self.base[0])
 
+    def spread(self, n: int, seed: int = 0) -> list[tuple[str, ModelCfg, float]]:
+        """(label, config, GMACs): the base preset plus ``n`` feasible samples at evenly spaced cost quantiles
+        (what a proxy check trains and a latency calibration measures)."""
+        from hand_nas.search.gate import estimate_gmacs, gate
+
+        rng = np.random.default_rng(seed)
+        pool: list[tuple[float, ModelCfg]] = []
+        for _ in range(200 * n):
+            if len(pool) >= 20 * n:
+                break
+            try:
+                cfg = self.build(self.random_params(rng))
+            except HandNasError:
+                continue
+            g = gate(cfg, self.budget_gmacs)
+            if g.feasible:
+                pool.append((g.gmacs_total, cfg))
+        pool.sort(key=lambda x: x[0])
+        picks = sorted({int(round(i)) for i in np.linspace(0, len(pool) - 1, min(n, len(pool)))})
+        base = self.base_cfg(self.base[0] if len(self.base) > 1 else None)
+        out = [(base.name, base, estimate_gmacs(base))]
+        out += [(f"sample{k}", dataclasses.replace(pool[i][1], name=f"{self.name}-sample{k}"), pool[i][0])
+                for k, i in enumerate(picks)]
+        return out
+
     def all_params(self) -> tuple[ParamSpec, ...]:
         """The searched fields, with the base model as a choice when the space has several."""
         if len(self.base) > 1:
