@@ -5,36 +5,11 @@ auxiliary maps are at 1/4 of the input resolution.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
+from hand_nas.config import LOSS_SETS, LossWeights  # noqa: F401  (the loss terms' weights are config)
 from hand_nas.models.output import HandOutput
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """IntagHand's defaults. ``edge`` starts at ``edge_from`` (a fraction of training; IntagHand: epoch 50 of 200)."""
-
-    verts: float = 100.0
-    joints: float = 100.0
-    verts2d: float = 50.0
-    normal: float = 10.0
-    edge: float = 2000.0
-    edge_from: float = 0.25
-    coarse: float = 100.0
-    mask: float = 500.0
-    heatmap: float = 100.0
-    rel_root: float = 100.0
-
-
-# TrainCfg.losses: named subsets of the terms (a weight of 0 drops a term; the rest keep IntagHand's weights).
-LOSS_SETS = {
-    "intaghand": LossWeights(),
-    "3d": LossWeights(verts2d=0, normal=0, edge=0, mask=0, heatmap=0),
-    "joints": LossWeights(verts=0, verts2d=0, normal=0, edge=0, coarse=0, mask=0, heatmap=0),
-}
 
 
 def face_losses(pred: torch.Tensor, gt: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import re
 
-from hand_nas.config import ModelCfg, TrainCfg
+from hand_nas.config import LOSS_SETS, ModelCfg, TrainCfg
 from hand_nas.errors import HandNasError, short
-from hand_nas.registry import BRIDGES, CROSS_HAND, ENCODERS
+from hand_nas.registry import BRIDGES, CROSS_HAND, ENCODERS, HEADS
 
 MAX_WIDTH = 4096      # channels of any layer
 MAX_STAGES = 12
@@ -69,8 +69,8 @@ def problems(cfg: ModelCfg) -> list[str]:
     out: list[str] = []
     if not isinstance(cfg.name, str) or len(cfg.name) > MAX_NAME:
         out.append(f"name: expected a label of at most {MAX_NAME} characters, got {short(cfg.name)}")
-    if cfg.head not in ("graph", "posenet"):
-        out.append(f"head: {short(cfg.head)} is not 'graph' or 'posenet'")
+    if cfg.head not in HEADS:
+        out.append(f"head: {short(cfg.head)} is not one of {HEADS.names()}")
     e, b, g = cfg.encoder, cfg.bridge, cfg.graph
     # bounds first: the structural checks below loop over what these bound
     bounded = all([
@@ -171,11 +171,11 @@ def input_problems(cfg: ModelCfg, size, field: str = "size") -> list[str]:
                 need = 2 * st
                 return [f"{field}: {size}, expected a multiple of {need} (MobileViT attention at stride {st} "
                         "unfolds 2x2 patches)"]
-    if cfg.head == "graph" and cfg.bridge.attention == "mhsa":
-        side = max(1, math.isqrt(cfg.bridge.image_tokens))
-        if size < 256 // side:
-            out.append(f"{field}: {size}, expected at least {256 // side} (an mhsa bridge with "
-                       f"{cfg.bridge.image_tokens} grid tokens)")
+    bridge = BRIDGES.get(cfg.bridge.attention) if cfg.head == "graph" and cfg.bridge.attention in BRIDGES else None
+    least = bridge.min_input(cfg.bridge.image_tokens) if bridge is not None else 0
+    if size < least:
+        out.append(f"{field}: {size}, expected at least {least} (an {cfg.bridge.attention} bridge with "
+                   f"{cfg.bridge.image_tokens} grid tokens)")
     return out
 
 
@@ -199,8 +199,6 @@ def train_problems(cfg: TrainCfg, flags: bool = False) -> list[str]:
     _int_in(out, f("seed"), cfg.seed, 0, 2 ** 32 - 1)
     _int_in(out, f("workers"), cfg.workers, 0, 256)
     _num_in(out, f("ema"), cfg.ema, 0.0, 1.0, hi_open=True)
-    from hand_nas.losses import LOSS_SETS
-
     if cfg.losses not in LOSS_SETS:
         out.append(f"{f('losses')}: {short(cfg.losses)}, expected one of {', '.join(LOSS_SETS)}")
     return out
