@@ -112,8 +112,10 @@ def conv_path_only(model: nn.Module, onnx_path: str | Path) -> list[str]:
 
 
 def export_ort_static(fp32_path: str | Path, path: str | Path, calib_images: np.ndarray,
-                      keep_float=None, op_types: tuple[str, ...] | None = None) -> Path:
-    """onnxruntime static quantization: QOperator format, per-channel int8 weights, uint8 activations.
+                      keep_float=None, op_types: tuple[str, ...] | None = None, quant_format: str = "QOperator",
+                      per_channel: bool = True) -> Path:
+    """onnxruntime static quantization: int8 weights, uint8 activations; by default the QOperator format with
+    per-channel weights (what bundles ship; ``quant_format`` "QDQ" and ``per_channel`` False are the others).
 
     Args:
         calib_images: (N, 3, H, W) float32 images at the file's input size, run one at a time.
@@ -136,7 +138,8 @@ def export_ort_static(fp32_path: str | Path, path: str | Path, calib_images: np.
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(path), Reader(), quant_format=QuantFormat.QOperator, per_channel=True,
+        quantize_static(str(pre), str(path), Reader(), quant_format=getattr(QuantFormat, quant_format),
+                        per_channel=per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=list(keep_float(pre)) if keep_float else [],
                         **({"op_types_to_quantize": list(op_types)} if op_types else {}))

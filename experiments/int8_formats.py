@@ -31,23 +31,9 @@ FORMS = {
 
 
 def quantize(fp32: Path, out: Path, images, fmt: str, per_channel: bool, op_types) -> Path:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from compress.onnx_export import export_ort_static
 
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{"image": img[None]} for img in images])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(out), Reader(), quant_format=getattr(QuantFormat, fmt), per_channel=per_channel,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        **({"op_types_to_quantize": list(op_types)} if op_types else {}))
-    return out
+    return export_ort_static(fp32, out, images, op_types=op_types, quant_format=fmt, per_channel=per_channel)
 
 
 def main() -> None:

@@ -89,9 +89,9 @@ def v2_orientation(rng: np.random.Generator, roll: float) -> np.ndarray:
 
     if rng.random() < 0.15:
         return random_rotation(rng)
-    base = synthetic._rot("z", np.pi + roll)
+    base = synthetic.axis_rotation("z", np.pi + roll)
     if rng.random() < 0.5:
-        base = base @ synthetic._rot("y", np.pi)
+        base = base @ synthetic.axis_rotation("y", np.pi)
     return base @ Rotation.from_rotvec(rng.normal(0, 0.45, 3)).as_matrix()
 
 
@@ -99,7 +99,7 @@ def dataset(kind: str) -> Path:
     """The sample folder of a variant, generated once into the hand-nas cache (128 px stored).
 
     ``narrow`` and ``studio`` are what SYNTH_VERSION 3 made the embedded generator's own (0.2 rad around
-    the fingers-up prior; the dark backdrop); ``v2`` puts version 2's back, in this process only.
+    the fingers-up prior; the dark backdrop); ``v2`` passes version 2's to the generator.
     """
     from hand_nas.data import synthetic
     from hand_nas.paths import home
@@ -110,12 +110,9 @@ def dataset(kind: str) -> Path:
     folder = home() / "learnability" / f"{kind}_n{n}"
     if (folder / "meta.json").exists():
         return folder
-    if orientation == "v2":
-        synthetic._hand_orientation = v2_orientation
-    if backdrop == "v2":
-        synthetic.background = textured_background
-    # the patches live in this process only: no worker pool
-    synthetic.synthesize(folder, n, seed=0, size=128, workers=1, overwrite=True)
+    synthetic.synthesize(folder, n, seed=0, size=128, workers=1, overwrite=True,
+                         orientation=v2_orientation if orientation == "v2" else None,
+                         backdrop=textured_background if backdrop == "v2" else None)
     return folder
 
 

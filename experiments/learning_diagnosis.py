@@ -236,7 +236,7 @@ def probe(steps: int, seed: int, data: Path, lr: float | None = None) -> list[di
     from hand_nas.data.samples import open_samples
     from hand_nas.models import build_model
     from hand_nas.models.presets import resolve_model
-    from hand_nas.train import _loader, evaluate, evaluate_outputs, held_out_loader, train
+    from hand_nas.train import evaluate, evaluate_outputs, held_out_loader, make_loader, train
 
     cfg = dataclasses.replace(proxy_cfg(steps, {"train": {"augment": False}}), seed=seed, eval_every=max(steps // 3, 1))
     if lr:
@@ -250,7 +250,7 @@ def probe(steps: int, seed: int, data: Path, lr: float | None = None) -> list[di
         model = build_model(model_cfg)
     model.pose.set_mean_shape(torch.as_tensor(mean.verts), torch.as_tensor(mean.rel_root))
     val = held_out_loader(data, cfg)
-    train_sub = _loader(TwoHandDataset(data, cfg.resolution, tr[:200]), 16, False, 0, 0)
+    train_sub = make_loader(TwoHandDataset(data, cfg.resolution, tr[:200]), 16, False, 0, 0)
     rows = []
 
     def spread(m):  # std over held-out images of the predicted root-relative joints, mm

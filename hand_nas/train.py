@@ -142,7 +142,8 @@ class ShuffleSampler(torch.utils.data.Sampler):
         yield from perm[skip:]
 
 
-def _loader(ds, batch: int, shuffle: bool, seed: int, workers: int, pin: bool = False):
+def make_loader(ds, batch: int, shuffle: bool, seed: int, workers: int, pin: bool = False):
+    """A DataLoader over ``ds``: shuffled by ``ShuffleSampler`` (epochs reproducible from ``seed``) or in order."""
     g = torch.Generator().manual_seed(seed)
     sampler = ShuffleSampler(len(ds), g) if shuffle else None
     # Workers are started afresh for every pass: persistent ones keep the copy of the dataset they were
@@ -157,7 +158,7 @@ def held_out_loader(data: str | Path, cfg: TrainCfg, batch: int = 16):
     from hand_nas.data.samples import open_samples
 
     _, va_idx = split_indices(len(open_samples(data)), cfg.val_fraction, seed=0)
-    return _loader(TwoHandDataset(data, cfg.resolution, va_idx), batch, False, cfg.seed, 0)
+    return make_loader(TwoHandDataset(data, cfg.resolution, va_idx), batch, False, cfg.seed, 0)
 
 
 SNAPSHOT_TENSORS, SNAPSHOT_STATE = "tensors.safetensors", "state.json"
@@ -325,7 +326,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
     mean = mean_shape(samples["verts"], samples["joints"], samples["valid"], tr_idx)
     baseline = score_constant(mean, samples["verts"], samples["joints"], va_idx)
     train_ds = TwoHandDataset(data, cfg.resolution, tr_idx, AugmentCfg() if cfg.augment else None, heatmaps=True, seed=cfg.seed)
-    train_dl = _loader(train_ds, cfg.batch, True, cfg.seed, cfg.workers, pin=dev.type == "cuda")
+    train_dl = make_loader(train_ds, cfg.batch, True, cfg.seed, cfg.workers, pin=dev.type == "cuda")
     val_dl = held_out_loader(data, cfg, max(cfg.batch, 16))
     topo = hand_topology(mano_dir)
     faces = torch.as_tensor(topo.faces).to(dev)

@@ -91,10 +91,10 @@ class _EpochSet(torch.utils.data.Dataset):
 
 
 def test_loader_workers_see_every_epoch():
-    from hand_nas.train import _loader
+    from hand_nas.train import make_loader
 
     ds = _EpochSet()
-    dl = _loader(ds, 2, True, 0, workers=1)
+    dl = make_loader(ds, 2, True, 0, workers=1)
     seen = []
     for epoch in range(2):
         ds.set_epoch(epoch)  # what train() does; the full recipe reads with 8 workers

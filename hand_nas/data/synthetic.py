@@ -59,12 +59,13 @@ class SceneParams:
     crop_shift: np.ndarray
 
 
-def _rot(axis: str, angle: float) -> np.ndarray:
+def axis_rotation(axis: str, angle: float) -> np.ndarray:
+    """The 3x3 rotation by ``angle`` (radians) about the ``y`` or ``z`` axis."""
     c, s = np.cos(angle), np.sin(angle)
     return {"y": np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]), "z": np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])}[axis]
 
 
-def _hand_orientation(rng: np.random.Generator, roll: float) -> np.ndarray:
+def hand_orientation(rng: np.random.Generator, roll: float) -> np.ndarray:
     """Fingers up, palm or back toward the camera, rolled in the image plane by ``roll``, perturbed.
 
     Hands in InterHand2.6M crops mostly enter from below; a uniform SO(3) per hand (version 2 drew
@@ -72,13 +73,15 @@ def _hand_orientation(rng: np.random.Generator, roll: float) -> np.ndarray:
     """
     from scipy.spatial.transform import Rotation
 
-    base = _rot("z", np.pi + roll)  # MANO's +y fingers -> image up; its dorsal +z faces away
+    base = axis_rotation("z", np.pi + roll)  # MANO's +y fingers -> image up; its dorsal +z faces away
     if rng.random() < 0.5:
-        base = base @ _rot("y", np.pi)  # show the back of the hand instead
+        base = base @ axis_rotation("y", np.pi)  # show the back of the hand instead
     return base @ Rotation.from_rotvec(rng.normal(0, ORIENTATION_NOISE, 3)).as_matrix()
 
 
-def sample_scene(rng: np.random.Generator, axes: articulation.HandAxes) -> SceneParams:
+def sample_scene(rng: np.random.Generator, axes: articulation.HandAxes, orientation=None) -> SceneParams:
+    """One scene's parameters; ``orientation(rng, roll) -> 3x3`` draws each hand's (``hand_orientation``)."""
+    orientation = orientation or hand_orientation
     angles = articulation.sample_angles(rng, 2)
     right_pose = articulation.angles_to_pose(angles, axes)  # both sampled as right hands
     pose_abs = np.stack([articulation.mirror_pose(right_pose[0]), right_pose[1]])
@@ -89,7 +92,7 @@ def sample_scene(rng: np.random.Generator, axes: articulation.HandAxes) -> Scene
     direction /= np.linalg.norm(direction)
     return SceneParams(
         pose_abs=pose_abs, betas=betas,
-        rot=np.stack([_hand_orientation(rng, roll + rng.normal(0, 0.3)) for roll in [rng.uniform(-1.0, 1.0)] * 2]),
+        rot=np.stack([orientation(rng, roll + rng.normal(0, 0.3)) for roll in [rng.uniform(-1.0, 1.0)] * 2]),
         contact=float(rng.uniform(0.0, 0.02)), direction=direction, depth=float(rng.uniform(0.4, 0.8)),
         crop_scale=float(rng.uniform(0.95, 1.1)), crop_shift=rng.uniform(-0.03, 0.03, 2))
 
@@ -166,14 +169,17 @@ class SyntheticRenderer:
     Args:
         mano_dir: passed to ``HandModel``.
         size: image side in pixels.
+        orientation: ``(rng, roll) -> 3x3`` rotation of each hand (default ``hand_orientation``).
+        backdrop: ``(rng, size) -> (size, size, 3) uint8`` image behind the hands (default ``background``).
     """
 
-    def __init__(self, mano_dir=None, size: int = 256) -> None:
+    def __init__(self, mano_dir=None, size: int = 256, orientation=None, backdrop=None) -> None:
         import torch
 
         from hand_nas.hand.mano import HandModel
 
         self.size = size
+        self.orientation, self.backdrop = orientation or hand_orientation, backdrop or background
         self.model = HandModel(mano_dir).eval()
         right = self.model.layers["right"]
         vt = right.v_template.detach().numpy().astype(np.float64)
@@ -190,7 +196,7 @@ class SyntheticRenderer:
         scenes, rngs = [], []
         for i in range(start, stop):
             rng = np.random.default_rng([seed, i])
-            scenes.append(sample_scene(rng, self.axes))
+            scenes.append(sample_scene(rng, self.axes, self.orientation))
             rngs.append(rng)
         n = len(scenes)
         pose = np.zeros((n, 2, 48))
@@ -218,7 +224,7 @@ class SyntheticRenderer:
             wrist = wrist + shift
             K = crop_intrinsics(verts.reshape(-1, 3), self.size, s.crop_scale, s.crop_shift)
             image, mask = render_hands(verts, self.faces, K, (self.size, self.size), _shading(rng),
-                                       background(rng, self.size))
+                                       self.backdrop(rng, self.size))
             # Sensor noise, shared by the three channels (cheap, and enough to break flat colours).
             noise = rng.standard_normal((self.size, self.size, 1), dtype=np.float32) * 2.5
             image = np.clip(image + noise, 0, 255).astype(np.uint8)
@@ -233,14 +239,14 @@ class SyntheticRenderer:
                 transl=wrist - j0[k], cam_R=np.eye(3), cam_t=np.zeros(3), valid=np.ones(2, bool))
 
 
-def _worker(folder: str, seed: int, start: int, stop: int, mano_dir, size: int) -> int:
+def _worker(folder: str, seed: int, start: int, stop: int, mano_dir, size: int, variant: tuple) -> int:
     import torch
 
     from hand_nas.data.samples import field_specs
 
     torch.set_num_threads(1)
     arrays = {name: np.load(Path(folder) / f"{name}.npy", mmap_mode="r+") for name in field_specs(0, size)}
-    renderer = SyntheticRenderer(mano_dir, size)
+    renderer = SyntheticRenderer(mano_dir, size, *variant)
     for i, fields in renderer.render_range(seed, start, stop):
         for name, value in fields.items():
             arrays[name][i] = value
@@ -250,8 +256,11 @@ def _worker(folder: str, seed: int, start: int, stop: int, mano_dir, size: int) 
 
 
 def synthesize(out: str | Path, n: int, seed: int = 0, mano_dir=None, size: int = 256, workers: int = 1,
-               overwrite: bool = False, progress: bool = True) -> dict:
+               overwrite: bool = False, progress: bool = True, orientation=None, backdrop=None) -> dict:
     """Write ``n`` synthetic samples to the sample directory ``out`` (atomically).
+
+    ``orientation`` / ``backdrop``: a variant of the generator (``SyntheticRenderer``; module-level functions,
+    so worker processes can import them); their names go into the folder's metadata.
 
     Returns:
         timing figures: seconds, images_per_s, images_per_s_per_worker, workers.
@@ -267,7 +276,7 @@ def synthesize(out: str | Path, n: int, seed: int = 0, mano_dir=None, size: int 
     if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= 1024 or size % 32:
         raise HandNasError(f"size: {size!r}, expected a multiple of 32 in 32..1024 (pixels)")
     mano_folder = resolve_mano_dir(mano_dir)
-    renderer = SyntheticRenderer(mano_folder, size)
+    renderer = SyntheticRenderer(mano_folder, size, orientation, backdrop)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         writer = SampleWriter(tmp, n, size)
         chunk = 32
@@ -288,15 +297,19 @@ def synthesize(out: str | Path, n: int, seed: int = 0, mano_dir=None, size: int 
             for arr in writer.arrays.values():
                 arr.flush()
             with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(_worker, str(tmp), seed, s, min(n, s + chunk), str(mano_folder), size)
+                futures = [pool.submit(_worker, str(tmp), seed, s, min(n, s + chunk), str(mano_folder), size,
+                                       (orientation, backdrop))
                            for s in range(0, n, chunk)]
                 for fut in futures:
                     bar.update(fut.result())
         seconds = time.perf_counter() - t0
         bar.close()
         writer.source_ids = [f"synthetic/seed{seed}/{i}" for i in range(n)]
+        variant = {k: f"{fn.__module__}.{fn.__qualname__}" for k, fn in
+                   (("orientation", orientation), ("backdrop", backdrop)) if fn is not None}
         writer.close({"source": "synthetic", "seed": seed, "generator_version": SYNTH_VERSION, "hand_model": {
-            "mano_dir": str(mano_folder), "fingerprint": faces_fingerprint(renderer.faces[1])}})
+            "mano_dir": str(mano_folder), "fingerprint": faces_fingerprint(renderer.faces[1])},
+            **({"variant": variant} if variant else {})})
     rate = n / seconds
     return {"seconds": seconds, "images_per_s": rate, "images_per_s_per_worker": rate / max(workers, 1),
             "workers": max(workers, 1)}
