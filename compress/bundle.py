@@ -134,3 +134,19 @@ def open_bundle(folder: str | Path, mano_dir=None, expected_sha256: str | None =
     model, config = load_checkpoint(folder, mano_dir)
     report = read_json(Path(folder) / "report.json", "bundle report")
     return model, config, report
+
+
+def open_model(path: str | Path, mano_dir=None):
+    """(model, config) of a bundle (every hash verified) or of a plain checkpoint folder.
+
+    The one way every command (evaluate, predict, bench, compress) opens what it is given: a folder that
+    is a bundle (``is_bundle``) is verified against its manifest first; either way the config is
+    validated, the shapes record read through its allow-list and non-finite weights refused
+    (``hand_nas.checkpoint.load_checkpoint``).
+    """
+    from hand_nas.checkpoint import load_checkpoint
+
+    if is_bundle(path):
+        model, config, _ = open_bundle(path, mano_dir)
+        return model, config
+    return load_checkpoint(path, mano_dir)

@@ -21,10 +21,14 @@ import torch
 
 from compress.prune import PruneCfg, prune_to_target
 from compress.quantize import QuantCfg, calibrate, quantize_model
-from compress.workflows import INT8_CHOICES, open_model
+from compress.bundle import open_model
 from hand_nas.config import ModelCfg, TrainCfg
 from hand_nas.cost.flops import model_cost
 from hand_nas.errors import HandNasError
+
+
+# ``hand-nas compress --int8``: 'auto' or one of the int8 candidates ``compress.pipeline`` builds
+INT8_CHOICES = ("auto", "brevitas", "onnxruntime", "onnxruntime-conv", "onnxruntime-profiled")
 
 
 # fp32 ONNX vs torch, max |difference| / max |output|: summation order alone reaches ~1e-4 on a trained
@@ -64,6 +68,28 @@ class CompressCfg:
     repeats: int = 50
     device: str = "auto"
     precision: str = "fp32"
+
+
+# (field of CompressCfg, its command-line option, low, high): float bounds are finite numbers, a low 0.0 exclusive;
+# int bounds are integers; None (a ratio or target left unset) is not checked
+RANGES = (("prune.target_gmacs", "--target-gmacs", 0.0, 100.0), ("prune.ratio", "--ratio", 0.0, 0.95),
+          ("quant.weight_bits", "--bits", 2, 8), ("finetune_steps", "--finetune-steps", 0, 10_000_000),
+          ("quant.qat_steps", "--qat-steps", 0, 10_000_000), ("size", "--size", 32, 4096),
+          ("threads", "--threads", 1, 256))
+
+
+def check_cfg(cfg: CompressCfg, source: str = "compress", flags: bool = False) -> None:
+    """Raise the first out-of-range number of ``cfg`` as one line, ``<source>: <field>: <value>, expected ...``;
+    ``flags`` names the fields as ``hand-nas compress``'s options (--bits for quant.weight_bits)."""
+    from hand_nas.models.validate import check
+
+    def get(dotted: str):
+        v = cfg
+        for part in dotted.split("."):
+            v = getattr(v, part)
+        return v
+
+    check(source, numbers={(option if flags else field): (get(field), lo, hi) for field, option, lo, hi in RANGES})
 
 
 def _git_revision() -> str | None:
@@ -111,7 +137,7 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
              data: str | None = None, mano_dir=None, log=print, overwrite: bool = False) -> dict:
     """Prune, fine-tune, quantize and export ``checkpoint`` into the bundle ``out``; returns the report.
 
-    ``checkpoint`` is opened as every command opens one (``compress.workflows.open_model``: a bundle only
+    ``checkpoint`` is opened as every command opens one (``compress.bundle.open_model``: a bundle only
     after its manifest verifies). ``out`` is written as a whole at the end (an existing bundle is replaced
     only with ``overwrite``; a folder hand-nas did not write, or one inside or around the checkpoint or
     the data, never); intermediate files live in ``.<out>.scratch-*`` beside it.
@@ -131,6 +157,7 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
     def torch_latency_ms(net, size, threads):
         return latency.torch_latency_ms(net, size, threads, warmup=10, repeats=cfg.repeats)
 
+    check_cfg(cfg)
     # before the long work, not after it: a foreign folder never, nor one inside (or around) the checkpoint
     check_output(out, inputs=[checkpoint, data], overwrite=overwrite)
     if cfg.int8 not in INT8_CHOICES:
@@ -298,3 +325,17 @@ def format_report(report: dict) -> str:
     if report.get("cpu"):
         lines.append(f"latencies measured on {report['cpu']['model']} ({', '.join(report['cpu']['flags']) or 'no vector flags read'})")
     return "\n".join(lines)
+
+
+def format_int8(report: dict) -> str:
+    """The int8 choice, its speed-up over fp32 ONNX with every candidate's latency and MPJPE, and the parity checks."""
+    i8 = report["int8"]
+    c = i8["candidates"][i8["chosen"]]
+    speedup = report["int8_speedup_vs_fp32_onnx"]
+    return "\n".join([
+        f"int8: {i8['chosen']} ({i8['why']}); integer kernels {c['int8_ops']}",
+        f"int8 vs fp32 ONNX latency: {speedup:.2f}x ({'faster' if speedup > 1 else 'not faster on this CPU'}); "
+        "candidates: " + ", ".join(f"{k} {v['latency_ms']:.2f} ms / MPJPE {v['mpjpe_mm']:.2f} mm"
+                                   for k, v in i8["candidates"].items()),
+        f"fp32 ONNX vs torch: {report['parity']['fp32_onnx_vs_torch_rel']:.2e} relative; int8 ONNX vs fake-quant: "
+        f"{report['parity']['int8_onnx_vs_fake_quant_mm']} mm (max)"])

@@ -46,7 +46,7 @@ def main() -> None:
     args = ap.parse_args()
     from compress.onnx_export import optimized_op_types
     from compress.pipeline import calibration_images
-    from compress.workflows import open_model
+    from compress.bundle import open_model
     from hand_nas.config import TrainCfg
     from hand_nas.cost.bench import cpu_info
     from hand_nas.cost.latency import ort_latency_interleaved_ms

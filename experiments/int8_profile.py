@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     from compress import onnx_export as ox
-    from compress.workflows import open_model
+    from compress.bundle import open_model
     from hand_nas.cost.bench import cpu_info
     from hand_nas.cost.latency import ort_node_profile_ms
 

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+PROXY_RUNS = ROOT / "results" / "proxy_runs"  # the proxy check's cached runs (its long runs are this table's)
 REFERENCES = ("lwa_hand", "lagc_hand")
 
 
@@ -171,7 +172,7 @@ def run_phase_retrain(s: dict, home: Path, out: Path, max_minutes: float | None,
         tcfg = recipe.train_cfg(n_train, seed)
         # the same (architecture, training, data) already trained by the proxy check: its long run is this
         # recipe's run (lwa.yaml's reference = `standard`), so it is read, not trained again
-        got, source = cached_metrics(cfg, tcfg, str(data)), "proxy check cache"
+        got, source = cached_metrics(cfg, tcfg, str(data), cache=PROXY_RUNS), "proxy check cache"
         if got is None or got.get("mpvpe_mm") is None:
             print(f"retraining {label} seed {seed}: {tcfg.steps} steps at {tcfg.resolution} px (recipe {s['recipe']})")
             r = train(cfg, tcfg, data, progress=True, resume_dir=home / "snapshots" / f"{label}_seed{seed}",
@@ -268,7 +269,6 @@ def main() -> None:
     ap.add_argument("--table", action="store_true")
     args = ap.parse_args()
     os.environ["HAND_NAS_HOME"] = args.home
-    os.environ.setdefault("HAND_NAS_PROXY_RUNS", str(ROOT / "results" / "proxy_runs"))  # the proxy check's runs
     import torch
 
     torch.set_num_threads(1)

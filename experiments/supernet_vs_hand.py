@@ -96,7 +96,7 @@ def rescore(net, record, cfg, sets: int) -> dict:
 
 def phase_search(args) -> None:
     from hand_nas.config import StudyCfg
-    from hand_nas.search.gate import cost_of
+    from hand_nas.cost.gate import cost_of
     from hand_nas.search.runner import run_search
     from hand_nas.search.storage import read_records
     from hand_nas.supernet import load_supernet

@@ -131,7 +131,8 @@ def plan_retrain(study: str, trial: str | int, recipe: str, out: str | Path, sto
     from hand_nas.device import resolve_device, resolve_precision
     from hand_nas.models.validate import check
     from hand_nas.search.runner import data_dir
-    from hand_nas.search.storage import read_records, select_trial
+    from hand_nas.search.records import select_trial
+    from hand_nas.search.storage import read_records
 
     rec_ = get_recipe(recipe)
     check("command line", numbers={k: v for k, v in {"--seed": (seed, 0, 2 ** 32 - 1),
@@ -164,13 +165,13 @@ def retrain(plan: RetrainPlan, device: str = "auto", mano_dir=None, overwrite: b
     """Train ``plan`` (resuming a killed run of the same plan), write its checkpoint, record it in the study.
 
     Returns:
-        (``TrainResult``, the record stored in the study).
+        (``TrainResult``, the ``RetrainRecord`` stored in the study).
     """
     import shutil
     import socket
 
     from hand_nas.data.resumable import ResumableBuild
-    from hand_nas.search.storage import record_retrain
+    from hand_nas.search.storage import RetrainRecord, record_retrain
     from hand_nas.train import train
 
     empty = plan.out.is_dir() and not plan.out.is_symlink() and not any(plan.out.iterdir())
@@ -180,11 +181,11 @@ def retrain(plan: RetrainPlan, device: str = "auto", mano_dir=None, overwrite: b
         r = train(plan.model, plan.train, plan.data, checkpoint_dir=plan.out, mano_dir=mano_dir, progress=progress,
                   device=device, precision=plan.precision, resume_dir=build.folder / "snapshots",
                   save_every=plan.save_every, checkpoint_info={"retrain": about}, log=log)
-        record = {**about, "checkpoint": str(plan.out.resolve()), "metrics": r.metrics.to_dict(),
-                  "baseline_metrics": r.baseline.to_dict(), "proxy_metrics": plan.proxy_metrics, "steps": r.steps,
-                  "train": plan.train.to_dict(), "data": str(plan.data), "precision": plan.precision,
-                  "seconds": round(r.seconds, 1), "node": socket.gethostname(), "finished_at": time.time()}
-        record.pop("storage")
+        record = RetrainRecord(plan.study, plan.trial, plan.recipe, plan.train.seed, str(plan.out.resolve()),
+                               r.metrics.to_dict(), r.steps, baseline_metrics=r.baseline.to_dict(),
+                               proxy_metrics=plan.proxy_metrics, train=plan.train.to_dict(), data=str(plan.data),
+                               precision=plan.precision, seconds=round(r.seconds, 1), node=socket.gethostname(),
+                               finished_at=time.time())
         record_retrain(plan.study, plan.storage, record)
         shutil.rmtree(build.folder, ignore_errors=True)  # done: the lock file goes with it
     return r, record

@@ -26,7 +26,7 @@ def test_cpu_info_names_the_model_and_known_flags_only():
 
 
 def test_bench_of_a_checkpoint_times_every_engine_against_the_floor(checkpoint):
-    from compress.workflows import bench_target
+    from hand_nas.app.bundles import bench_target
 
     r = bench_target(checkpoint, threads=(1,), batches=(1, 2), size=64, rounds=1, progress=False)
     timed = {(row.engine, row.batch): row for row in r.rows if row.median_ms is not None}

@@ -114,6 +114,25 @@ def test_bundle_files_report_and_parity(bundle):
     assert "shapes" in config
 
 
+def test_the_int8_lines_name_the_chosen_file_and_every_candidate(bundle):
+    from compress.pipeline import format_int8
+
+    _, report = bundle
+    lines = format_int8(report).splitlines()
+    assert len(lines) == 3 and lines[0].startswith(f"int8: {report['int8']['chosen']} (")
+    assert all(name in lines[1] for name in report["int8"]["candidates"]) and lines[2].startswith("fp32 ONNX vs torch")
+
+
+@pytest.mark.parametrize("cfg,field", [(CompressCfg(prune=PruneCfg(ratio=1.5)), "prune.ratio: 1.5"),
+                                       (CompressCfg(quant=QuantCfg(weight_bits=1)), "quant.weight_bits: 1"),
+                                       (CompressCfg(size=16), "size: 16")])
+def test_compress_refuses_out_of_range_numbers_before_anything_runs(tmp_path, cfg, field):
+    """A notebook caller gets the one-line error ``hand-nas compress`` gives (there naming --ratio, --bits, --size)."""
+    with pytest.raises(HandNasError, match=f"^compress: {field}, expected"):
+        compress(tmp_path / "missing", tmp_path / "bundle", cfg, log=lambda *a: None)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bundle_reloads_in_a_fresh_process_with_its_reported_mpjpe(bundle):
     folder, report = bundle
     code = (f"from compress.bundle import open_bundle; from hand_nas.train import evaluate, held_out_loader; "

@@ -6,8 +6,7 @@ import pytest
 
 from hand_nas.config import StudyCfg
 from hand_nas.errors import HandNasError
-from hand_nas.search.pruning import COST_ATTR, NoiseAwarePruner, NoiseProfile, load_noise, noise_from_check
-from hand_nas.search.storage import make_pruner
+from hand_nas.search.pruning import COST_ATTR, NoiseAwarePruner, NoiseProfile, load_noise, make_pruner, noise_from_check
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -179,7 +179,7 @@ def test_a_foreign_out_folder_is_refused_untouched(study, tmp_path, capsys):
 
 
 def test_retrain_resumes_after_a_kill_and_compress_takes_it(study, tmp_path, capsys, monkeypatch):
-    from compress.workflows import trial_checkpoint
+    from hand_nas.app.bundles import trial_checkpoint
     from hand_nas.cli import main
     from hand_nas.search.storage import trial_retrains
 

@@ -16,7 +16,7 @@ import pytest
 
 from hand_nas.config import ModelCfg, StudyCfg
 from hand_nas.errors import HandNasError
-from hand_nas.search.gate import cost_of
+from hand_nas.cost.gate import cost_of
 from hand_nas.search.runner import run_search
 from hand_nas.search.space import load_space
 from hand_nas.search.storage import read_records, study_attrs
@@ -225,7 +225,7 @@ def test_a_trial_another_driver_ended_does_not_crash_this_one(tmp_path, space_fi
 def test_storage_path_holds_the_data_and_the_checkpoints(tmp_path, space_file, kind):
     """--storage-path: the data set is published under it once, checkpoints land under it and are stored as
     its locations (a file:// URI stands in for s3://: same pyarrow code path); compress --study finds them."""
-    from compress.workflows import trial_checkpoint
+    from hand_nas.app.bundles import trial_checkpoint
 
     root = tmp_path / "shared"
     spec = str(root) if kind == "folder" else f"file://{root}"

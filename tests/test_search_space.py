@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hand_nas.errors import HandNasError
-from hand_nas.search.gate import gate
+from hand_nas.cost.gate import gate
 from hand_nas.search.space import load_space
 
 SPACES = ["tiny", "lwa", "lagc", "joint"]

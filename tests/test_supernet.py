@@ -40,7 +40,7 @@ def test_active_path_equals_extracted_and_cost(name, size, cover):
     """For 20 sampled configurations: supernet(cfg) == extract(cfg) == build_model(cfg) + slices, and the
     extracted model's fvcore GMACs are the analytic count the search gates with."""
     from hand_nas.cost.flops import model_cost
-    from hand_nas.search.gate import cost_of
+    from hand_nas.cost.gate import cost_of
     from hand_nas.supernet import Supernet
 
     space = load_space(name)
@@ -183,7 +183,7 @@ def test_train_resumes_after_a_crash_and_ships(tmp_path, smoke_run):
 def test_search_on_the_supernet(tmp_path, smoke_run, backend):
     """A local search (optuna's TPE, NNI's evolution) scored by the supernet: every trial complete, recorded
     with the supernet's sha256; compress --study's checkpoint is the extracted network, written on demand."""
-    from compress.workflows import trial_checkpoint
+    from hand_nas.app.bundles import trial_checkpoint
     from hand_nas.checkpoint import load_checkpoint
     from hand_nas.config import StudyCfg
     from hand_nas.search.runner import run_search

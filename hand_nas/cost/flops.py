@@ -24,6 +24,8 @@ from torch import nn
 from hand_nas.errors import HandNasError
 from hand_nas.models.traceable import ALL_OUTPUTS, TupleOutputs
 
+FLOPS_NOTE = "GMACs counted the fvcore way: one fused multiply-add = one flop"  # said wherever a number is shown
+
 # Operators fvcore leaves uncounted that are zero by the convention (element-wise, reductions that
 # the papers' counters ignore, comparisons, data movement, random numbers).
 ZERO_COST_OPS = frozenset({

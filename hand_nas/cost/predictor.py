@@ -58,7 +58,7 @@ def _encoder_parts(cfg: ModelCfg) -> dict:
 def features(cfg: ModelCfg) -> np.ndarray:
     """The predictor's inputs for one configuration (no model is built): closed-form MACs split by the kind of
     work (GEMM-like, memory-bound, dispatch-bound) and counts of the operations whose cost is dispatch."""
-    from hand_nas.search.gate import cost_of
+    from hand_nas.cost.gate import cost_of
 
     image, pose = cost_of(cfg)
     enc = _encoder_parts(cfg)
@@ -240,7 +240,7 @@ def validate(pred: LatencyPredictor, space, n: int = 50, seed: int = 7, log=prin
     for k in range(0, len(cfgs), 10):
         ms += measure_ms(cfgs[k:k + 10])
         log(f"  {len(ms)}/{len(cfgs)} measured")
-    from hand_nas.search.gate import estimate_gmacs
+    from hand_nas.cost.gate import estimate_gmacs
 
     rows = [{"config": c.name, "gmacs": float(estimate_gmacs(c)), "measured_ms": m,
              "predicted_ms": pred.predict_ms(c)} for c, m in zip(cfgs, ms)]

@@ -7,7 +7,7 @@ under the space's proxy with ``seeds`` seeds and once under a training ``factor`
 and compares: Kendall tau and Spearman rho (proxy mean vs long), top-3 overlap, the seed-to-seed
 noise (mean |difference| in mm, seed-vs-seed tau) against the spread between architectures (std of
 the proxy means in mm). Every run is cached per (config, training, data) in
-``$HAND_NAS_HOME/proxy_runs``, so the check resumes after a kill and runs in chunks
+``$HAND_NAS_HOME/proxy_runs`` (or ``cache``), so the check resumes after a kill and runs in chunks
 (``max_minutes``). MPJPE: held-out, mm, IntagHand protocol.
 """
 from __future__ import annotations
@@ -16,11 +16,13 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from hand_nas.config import ModelCfg, TrainCfg
 from hand_nas.search.space import SearchSpace
+from hand_nas.stats import kendall_tau, spearman_rho
 
 # The proxy's noise is "comparable to the differences it ranks" above this ratio of seed noise to spread.
 NOISE_WARN_RATIO = 1 / 3
@@ -42,32 +44,6 @@ class ProxyCheckCfg:
     seeds: int = 2
     sample_seed: int = 0
     proxy_set: tuple[tuple[str, object], ...] = ()
-
-
-def pick_architectures(space: SearchSpace, n: int, seed: int = 0) -> list[tuple[str, ModelCfg, float]]:
-    """(label, config, GMACs): the base preset plus ``n`` feasible samples at evenly spaced cost quantiles."""
-    from hand_nas.errors import HandNasError
-    from hand_nas.search.gate import estimate_gmacs, gate
-
-    rng = np.random.default_rng(seed)
-    pool: list[tuple[float, ModelCfg]] = []
-    for _ in range(200 * n):
-        if len(pool) >= 20 * n:
-            break
-        try:
-            cfg = space.build(space.random_params(rng))
-        except HandNasError:
-            continue
-        g = gate(cfg, space.budget_gmacs)
-        if g.feasible:
-            pool.append((g.gmacs_total, cfg))
-    pool.sort(key=lambda x: x[0])
-    picks = sorted({int(round(i)) for i in np.linspace(0, len(pool) - 1, min(n, len(pool)))})
-    base = space.base_cfg(space.base[0] if len(space.base) > 1 else None)
-    out = [(base.name, base, estimate_gmacs(base))]
-    out += [(f"sample{k}", dataclasses.replace(pool[i][1], name=f"{space.name}-sample{k}"), pool[i][0])
-            for k, i in enumerate(picks)]
-    return out
 
 
 def long_training(proxy: TrainCfg, factor: int, reference=()) -> TrainCfg:
@@ -97,21 +73,6 @@ def short_training(proxy: TrainCfg, proxy_set=()) -> TrainCfg:
     if issues := train_problems(short):
         raise HandNasError(f"--proxy-set {issues[0]}")
     return short
-
-
-def kendall_tau(a, b) -> float | None:
-    from scipy.stats import kendalltau
-
-    if len(a) < 3:
-        return None
-    tau = float(kendalltau(a, b).statistic)
-    return None if math.isnan(tau) else tau  # nan: one side constant (e.g. equal GMACs)
-
-
-def spearman_rho(a, b) -> float | None:
-    from scipy.stats import spearmanr
-
-    return None if len(a) < 3 else float(spearmanr(a, b).statistic)
 
 
 def summarize(archs: list[dict], seeds: int) -> dict:
@@ -188,7 +149,7 @@ def warning(summary: dict) -> str:
     return "; ".join(parts)
 
 
-def _train_one(model_cfg: dict, train_cfg: dict, data: str, mano_dir) -> dict:
+def _train_one(model_cfg: dict, train_cfg: dict, data: str, mano_dir, cache: str | None) -> dict:
     """One cached proxy-check run in a worker process (one torch thread: workers share the cores)."""
     import torch
 
@@ -196,14 +157,16 @@ def _train_one(model_cfg: dict, train_cfg: dict, data: str, mano_dir) -> dict:
 
     torch.set_num_threads(1)
     return proxy_metrics(ModelCfg.from_dict(model_cfg), TrainCfg.from_dict(train_cfg), data, mano_dir,
-                         log=lambda *a: None, progress=False)
+                         log=lambda *a: None, progress=False, cache=cache)
 
 
 def run_check(space: SearchSpace, cfg: ProxyCheckCfg, data: str, max_minutes: float | None = None,
-              mano_dir=None, progress: bool = True, workers: int = 1) -> dict:
+              mano_dir=None, progress: bool = True, workers: int = 1, cache: str | Path | None = None) -> dict:
     """Train what is missing (cached runs are free), starting no new run after ``max_minutes``.
 
     ``workers`` > 1 trains that many runs at once in separate processes (one torch thread each).
+    ``cache``: the folder of the per-run results (``hand_nas.report.reproduce.proxy_metrics``'s; default
+    ``$HAND_NAS_HOME/proxy_runs``).
     """
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -212,7 +175,7 @@ def run_check(space: SearchSpace, cfg: ProxyCheckCfg, data: str, max_minutes: fl
     from hand_nas.baseline import split_baseline
     from hand_nas.report.reproduce import cached_metrics, proxy_metrics
 
-    archs = pick_architectures(space, cfg.n, cfg.sample_seed)
+    archs = space.spread(cfg.n, cfg.sample_seed)
     long = long_training(space.proxy, cfg.factor, space.reference)
     short = short_training(space.proxy, cfg.proxy_set)
     plan = [(i, s, dataclasses.replace(short, seed=s)) for i in range(len(archs)) for s in range(cfg.seeds)]
@@ -233,7 +196,7 @@ def run_check(space: SearchSpace, cfg: ProxyCheckCfg, data: str, max_minutes: fl
     bar = tqdm(total=len(plan), desc="proxy check", unit="run", disable=not progress)
     todo = []
     for i, seed, train_cfg in plan:
-        m = cached_metrics(archs[i][1], train_cfg, data)
+        m = cached_metrics(archs[i][1], train_cfg, data, cache)
         if m is None:
             todo.append((i, seed, train_cfg))
         else:
@@ -246,7 +209,7 @@ def run_check(space: SearchSpace, cfg: ProxyCheckCfg, data: str, max_minutes: fl
                 stopped = True
                 break
             bar.set_postfix(arch=archs[i][0], steps=train_cfg.steps)
-            store(i, seed, proxy_metrics(archs[i][1], train_cfg, data, mano_dir, log=lambda *a: None))
+            store(i, seed, proxy_metrics(archs[i][1], train_cfg, data, mano_dir, log=lambda *a: None, cache=cache))
             bar.update(1)
     else:
         import multiprocessing
@@ -258,7 +221,8 @@ def run_check(space: SearchSpace, cfg: ProxyCheckCfg, data: str, max_minutes: fl
             while queue or running:
                 while queue and len(running) < workers and not out_of_time():
                     i, seed, train_cfg = queue.pop(0)
-                    fut = pool.submit(_train_one, archs[i][1].to_dict(), train_cfg.to_dict(), data, mano_dir)
+                    fut = pool.submit(_train_one, archs[i][1].to_dict(), train_cfg.to_dict(), data, mano_dir,
+                                      str(cache) if cache else None)
                     running[fut] = (i, seed)
                 if queue and out_of_time():
                     stopped, queue = True, []

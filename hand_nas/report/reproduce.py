@@ -3,14 +3,13 @@
 Every row is FLOPs counted here (fvcore convention, 3x256x256, batch 1) beside the published figure
 where there is one, and held-out MPJPE/MPVPE (mm) after training under a *named proxy budget*
 (``PROXIES``) on the chosen data set. Proxy results are cached per (model config, proxy, data) under
-``$HAND_NAS_HOME/proxy_runs`` so a table re-run only trains what changed.
+``$HAND_NAS_HOME/proxy_runs`` (or the folder passed as ``cache``) so a table re-run only trains what changed.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from hand_nas.config import ModelCfg, TrainCfg, replace
@@ -78,32 +77,35 @@ def _non_default(cfg) -> dict:
     return json.loads(json.dumps(out, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else list(o)))
 
 
-def _cache_path(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str) -> Path:
+def _cache_path(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str, cache: str | Path | None = None) -> Path:
+    """Where the result of these arguments is cached: in ``cache`` (a folder to keep, and commit, the runs of a
+    long experiment in), else in ``$HAND_NAS_HOME/proxy_runs``."""
     from hand_nas.paths import home
 
     # Cache key, machine-independent by construction: JSON of the configs' non-default fields (float repr
     # is exact and portable) and the data folder's path; it never hashes computed floats.
     key = hashlib.sha256(json.dumps([_non_default(model_cfg), _non_default(train_cfg), str(data)], sort_keys=True)
                          .encode()).hexdigest()[:16]
-    # HAND_NAS_PROXY_RUNS: a folder to keep (and commit) the runs of a long experiment in
-    folder = Path(os.environ["HAND_NAS_PROXY_RUNS"]) if os.environ.get("HAND_NAS_PROXY_RUNS") else home() / "proxy_runs"
+    folder = Path(cache) if cache else home() / "proxy_runs"
     return folder / f"{model_cfg.name}-{key}.json"
 
 
-def cached_metrics(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str) -> dict | None:
+def cached_metrics(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str, cache: str | Path | None = None
+                   ) -> dict | None:
     """The cached result of ``proxy_metrics`` for these arguments, or None if it was never run."""
-    path = _cache_path(model_cfg, train_cfg, data)
+    path = _cache_path(model_cfg, train_cfg, data, cache)
     return json.loads(path.read_text()) if path.is_file() else None
 
 
 def proxy_metrics(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str, mano_dir=None, log=print,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, cache: str | Path | None = None) -> dict:
     """{'mpjpe_mm', 'mpvpe_mm', 'baseline_mpjpe_mm', 'seconds', 'history'} after training ``model_cfg`` under
-    ``train_cfg`` (cached); ``history``: [step, held-out MPJPE] at every evaluation."""
+    ``train_cfg`` (cached in ``cache``, default ``$HAND_NAS_HOME/proxy_runs``); ``history``: [step, held-out
+    MPJPE] at every evaluation."""
     from hand_nas.atomic import atomic_file
     from hand_nas.train import train
 
-    cached = cached_metrics(model_cfg, train_cfg, data)
+    cached = cached_metrics(model_cfg, train_cfg, data, cache)
     if cached is not None:
         return cached
     from hand_nas.paths import home
@@ -111,13 +113,13 @@ def proxy_metrics(model_cfg: ModelCfg, train_cfg: TrainCfg, data: str, mano_dir=
     log(f"training {model_cfg.name}: {train_cfg.steps} steps at {train_cfg.resolution} px on {data}")
     # Snapshots of a run in progress (a killed check resumes mid-run) stay under HAND_NAS_HOME, never beside
     # the cached results, which may be a committed folder.
-    partial = home() / "proxy_runs_partial" / _cache_path(model_cfg, train_cfg, data).stem
+    partial = home() / "proxy_runs_partial" / _cache_path(model_cfg, train_cfg, data, cache).stem
     r = train(model_cfg, train_cfg, data, mano_dir=mano_dir, progress=progress, resume_dir=partial,
               save_every=max(train_cfg.eval_every, train_cfg.steps // 20), log=log)
     out = {"mpjpe_mm": r.metrics.mpjpe_mm, "mpvpe_mm": r.metrics.mpvpe_mm, "seconds": round(r.seconds, 1),
            "baseline_mpjpe_mm": r.baseline.mpjpe_mm if r.baseline else None,
            "history": [[h["step"], h["mpjpe_mm"]] for h in r.history]}
-    with atomic_file(_cache_path(model_cfg, train_cfg, data), "w") as fh:
+    with atomic_file(_cache_path(model_cfg, train_cfg, data, cache), "w") as fh:
         json.dump(out, fh)
     return out
 
@@ -190,7 +192,8 @@ def reproduce_table(table: str, proxy: str = "quick", data: str = "synthetic", s
     if table == "lwa-table1":
         best = None
         if study:
-            from hand_nas.search.storage import read_records, select_trial
+            from hand_nas.search.records import select_trial
+            from hand_nas.search.storage import read_records
 
             rec = select_trial(read_records(study, storage), "best", study)
             best = {"name": f"best searched ({study} #{rec.number})", "gmacs_total": rec.gmacs,

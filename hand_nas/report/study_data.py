@@ -74,6 +74,12 @@ class StudyData:
         return any(r.latency_ms for r in self.records)
 
 
+def best_trials(records: list[TrialRecord], n: int = 10) -> list[TrialRecord]:
+    """The ``n`` lowest-MPJPE trials among those that reported one (complete or pruned, feasible or not), best first."""
+    scored = [r for r in records if r.state in ("complete", "pruned") and r.mpjpe_mm is not None]
+    return sorted(scored, key=lambda r: r.mpjpe_mm)[:n]
+
+
 def best_so_far(records: list[TrialRecord]) -> list[tuple[int, float | None]]:
     """(trial number, best trained MPJPE up to and including it) for every trial number in order."""
     out, best = [], math.inf
@@ -113,20 +119,20 @@ def load_study_data(study_name: str, storage_url: str) -> StudyData:
     from hand_nas.search import storage
 
     records = storage.read_records(study_name, storage_url)
-    attrs = storage.study_attrs(study_name, storage_url)
+    meta = storage.read_meta(study_name, storage_url)
     done = [r for r in records if r.proxy]
     proxy = done[-1].proxy if done else None
     data = done[-1].data if done else None
-    sd = StudyData(study_name, storage_url, records, attrs.get("objectives", ["mpjpe"]), attrs.get("budget_gmacs"),
+    sd = StudyData(study_name, storage_url, records, list(meta.objectives), meta.budget_gmacs,
                    data, _data_source(data), proxy)
     sd.importances, sd.importance_note = storage.param_importances(study_name, storage_url)
     key = proxy_key(proxy, data) if proxy else None
-    sd.references = [r for r in attrs.get("references", []) if r.get("proxy_key") == key]
-    check = attrs.get("proxy_check")
-    sd.proxy_check = check if check and proxy and check.get("proxy") == proxy else None  # only for this proxy
-    if attrs.get("latency"):
-        cpu = attrs["latency"].get("cpu") or {}
-        sd.latency_source = f"{attrs['latency']['source']}; {cpu.get('model', '?')} {', '.join(cpu.get('flags') or [])}"
+    sd.references = [r.to_dict() for r in storage.read_references(study_name, storage_url, key)]
+    check = storage.read_proxy_check(study_name, storage_url)
+    sd.proxy_check = check.to_dict() if check and proxy and check.proxy == proxy else None  # only for this proxy
+    if meta.latency:
+        cpu = meta.latency.cpu or {}
+        sd.latency_source = f"{meta.latency.source}; {cpu.get('model', '?')} {', '.join(cpu.get('flags') or [])}"
     return sd
 
 
@@ -142,7 +148,11 @@ def _data_source(data: str | None) -> str | None:
 
 
 def add_references(sd: StudyData, names=REFERENCE_PRESETS, mano_dir=None, log=print) -> list[dict]:
-    """Train each preset under the study's proxy on its data (once: results are kept in the study)."""
+    """Train each preset under the study's proxy on its data (once: results are kept in the study).
+
+    Each reference is stored as soon as it is trained, under its own key (``storage.write_reference``):
+    two reports adding references to one study at once keep both.
+    """
     from hand_nas.config import TrainCfg
     from hand_nas.cost.flops import model_cost
     from hand_nas.models import build_model
@@ -154,8 +164,6 @@ def add_references(sd: StudyData, names=REFERENCE_PRESETS, mano_dir=None, log=pr
         return []
     key = proxy_key(sd.proxy, sd.data)
     have = {r["name"] for r in sd.references}
-    stored = [r for r in storage.study_attrs(sd.study, sd.storage).get("references", [])
-              if r.get("name") not in names or r.get("proxy_key") == key]
     for name in names:
         if name in have:
             continue
@@ -164,9 +172,7 @@ def add_references(sd: StudyData, names=REFERENCE_PRESETS, mano_dir=None, log=pr
             f"{sd.proxy.get('resolution')} px)")
         res = train(cfg, TrainCfg.from_dict(sd.proxy), sd.data, mano_dir=mano_dir)
         cost = model_cost(build_model(cfg, mano_dir))
-        row = {"name": name, "gmacs": cost.gmacs_total, "mpjpe_mm": res.metrics.mpjpe_mm,
-               "mpvpe_mm": res.metrics.mpvpe_mm, "proxy_key": key}
-        stored = [r for r in stored if r.get("name") != name] + [row]
-        sd.references.append(row)
-    storage.set_study_attr(sd.study, sd.storage, "references", stored)
+        ref = storage.Reference(name, cost.gmacs_total, res.metrics.mpjpe_mm, res.metrics.mpvpe_mm, key)
+        storage.write_reference(sd.study, sd.storage, ref)
+        sd.references.append(ref.to_dict())
     return sd.references

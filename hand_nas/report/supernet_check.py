@@ -48,7 +48,7 @@ def reference_runs(paths: list[str | Path]) -> list[dict]:
 
 def supernet_check(supernet, scorer, refs: list[dict], log=None) -> dict:
     """Score every reference architecture with the supernet; rank correlations against the stand-alone means."""
-    from hand_nas.search.gate import estimate_gmacs
+    from hand_nas.cost.gate import estimate_gmacs
 
     rows, skipped = [], []
     for ref in refs:

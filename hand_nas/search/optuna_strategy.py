@@ -1,8 +1,10 @@
-"""Optuna strategy: TPE, NSGA-II or random sampling over a space (define-by-run).
+"""Optuna strategy: TPE, NSGA-II or random sampling over a space.
 
-Optuna's samplers sample inside a trial of the study, reading its history: this adapter asks the
-store for a new trial and suggests every parameter through it; the store then records the outcome,
-so the sampler learns from it (budget violations included, through ``set_constraint``).
+Optuna's samplers sample inside a trial of the study, reading its history: the study is opened with the
+strategy's sampler (``make_sampler``, through ``backends.study_sampler``), each proposal leaves the
+parameters to it, and it samples every one of them when the runner creates the trial
+(``StudyStore.ask``). The store then records the outcome, so the sampler learns from it (budget
+violations included, through ``set_constraint``); the strategy itself never touches the study.
 Trials stop early on the study pruner's verdict (``hand_nas.search.pruning``: multi-objective studies too).
 """
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import optuna
 
 from hand_nas.errors import HandNasError
-from hand_nas.search.space import SearchSpace, decode
 from hand_nas.search.strategy import SAMPLERS, Proposal, Strategy
 
 
@@ -27,7 +28,7 @@ def make_sampler(name: str, seed: int, multi: bool, workers: int = 1):
 
 
 def suggest(trial, label: str, dist):
-    """One parameter through an optuna trial, from its distribution."""
+    """One parameter through an optuna trial, from its distribution (define-by-run use of a store's trial)."""
     if isinstance(dist, optuna.distributions.CategoricalDistribution):
         return trial.suggest_categorical(label, list(dist.choices))
     if isinstance(dist, optuna.distributions.IntDistribution):
@@ -36,12 +37,9 @@ def suggest(trial, label: str, dist):
 
 
 class OptunaStrategy(Strategy):
+    """Proposes through the study's optuna sampler: each proposal's parameters are sampled as its trial is created."""
+
     backend = "optuna"
 
-    def __init__(self, space: SearchSpace, store) -> None:
-        self.space, self.store = space, store
-
     def ask(self) -> Proposal:
-        trial = self.store.ask()
-        params = {label: decode(suggest(trial, label, dist)) for label, dist in self.store.distributions.items()}
-        return Proposal(params, number=trial.number)
+        return Proposal(params=None)

@@ -17,6 +17,8 @@ A rung is only used where it ranks: a check's per-step Kendall tau against its l
 evaluation step on the proxy's scores order architectures as the long training does (``first_step``:
 tau > 0 there and at every later step). Before it, a gap beyond noise is real but says nothing about
 the end (lwa.yaml's 3d proxy: tau -0.22 / -0.17 at steps 60 / 120, then 0.39, 0.39, 0.44).
+
+``make_pruner`` builds a study's pruner from a plain spec ('noise', 'median' or 'none'), which travels to workers.
 """
 from __future__ import annotations
 
@@ -171,3 +173,27 @@ def _no_costlier(theirs, mine) -> bool:
     if theirs is None:
         return False
     return all(t <= m for t, m in zip(theirs, mine) if t is not None and m is not None)
+
+
+PRUNERS = ("noise", "median", "none")
+
+
+def make_pruner(spec):
+    """The optuna pruner of a study: early stopping judged on its trials' stored intermediate MPJPE.
+
+    ``spec``: a name of ``PRUNERS`` or a dict {'name', ...} ('noise' takes the keyword arguments of
+    ``NoiseAwarePruner`` with ``noise`` as a ``NoiseProfile`` dict); plain dicts travel to workers.
+    """
+    name, kwargs = (spec, {}) if isinstance(spec, str) else (spec["name"], {k: v for k, v in spec.items() if k != "name"})
+    if name == "noise":
+        return NoiseAwarePruner(NoiseProfile.from_dict(kwargs.pop("noise")), **kwargs)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise HandNasError(f"pruner {name!r}: expected one of {PRUNERS}")
+
+
+def pruner_name(spec) -> str:
+    """The name of a ``make_pruner`` spec."""
+    return spec if isinstance(spec, str) else spec["name"]

@@ -5,13 +5,15 @@ search that produced it: the model config, its cost (GMACs in the fvcore convent
 multiply-add = one flop, 3x256x256, batch 1), held-out metrics (mm, IntagHand protocol), the proxy
 training it got, its seed and data, its state and checkpoint, the strategy that proposed it and
 the node it ran on. ``to_attrs`` / ``from_attrs`` are its storage form (one key per field, so a
-dashboard shows them readably).
+dashboard shows them readably). ``select_trial`` picks the trial a command names ('best' or a number);
+its one look outside the records is whether a checkpoint it must hand on is on disk.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
 
+from hand_nas.errors import HandNasError
 from hand_nas.search.pareto import pareto_indices
 
 # Objective value told to samplers for configurations the gate rejects (never trained), and for
@@ -165,6 +167,30 @@ def best_trained(records: list[TrialRecord]) -> TrialRecord | None:
     """The trained record with the lowest held-out MPJPE."""
     pts = trained(records)
     return min(pts, key=lambda r: r.mpjpe_mm) if pts else None
+
+
+def select_trial(records: list[TrialRecord], which: str | int = "best", study: str = "",
+                 need_checkpoint: bool = False) -> TrialRecord:
+    """'best' (lowest held-out MPJPE among trained trials) or a trial number; with ``need_checkpoint``, the
+    trial's checkpoint must be a folder on disk or a ``--storage-path`` URI (fetched by whoever reads it)."""
+    if which == "best":
+        rec = best_trained(records)
+        if rec is None:
+            raise HandNasError(f"study {study!r}: no feasible completed trial")
+    else:
+        if not str(which).isdigit():
+            raise HandNasError(f"--trial {which!r}: expected 'best' or a trial number")
+        rec = next((r for r in records if r.number == int(which)), None)
+        if rec is None:
+            raise HandNasError(f"study {study!r}: no trial {which} (trials 0..{len(records) - 1})")
+    if need_checkpoint:
+        from pathlib import Path
+
+        from hand_nas.search.trial_storage import is_uri
+
+        if not rec.checkpoint or (not is_uri(rec.checkpoint) and not Path(rec.checkpoint).is_dir()):
+            raise HandNasError(f"study {study!r} trial {rec.number}: no checkpoint on disk ({rec.checkpoint})")
+    return rec
 
 
 def format_table(records: list[TrialRecord]) -> str:

@@ -1,4 +1,5 @@
-"""The search loop: a strategy proposes, the gate costs, an executor trains, the store records.
+"""The search loop: a strategy proposes, the store creates the trial, the gate costs, an executor trains,
+the store records.
 
 Every sampled configuration's cost is known before any training: over-budget ones are recorded at
 once as 'infeasible' with their cost (samplers learn from them). Trials that raise or produce NaN
@@ -19,11 +20,12 @@ from pathlib import Path
 
 from hand_nas.config import StudyCfg
 from hand_nas.errors import HandNasError
-from hand_nas.search.gate import gate
+from hand_nas.search.backends import make_strategy, study_sampler
+from hand_nas.cost.gate import gate
 from hand_nas.search.records import PENALTY_LATENCY_MS, PENALTY_MM, Cost, TrialRecord
 from hand_nas.search.space import SearchSpace, load_space, with_budget
-from hand_nas.search.storage import StudyStore, trial_count
-from hand_nas.search.strategy import Outcome, make_strategy, resolve_sampler, study_sampler
+from hand_nas.search.storage import LatencyMeta, StudyMeta, StudyStore, trial_count
+from hand_nas.search.strategy import Outcome, resolve_sampler
 from hand_nas.search.trial_storage import is_uri, location, normalise, publish_data
 
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -126,20 +128,20 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
     store = StudyStore(cfg.study, cfg.storage, space,
                        sampler=study_sampler(cfg.backend, sampler, seed, space.multi_objective, cfg.workers),
                        pruner=pruner, heartbeat_s=cfg.heartbeat_s)
-    store.claim({"backend": cfg.backend, "sampler": sampler, "space": space.source,
-                 "objectives": list(space.objectives), "budget_gmacs": space.budget_gmacs,
-                 "pruner": pruner, "evaluator": evaluator or {"name": "train"}})
+    meta = StudyMeta(backend=cfg.backend, sampler=sampler, space=space.source, objectives=tuple(space.objectives),
+                     budget_gmacs=space.budget_gmacs, pruner=pruner, evaluator=evaluator or {"name": "train"})
+    store.claim(meta)
     predictor = None
     if space.uses_latency:
         from hand_nas.cost.predictor import LatencyPredictor, default_path
 
         path = cfg.latency_predictor or default_path()
         predictor = LatencyPredictor.load(path)
-        store.claim({"latency": {"source": "predicted: ORT fp32 deployment graph, 1 thread, batch 1, 256 px",
-                                 "predictor": str(path), "cpu": predictor.cpu,
-                                 "budget_ms": space.budget_latency_ms}})
+        store.claim(replace(meta, latency=LatencyMeta(
+            source="predicted: ORT fp32 deployment graph, 1 thread, batch 1, 256 px", predictor=str(path),
+            cpu=predictor.cpu, budget_ms=space.budget_latency_ms)))
     recovered = store.fail_stale()
-    strategy = make_strategy(cfg.backend, sampler, space, store, seed, cfg.workers, cfg.trials)
+    strategy = make_strategy(cfg.backend, sampler, space, seed, cfg.workers, cfg.trials)
     executor = None
     t0 = time.perf_counter()
     start = store.finished_count()
@@ -166,13 +168,15 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
         exhausted = False
         while True:
             while (not exhausted and (executor is None or len(running) < executor.capacity)
-                   and len(store.study.get_trials(deepcopy=False)) < cfg.trials):
+                   and store.trial_count() < cfg.trials):
                 p = strategy.ask()
                 if p is None:
                     exhausted = True
                     break
-                if p.number is None:
-                    p.number = store.ask(p.params).number
+                trial = store.ask(p.params)  # params None: the study's sampler samples them here
+                p.number = trial.number
+                if p.params is None:
+                    p.params = store.params_of(trial)
                 base = {"backend": strategy.backend, "params": p.params, "proxy": space.proxy.to_dict(),
                         "seed": space.proxy.seed, "data": data}
                 try:

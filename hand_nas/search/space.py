@@ -108,7 +108,7 @@ class SearchSpace:
     def spread(self, n: int, seed: int = 0) -> list[tuple[str, ModelCfg, float]]:
         """(label, config, GMACs): the base preset plus ``n`` feasible samples at evenly spaced cost quantiles
         (what a proxy check trains and a latency calibration measures)."""
-        from hand_nas.search.gate import estimate_gmacs, gate
+        from hand_nas.cost.gate import estimate_gmacs, gate
 
         rng = np.random.default_rng(seed)
         pool: list[tuple[float, ModelCfg]] = []
@@ -458,7 +458,7 @@ def _check_type(where: str, ftype, v) -> None:
 
 def _check_values(space: SearchSpace) -> None:
     """Every value builds a valid config with the others at their base; the budget is reachable."""
-    from hand_nas.search.gate import estimate_gmacs
+    from hand_nas.cost.gate import estimate_gmacs
 
     base = {p.label: space.corner_values(p)[0] for p in space.all_params()}
     cheapest: dict = {}

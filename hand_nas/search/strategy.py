@@ -1,10 +1,10 @@
-"""The interface every search strategy implements (ask -> proposal, tell(outcome)), and its registry.
+"""The interface every search strategy implements (ask -> proposal, tell(outcome)), and the pairs it is offered in.
 
 A strategy only proposes configurations and learns from outcomes, the way optuna's samplers never
 write to the storage themselves: the runner creates, heart-beats and finishes every trial through
-``hand_nas.search.storage``. Backends are adapters of outside libraries (optuna's samplers, NNI's
-strategies) to this interface; ``tests/test_search_backends.py`` runs every registered
-(backend, sampler) pair through the same contract.
+``hand_nas.search.storage.StudyStore``. Backends are adapters of outside libraries (optuna's samplers, NNI's
+strategies) to this interface, registered in ``hand_nas.search.backends``; ``tests/test_search_backends.py``
+runs every (backend, sampler) pair of ``SAMPLERS`` through the same contract.
 """
 from __future__ import annotations
 
@@ -34,13 +34,14 @@ class Proposal:
     """A configuration to evaluate.
 
     Attributes:
-        params: the sampled values, keyed by the space's parameter labels (decoded).
-        number: the study's trial number once the trial exists in the storage (optuna's samplers
-            create it while sampling; for other strategies the runner creates it).
+        params: the sampled values, keyed by the space's parameter labels (decoded); None leaves
+            them to the study's sampler (``backends.study_sampler``: an optuna strategy's), which samples them
+            as the runner creates the trial, and the runner fills them in.
+        number: the study's trial number, set by the runner once it created the trial.
         handle: the strategy's own token for this proposal (an NNI model, ...).
     """
 
-    params: dict
+    params: dict | None = None
     number: int | None = None
     handle: object = None
 
@@ -69,29 +70,8 @@ class Strategy(abc.ABC):
         """Next proposal, or None when the strategy has nothing more to propose."""
 
     def tell(self, proposal: Proposal, outcome: Outcome) -> None:
-        """Learn from an outcome (strategies that read the study storage need nothing here)."""
+        """Learn from an outcome (an optuna sampler reads it from the study: nothing here)."""
 
     def close(self) -> None:
         """Release resources (threads)."""
 
-
-def study_sampler(backend: str, sampler: str, seed: int, multi_objective: bool, workers: int):
-    """The optuna sampler a study must be opened with for this strategy (None: proposals carry params)."""
-    if backend == "optuna":
-        from hand_nas.search.optuna_strategy import make_sampler
-
-        return make_sampler(sampler, seed, multi_objective, workers)
-    return None
-
-
-def make_strategy(backend: str, sampler: str, space, store, seed: int = 0, workers: int = 1,
-                  max_trials: int = 100) -> Strategy:
-    """The registered strategy for (backend, sampler) over ``space``; ``store`` is read, never written."""
-    sampler = resolve_sampler(backend, sampler)
-    if backend == "optuna":
-        from hand_nas.search.optuna_strategy import OptunaStrategy
-
-        return OptunaStrategy(space, store)
-    from hand_nas.search.nni_strategy import NniStrategy
-
-    return NniStrategy(space, sampler, seed, workers, max_trials)

@@ -48,7 +48,7 @@ def numeric_max(space: SearchSpace, p: ParamSpec, smallest: bool = False):
 
 def extremes(space: SearchSpace) -> tuple[dict, dict]:
     """(largest, smallest) parameter dicts of ``space`` (see the module docstring)."""
-    from hand_nas.search.gate import estimate_gmacs
+    from hand_nas.cost.gate import estimate_gmacs
 
     cats = [p for p in space.all_params() if is_categorical(space, p)]
     out = []
