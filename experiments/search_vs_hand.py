@@ -185,11 +185,35 @@ def run_phase_retrain(s: dict, home: Path, out: Path, max_minutes: float | None,
         from hand_nas.models import build_model
 
         m = build_model(cfg)
+        _record_in_study(s, home, label, seed, tcfg, got, data)
         _write(path, {"label": label, "seed": seed, "recipe": s["recipe"], "train": tcfg.to_dict(),
                       "gmacs": model_cost(m).gmacs_total, "params": sum(p.numel() for p in m.parameters()),
                       "mpjpe_mm": got["mpjpe_mm"], "mpvpe_mm": got["mpvpe_mm"],
                       "baseline_mpjpe_mm": got["baseline_mpjpe_mm"], "seconds": got["seconds"], "source": source,
                       "data": str(data), "config": cfg_dict})
+
+
+def _record_in_study(s: dict, home: Path, label: str, seed: int, tcfg, got: dict, data) -> None:
+    """A searched trial's retrain goes into its search's study too (``record_retrain``: ``hand-nas trial show``,
+    the report and ``compress --study`` read it there). The references (lwa_hand, lagc_hand) are no trials; a
+    study whose database is gone (another ``--home``) is skipped. No checkpoint is kept (runs read from the proxy
+    check's cache have none): the record's checkpoint is empty, so ``compress --study`` keeps the trial's own."""
+    from hand_nas.errors import HandNasError
+    from hand_nas.search.storage import RetrainRecord, record_retrain, trial_count
+
+    kind, _, number = label.partition("-trial")
+    study, storage = f"svh-{s['tag']}-{kind}", f"sqlite:///{home / 'svh.db'}"
+    if not number.isdigit() or not (home / "svh.db").is_file():
+        return
+    try:
+        if trial_count(study, storage) == 0:
+            return
+    except HandNasError:
+        return
+    record_retrain(study, storage, RetrainRecord(
+        study, int(number), s["recipe"], seed, checkpoint="", steps=tcfg.steps, train=tcfg.to_dict(), data=str(data),
+        metrics={"mpjpe_mm": got["mpjpe_mm"], "mpvpe_mm": got["mpvpe_mm"]},
+        baseline_metrics={"mpjpe_mm": got["baseline_mpjpe_mm"]}, seconds=got["seconds"], finished_at=time.time()))
 
 
 def _arch_key(cfg: dict) -> str:
