@@ -88,7 +88,6 @@ def loopback_only() -> None:
         from ray._private import ray_constants
         from ray._raylet import AuthenticationTokenLoader, Config
 
-        _switched_off.setdefault("flag", ray_constants.ENABLE_RAY_CLUSTER)
         ray_constants.ENABLE_RAY_CLUSTER = False
         Config.initialize("")  # RAY_AUTH_MODE as set now, not as read at import
         AuthenticationTokenLoader.instance().reset_cache()  # our token file, not one read before
@@ -107,10 +106,11 @@ def undo_loopback_only() -> None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = old
-    if "flag" in _switched_off and "ray" in sys.modules:
-        from ray._private import ray_constants
+    if "ray" in sys.modules:  # Ray's own value for the environment as it is again, computed as its import does;
+        from ray._private import ray_constants  # not a saved one: Ray may have been imported under the switch
 
-        ray_constants.ENABLE_RAY_CLUSTER = _switched_off.pop("flag")
+        ray_constants.ENABLE_RAY_CLUSTER = ray_constants.env_bool(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR,
+                                                                  not ray_constants.IS_WINDOWS_OR_OSX)
 
 
 def listeners(pid: int | None = None) -> set:
