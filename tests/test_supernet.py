@@ -36,6 +36,7 @@ def tiny_supernet():
 
 
 @pytest.mark.parametrize("name,size,cover", [("tiny", 64, 32), ("lwa", 128, 32)])
+@pytest.mark.slow
 def test_active_path_equals_extracted_and_cost(name, size, cover):
     """For 20 sampled configurations: supernet(cfg) == extract(cfg) == build_model(cfg) + slices, and the
     extracted model's fvcore GMACs are the analytic count the search gates with."""
@@ -63,6 +64,7 @@ def test_active_path_equals_extracted_and_cost(name, size, cover):
             assert abs(r.gmacs_image - image) < 1e-6 and abs(r.gmacs_pose - pose) < 1e-6, (i, r, image, pose)
 
 
+@pytest.mark.slow
 def test_train_mode_updates_the_shared_batchnorm_statistics(tiny_supernet):
     """In training the active path's BatchNorm statistics are views of the shared buffers, updated in place."""
     cfg = _sampled(tiny_supernet.space, 1, seed=4)[0]
@@ -100,6 +102,35 @@ def test_multi_base_space_refused():
 
     with pytest.raises(HandNasError, match="several base presets"):
         Supernet(load_space("joint"), cover_samples=0)
+
+
+def test_the_teacher_is_the_base_design_at_its_widest():
+    """The largest subnet (the in-place distillation teacher) keeps the base preset's op choices, every numeric
+    field at its maximum; the smallest takes the fewest-GMACs choices at the minimum."""
+    from hand_nas.supernet.sandwich import extremes
+
+    space = load_space("lwa")
+    largest, smallest = extremes(space)
+    base = space.base_cfg()
+    assert (largest["bridge.attention"], largest["graph.cross_hand"], largest["graph.direct"]) == \
+        (base.bridge.attention, base.graph.cross_hand, base.graph.direct)
+    assert largest["encoder.tokens"] == 6 and largest["bridge.levels"] == 3 and largest["bridge.blocks"] == 4
+    assert smallest["bridge.attention"] == "none" and smallest["encoder.tokens"] == 1
+
+
+def test_a_supernet_of_another_sharing_rule_is_refused(tmp_path):
+    import shutil
+
+    from hand_nas.supernet import load_supernet
+    from hand_nas.supernet.shipping import shipped_supernet
+
+    folder = tmp_path / "old"
+    shutil.copytree(shipped_supernet("lwa"), folder)
+    (folder / "manifest.json").unlink()
+    record = json.loads((folder / "supernet.json").read_text())
+    (folder / "supernet.json").write_text(json.dumps({**record, "format": 1}))
+    with pytest.raises(HandNasError, match=r"format 1, expected a supernet layout of format 2"):
+        load_supernet(folder)
 
 
 def test_outside_the_space_is_one_line(tiny_supernet):
@@ -154,6 +185,7 @@ def smoke_run(tmp_path_factory):
     return out, said, run
 
 
+@pytest.mark.slow
 def test_train_resumes_after_a_crash_and_ships(tmp_path, smoke_run):
     """The run resumes at its step-4 snapshot; the result loads, exports to fp16 with a manifest, and a
     changed byte of the shipped copy is refused."""
@@ -180,6 +212,7 @@ def test_train_resumes_after_a_crash_and_ships(tmp_path, smoke_run):
 
 
 @pytest.mark.parametrize("backend", ["optuna", "nni"])
+@pytest.mark.slow
 def test_search_on_the_supernet(tmp_path, smoke_run, backend):
     """A local search (optuna's TPE, NNI's evolution) scored by the supernet: every trial complete, recorded
     with the supernet's sha256; compress --study's checkpoint is the extracted network, written on demand."""
@@ -231,6 +264,7 @@ def test_supernet_proxy_check(tmp_path, smoke_run, synth_dir):
         reference_runs([tmp_path / "x.json"] if (tmp_path / "x.json").write_text("[]") else [])
 
 
+@pytest.mark.slow
 def test_ddp_two_processes(tmp_path):
     """torchrun's two gloo processes train the smoke recipe: rank 0 writes the supernet, the loss curve is the
     ranks' mean, and the data position matches one process's."""

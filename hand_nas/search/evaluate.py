@@ -101,7 +101,7 @@ def evaluate_subnet(cfg_dict: dict, supernet_dir: str, data: str, checkpoint_dir
     t0 = time.perf_counter()
     try:
         with torch_threads(threads):
-            from hand_nas.supernet.shipping import verify_supernet
+            from hand_nas.supernet.manifest import verify_supernet
 
             sha = verify_supernet(supernet_dir)  # a supernet replaced in place is noticed, not served stale
             if expect_sha256 is not None and sha != expect_sha256:

@@ -3,10 +3,17 @@
 Each step trains the largest subnet on the labels, and the smallest and ``n_random`` uniformly drawn
 ones on the labels plus the largest's detached outputs; the losses are summed into one backward pass.
 
-*Largest* and *smallest*: every numeric field at its maximum (minimum), and the categorical choices
-(bridge attention, cross-hand attention, direct head, ...) the combination with the most (fewest)
-GMACs, counted analytically with the numeric fields at that extreme. A tuple-valued choice (the
-graph's widths per level) is ordered by its sum.
+*Largest* and *smallest*: every numeric field at its maximum (minimum). The largest keeps the base
+model's categorical choices (bridge attention, cross-hand attention, direct head, ...): the teacher is
+the hand design the space is built around, at its widest. The smallest takes the combination with the
+fewest GMACs, counted analytically with the numeric fields at their minimum. A tuple-valued choice
+(the graph's widths per level) is ordered by its sum.
+
+Why the base's choices and not the most-GMACs ones: the first lwa.yaml supernet (layout 1) trained its
+teacher with ``graph.direct`` on, an additive linear head that learns the coarse offsets from the global
+feature. The shared graph path co-adapted to it and became a residual: every direct-off subnet of more
+than one pyramid level scored at the mean-shape constant (lwa_hand 47.48 mm; the same with direct on
+43.24), whatever its attention choices. An optional branch belongs off in the teacher.
 """
 from __future__ import annotations
 
@@ -54,6 +61,14 @@ def extremes(space: SearchSpace) -> tuple[dict, dict]:
     out = []
     for smallest in (False, True):
         base = {p.label: numeric_max(space, p, smallest) for p in space.all_params()}
+        if not smallest:
+            teacher = {**base, **base_choices(space, cats)}
+            try:
+                space.build(teacher)
+                out.append(teacher)
+                continue
+            except HandNasError:
+                pass  # the base's choices are invalid at the widest dims: the most-GMACs combination instead
         best, best_cost = None, None
         for combo in itertools.product(*(space.corner_values(p) for p in cats)):
             params = {**base, **{p.label: v for p, v in zip(cats, combo)}}
@@ -67,6 +82,21 @@ def extremes(space: SearchSpace) -> tuple[dict, dict]:
             raise HandNasError(f"{space.source}: no valid {'smallest' if smallest else 'largest'} configuration")
         out.append(best)
     return out[0], out[1]
+
+
+def base_choices(space: SearchSpace, cats: list[ParamSpec]) -> dict:
+    """The base model's value of each categorical field (those among the field's choices)."""
+    d = space.base_cfg().to_dict()
+    out = {}
+    for p in cats:
+        value = d
+        for part in p.path.split("."):
+            value = value[int(part)] if part.isdigit() else value.get(part) if isinstance(value, dict) else None
+        value = tuple(value) if isinstance(value, list) else value
+        for choice in space.corner_values(p):
+            if choice == value or (isinstance(choice, list) and tuple(choice) == value):
+                out[p.label] = choice
+    return out
 
 
 class SubnetSampler:

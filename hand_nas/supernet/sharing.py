@@ -9,7 +9,9 @@ tensor of the supernet, found by a *key*:
   attention, cross-hand attention, encoder type) keep their own weights, as single-path one-shot
   does; every other choice shares.
 * ``CONTEXT`` adds config fields to the key where one name means different things: the coordinate and
-  camera heads read the last pyramid level's features, so they get one head per ``bridge.levels``.
+  camera heads read the last pyramid level's features, so they get one head per ``bridge.levels``; a
+  grid attention's position embedding gets one per ``bridge.image_tokens`` (row i is a different cell
+  of a 2x2, 4x4 or 8x8 grid).
 * A convolution's kernel size is part of its key (``#k3x3``): the spatial axes are never sliced, so
   shape-dependent parts (a patch convolution whose kernel is the map size over ``bridge.image_tokens``)
   keep their own weights per shape.
@@ -41,7 +43,9 @@ POOLED = re.compile(r"\.to_grid\.weight$")
 # Names whose meaning depends on a config field beyond their shape: (name pattern, ModelCfg field paths).
 CONTEXT = ((re.compile(r"^pose\.(coord|cam)\."), ("bridge.levels",)),
            # MobileViT blocks' attention (lagc.yaml's encoder.attention): separable and softmax are different ops
-           (re.compile(r"^image\.encoder\.blocks\.\d+\.layers\.\d+\.attn\."), ("encoder.attention",)))
+           (re.compile(r"^image\.encoder\.blocks\.\d+\.layers\.\d+\.attn\."), ("encoder.attention",)),
+           # a grid's position embedding: row i is cell i of a g x g grid, a different place for every g
+           (re.compile(r"\.grid_pos$"), ("bridge.image_tokens",)))
 # BatchNorm statistics and the template are state of the shared network too; these buffers are not:
 # they are rebuilt with every subnet (hand model, Laplacians) or count steps.
 SKIPPED_BUFFERS = re.compile(r"(^|\.)num_batches_tracked$")

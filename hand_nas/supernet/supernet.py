@@ -32,11 +32,11 @@ from torch import nn
 from hand_nas.config import ModelCfg
 from hand_nas.errors import HandNasError
 from hand_nas.search.space import SearchSpace, load_space
+from hand_nas.supernet.manifest import LAYOUT, SPACE, TENSORS, verify_supernet
 from hand_nas.supernet.sharing import (SharedShape, TensorSpec, add_to_table, check_fits, shape_key, take,
                                        tensor_specs)
 
-TENSORS, LAYOUT, SPACE = "supernet.safetensors", "supernet.json", "space.yaml"
-FORMAT = 1
+FORMAT = 2  # 2: grid position embeddings per bridge.image_tokens (1: one shared, sliced by rows)
 
 
 def cfg_key(cfg: ModelCfg) -> str:
@@ -47,8 +47,18 @@ def cover_configs(space: SearchSpace, samples: int, seed: int = 0) -> list[Model
     """Configurations whose union of tensor shapes is the supernet's (see the module docstring)."""
     from hand_nas.supernet.sandwich import extremes, numeric_max
 
+    from hand_nas.supernet.sandwich import is_categorical
+    from hand_nas.supernet.sharing import CONTEXT
+
     top = {p.label: numeric_max(space, p) for p in space.all_params()}
     drafts = [top] + [{**top, p.label: v} for p in space.all_params() for v in space.corner_values(p)]
+    # a field in a key's context (one tensor per value) meets every op choice: a grid embedding of each size
+    # exists only where the bridge attention has a grid
+    context = {f for _, fields in CONTEXT for f in fields}
+    for a in (p for p in space.all_params() if p.label in context):
+        for b in (p for p in space.all_params() if p is not a and (is_categorical(space, p) or p.label in context)):
+            drafts += [{**top, a.label: va, b.label: vb} for va in space.corner_values(a)
+                       for vb in space.corner_values(b)]
     drafts += list(extremes(space))
     rng = np.random.default_rng(seed)
     drafts += [space.random_params(rng) for _ in range(samples)]
@@ -239,12 +249,11 @@ def load_supernet(folder: str | Path, mano_dir=None) -> tuple[Supernet, dict]:
     for name in (TENSORS, LAYOUT, SPACE):
         if not (folder / name).is_file():
             raise HandNasError(f"{folder}: not a supernet folder ({name} missing)")
-    from hand_nas.supernet.shipping import verify_supernet
-
     sha = verify_supernet(folder)  # a shipped copy must match its manifest
     record = read_json(folder / LAYOUT, "supernet layout")
     if not isinstance(record, dict) or record.get("format") != FORMAT or not isinstance(record.get("layout"), dict):
-        raise HandNasError(f"{folder / LAYOUT}: expected a supernet layout of format {FORMAT}")
+        raise HandNasError(f"{folder / LAYOUT}: format {record.get('format') if isinstance(record, dict) else None}, "
+                           f"expected a supernet layout of format {FORMAT} (an older sharing rule: train it again)")
     space = load_space(folder / SPACE)
     try:
         tensors = load_file(str(folder / TENSORS))
