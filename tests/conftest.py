@@ -95,3 +95,12 @@ def postgres_url():
     finally:
         subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "stop"], capture_output=True, timeout=60)
         subprocess.run(["rm", "-rf", root])
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that uses the PostgreSQL server is marked ``postgres``: by its fixture, or by a storage-kind
+    parameter "postgresql" (those tests ask for the fixture at run time), so none is missed."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "postgres_url" in getattr(item, "fixturenames", ()) or any(v == "postgresql" for v in params.values()):
+            item.add_marker(pytest.mark.postgres)

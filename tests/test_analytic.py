@@ -85,6 +85,7 @@ def sampled_counts():
 
 
 @pytest.mark.parametrize("space_name", SPACES)
+@pytest.mark.slow
 def test_sampled_configurations_equal_fvcore(space_name, sampled_counts):
     rows = sampled_counts[space_name]
     assert len(rows) == CONFIGS_PER_SPACE

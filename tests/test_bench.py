@@ -25,6 +25,7 @@ def test_cpu_info_names_the_model_and_known_flags_only():
     assert info["model"] and info["logical_cpus"] >= 1 and set(info["flags"]) <= set(FLAGS)
 
 
+@pytest.mark.slow
 def test_bench_of_a_checkpoint_times_every_engine_against_the_floor(checkpoint):
     from hand_nas.app.bundles import bench_target
 

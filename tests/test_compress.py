@@ -27,6 +27,7 @@ FAMILY = [dict(encoder="mobile_former", bridge="light_cross", cross="separable")
 
 @pytest.mark.parametrize("kw", FAMILY, ids=lambda kw: kw["encoder"])
 @pytest.mark.parametrize("heads", [False, True], ids=["head-dims", "whole-heads"])
+@pytest.mark.slow
 def test_pruned_models_run_and_keep_their_outputs(kw, heads, hand_home):
     model = build_model(small_model(**kw)).eval()
     net = prune_once(model, 0.4, PruneCfg(prune_heads=heads))
@@ -39,6 +40,7 @@ def test_pruned_models_run_and_keep_their_outputs(kw, heads, hand_home):
         assert layer.out_features % h == 0
 
 
+@pytest.mark.slow
 def test_pruning_lands_within_tolerance_of_the_target(hand_home):
     model = build_model(small_model(encoder="mobile_former", bridge="light_cross", cross="separable")).eval()
     g0 = model_cost(model).gmacs_total
@@ -63,6 +65,7 @@ def test_pruned_checkpoint_round_trip(tmp_path, hand_home):
         assert torch.equal(back(x).verts, net(x).verts)
 
 
+@pytest.mark.slow
 def test_fake_quant_model_tracks_the_float_model(hand_home):
     net = build_model(small_model(encoder="mobile_former", bridge="light_cross", cross="separable")).eval()
     q = quantize_model(net, QuantCfg(weight_bits=8))
@@ -92,6 +95,7 @@ def bundle(tmp_path_factory, synth_dir, hand_home):
     return root / "bundle", report
 
 
+@pytest.mark.slow
 def test_bundle_files_report_and_parity(bundle):
     folder, report = bundle
     names = {p.name for p in folder.iterdir()}
@@ -176,6 +180,7 @@ def test_predict_writes_meshes_and_overlay(bundle, synth_dir, tmp_path):
 
 
 
+@pytest.mark.slow
 def test_a_direct_head_is_pruned_in_seconds():
     """graph.direct's (252 x 3)-offset outputs are kept: without that torch-pruning's dependency search ran for
     minutes without finishing on lwa.yaml subnets with the head."""

@@ -43,6 +43,8 @@ def reference(tmp_path_factory, space_file):
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
+@pytest.mark.ray
+@pytest.mark.slow
 def test_the_same_search_has_the_same_outcome_on_every_executor(tmp_path, space_file, reference, executor):
     if executor == "ray" and importlib.util.find_spec("ray") is None:
         pytest.skip("ray is not installed")

@@ -53,6 +53,7 @@ def test_reference_run_drops_the_dark_images(reference, tree24):
     assert not partial_dir(out).exists()
 
 
+@pytest.mark.slow
 def test_two_workers_and_other_chunks_write_the_same_bytes(reference, tree24, tmp_path):
     ref, _ = reference
     prepare(tree24[0], tmp_path / "w2", split="test", progress=False, chunk=5, workers=2)
@@ -160,6 +161,7 @@ def test_writer_close_keeps_a_prefix_without_copying(tmp_path):
     assert (tmp_path / "images.npy").read_bytes() == (tmp_path / "ref.npy").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_dropped_image_costs_no_memory(tmp_path_factory, hand_home):
     """Traced peak over 97 images with the dark one is the peak over the 96 without it.
 

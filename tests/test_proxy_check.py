@@ -76,6 +76,7 @@ def test_lwa_proxy_is_judged_against_the_standard_recipe():
     assert long_training(space.proxy, 10, space.reference) == RECIPES["standard"].train
 
 
+@pytest.mark.slow
 def test_a_tiny_check_runs_and_resumes_from_its_cache(tmp_path, hand_home, monkeypatch):
     from hand_nas.search.runner import data_dir
     from hand_nas.search.space import load_space

@@ -110,6 +110,8 @@ def cluster(tmp_path):
         shutil.rmtree(short, ignore_errors=True)
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_search_on_two_nodes_survives_losing_one(tmp_path, cluster, hand_home):
     from hand_nas.errors import HandNasError
     from hand_nas.search.storage import read_records

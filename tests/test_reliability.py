@@ -44,6 +44,8 @@ def image(path: Path) -> Path:
 
 # --- item 1: a local Ray listens on loopback only; it is refused otherwise; a cluster join is left alone -----
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_item1_local_ray_listens_on_loopback_only_with_hand_nas_token(hand_home):
     """A real local Ray (one CPU): every socket its process tree listens on is loopback, a task runs."""
     pytest.importorskip("ray")

@@ -113,6 +113,7 @@ def _listen_addresses(port: int) -> set[str]:
     return found
 
 
+@pytest.mark.slow
 def test_dashboard_serves_the_study_on_localhost(study):
     _, storage = study
     port = _free_port()
@@ -140,6 +141,7 @@ def test_dashboard_refuses_an_unknown_study(study):
     assert main(["dashboard", "--study", "nope", "--storage", study[1]]) == 2
 
 
+@pytest.mark.slow
 def test_ablation_and_lagc_rows_use_the_cache(hand_home, synth_dir, monkeypatch):
     from hand_nas.report import reproduce
 

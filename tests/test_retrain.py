@@ -50,6 +50,7 @@ def _kill_at(monkeypatch, call: int) -> None:
 
 
 @pytest.mark.parametrize("ema", [0.0, 0.8])  # with weight averaging the average resumes too
+@pytest.mark.slow
 def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(synth_dir, tmp_path, monkeypatch, ema):
     cfg = _model()
     tcfg = TrainCfg(resolution=64, steps=8, batch=4, warmup=1, eval_every=4, augment=True, seed=5, ema=ema)
@@ -178,6 +179,7 @@ def test_a_foreign_out_folder_is_refused_untouched(study, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["thesis"] and (out / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_retrain_resumes_after_a_kill_and_compress_takes_it(study, tmp_path, capsys, monkeypatch):
     from hand_nas.app.bundles import trial_checkpoint
     from hand_nas.cli import main

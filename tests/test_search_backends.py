@@ -58,6 +58,7 @@ def _cfg(tmp_path, space_file, **kw) -> StudyCfg:
 
 
 @pytest.mark.parametrize("backend,sampler", PAIRS)
+@pytest.mark.slow
 def test_trials_are_recorded_and_rebuild_from_storage(tmp_path, space_file, backend, sampler):
     cfg = _cfg(tmp_path, space_file, backend=backend, sampler=sampler, trials=3, budget_gmacs=10.0)
     summary = run_search(cfg, progress=False)
@@ -78,6 +79,7 @@ def test_trials_are_recorded_and_rebuild_from_storage(tmp_path, space_file, back
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.slow
 def test_over_budget_configurations_are_rejected_untrained_with_their_cost(tmp_path, space_file, backend):
     cfg = _cfg(tmp_path, space_file, backend=backend, budget_gmacs=0.36, trials=6)
     run_search(cfg, progress=False)
@@ -89,6 +91,7 @@ def test_over_budget_configurations_are_rejected_untrained_with_their_cost(tmp_p
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.slow
 def test_resume_keeps_trials_and_refuses_another_sampler(tmp_path, space_file, backend):
     sampler = SAMPLERS[backend][0]
     run_search(_cfg(tmp_path, space_file, backend=backend, sampler=sampler, trials=2), progress=False)
@@ -107,6 +110,7 @@ def _search_cmd(space, storage, out, backend, trials, study="s", heartbeat=1):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.slow
 def test_a_search_killed_with_sigkill_resumes(tmp_path, hand_home, backend):
     """A real driver process killed with SIGKILL mid-trial; the next run marks that trial failed (its
     heartbeat stopped) and completes the requested count."""
@@ -164,6 +168,7 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path, space_file
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
+@pytest.mark.slow
 def test_two_drivers_share_one_study(tmp_path, hand_home, kind, request):
     """Two driver processes started at once on one study: 2N trials, unique numbers, none failed.
     PostgreSQL is a real server (``postgres_url``), not a mock."""
@@ -186,6 +191,8 @@ def test_an_unsupported_backend_sampler_pair_is_an_error(tmp_path, space_file):
         run_search(_cfg(tmp_path, space_file, backend="nni", sampler="tpe"), progress=False)
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_ray_runner_runs_trials_in_parallel(tmp_path, space_file):
     cfg = _cfg(tmp_path, space_file, trials=2, workers=2, executor="ray", budget_gmacs=10.0)
     summary = run_search(cfg, progress=False)
@@ -243,6 +250,7 @@ def test_storage_path_holds_the_data_and_the_checkpoints(tmp_path, space_file, k
     assert os.path.isfile(os.path.join(local, "config.json")) and (kind == "uri") != local.startswith(str(root))
 
 
+@pytest.mark.slow
 def test_a_resumed_study_does_not_replay_its_first_proposals(tmp_path, space_file):
     """optuna stores no sampler state: a seeded sampler reopened on a study continues from its size."""
     cfg = _cfg(tmp_path, space_file, trials=2, budget_gmacs=10.0)
