@@ -155,6 +155,15 @@ def test_recalibration_changes_only_statistics(tiny_supernet, synth_dir):
     assert stats and any(not torch.equal(after[k], raw[k]) for k in stats)
     assert all(torch.equal(after[k], raw[k]) for k in after if k not in stats and not k.endswith("num_batches_tracked"))
     assert np.isfinite(metrics.mpjpe_mm) and 0 < metrics.count <= 4 and seconds > 0
+    full = tiny_supernet.extract(cfg)  # the statistics of a whole-network calibration pass: the same
+    for bn in (m for m in full.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)):
+        bn.reset_running_stats()
+        bn.momentum = None
+        bn.train()
+    with torch.no_grad():
+        for batch in scorer.calib:
+            full(batch["image"])
+    assert all(torch.allclose(full.state_dict()[k], after[k], atol=1e-6) for k in stats)
 
 
 @pytest.fixture(scope="module")

@@ -31,8 +31,13 @@ def recalibrate_bn(model: nn.Module, batches) -> nn.Module:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over the calibration batches
         bn.train()
+    # Only what feeds a BatchNorm runs: when every one lies in the image part (the two-hand network's, and the
+    # search spaces'), the pose part after it cannot change a statistic and is skipped (about half the time).
+    part = getattr(model, "image", None)
+    inside = {id(m) for m in part.modules()} if isinstance(part, nn.Module) else set()
+    run = part if all(id(bn) in inside for bn in bns) else model
     for batch in batches:
-        model(batch["image"].to(device))
+        run(batch["image"].to(device))
     for bn in bns:
         bn.momentum = 0.1
     return model.eval()
