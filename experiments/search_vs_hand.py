@@ -145,7 +145,7 @@ def run_phase_retrain(s: dict, home: Path, out: Path, max_minutes: float | None,
     from hand_nas.config import ModelCfg
     from hand_nas.data.dataset import split_indices
     from hand_nas.data.samples import open_samples
-    from hand_nas.report.reproduce import cached_metrics
+    from hand_nas.proxy_runs import cached_metrics
     from hand_nas.retrain import get_recipe
     from hand_nas.search.runner import data_dir
     from hand_nas.train import train

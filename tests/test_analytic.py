@@ -15,7 +15,6 @@ from model_configs import small_model
 
 from hand_nas.cost.analytic import MacCount, model_macs
 from hand_nas.cost.flops import model_cost
-from hand_nas.errors import HandNasError
 from hand_nas.models import build_model
 from hand_nas.models.presets import PRESETS
 from hand_nas.search.space import load_space

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from hand_nas.report.proxy_check import (ProxyCheckCfg, format_check, run_check, scoring_rules, short_training,
-                                         summarize, warning)
+from hand_nas.app.proxy_check import run_check
+from hand_nas.report.proxy_check import ProxyCheckCfg, format_check, scoring_rules, short_training, summarize, warning
 
 SPACE = """
 name: pc

@@ -77,7 +77,7 @@ def test_published_points_only_on_interhand():
 
 def test_references_are_trained_once_and_kept_in_the_study(study, monkeypatch):
     import hand_nas.train as train_mod
-    from hand_nas.report import study_data
+    from hand_nas.app import references as reference_runs
 
     _, storage = study
     calls = []
@@ -89,10 +89,10 @@ def test_references_are_trained_once_and_kept_in_the_study(study, monkeypatch):
 
     monkeypatch.setattr(train_mod, "train", counting)
     sd = load_study_data("rep", storage)
-    study_data.add_references(sd, ("lwa_hand",), log=lambda *a: None)
+    reference_runs.add_references(sd, ("lwa_hand",), log=lambda *a: None)
     assert calls == ["lwa_hand"] and sd.references[0]["gmacs"] == pytest.approx(0.4697, abs=1e-3)
     again = load_study_data("rep", storage)
-    study_data.add_references(again, ("lwa_hand",), log=lambda *a: None)
+    reference_runs.add_references(again, ("lwa_hand",), log=lambda *a: None)
     assert calls == ["lwa_hand"] and again.references[0]["mpjpe_mm"] == sd.references[0]["mpjpe_mm"]
 
 
@@ -143,7 +143,7 @@ def test_dashboard_refuses_an_unknown_study(study):
 
 @pytest.mark.slow
 def test_ablation_and_lagc_rows_use_the_cache(hand_home, synth_dir, monkeypatch):
-    from hand_nas.report import reproduce
+    from hand_nas.app import reproduce
 
     proxy = TrainCfg(resolution=64, steps=1, batch=4, eval_every=0, warmup=1, augment=False)
     monkeypatch.setitem(reproduce.ABLATIONS, "tokens", ("encoder.tokens", (2, 6)))

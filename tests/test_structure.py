@@ -23,7 +23,7 @@ LAYERS = (
     ("layers", ("hand_nas.layers",)),
     ("models", ("hand_nas.models", "hand_nas.checkpoint", "hand_nas.export", "hand_nas.predict")),
     ("cost", ("hand_nas.cost",)),
-    ("train", ("hand_nas.losses", "hand_nas.train", "hand_nas.baseline")),
+    ("train", ("hand_nas.losses", "hand_nas.train", "hand_nas.baseline", "hand_nas.proxy_runs")),
     ("search", ("hand_nas.search", "hand_nas.supernet", "hand_nas.retrain")),
     ("report", ("hand_nas.report",)),
     ("compress", ("compress",)),

@@ -43,7 +43,8 @@ class Check(Command):
 
     def run(self, args) -> None:
         from hand_nas.atomic import atomic_file
-        from hand_nas.report.proxy_check import ProxyCheckCfg, format_check, run_check, short_training
+        from hand_nas.app.proxy_check import run_check
+        from hand_nas.report.proxy_check import ProxyCheckCfg, format_check, short_training
         from hand_nas.search.runner import data_dir
         from hand_nas.search.space import load_space
 

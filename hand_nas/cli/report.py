@@ -22,7 +22,8 @@ class Report(Command):
 
     def run(self, args) -> None:
         from hand_nas.report.page import write_report
-        from hand_nas.report.study_data import add_references, load_study_data
+        from hand_nas.app.references import add_references
+        from hand_nas.report.study_data import load_study_data
 
         sd = load_study_data(args.study, args.storage)
         if not sd.records:
@@ -57,7 +58,7 @@ class Reproduce(Command):
     name, help = "reproduce", "reproduce a paper table (Markdown + CSV)"
 
     def add_arguments(self, p) -> None:
-        from hand_nas.report.reproduce import TABLES
+        from hand_nas.app.reproduce import TABLES
 
         p.add_argument("table", choices=TABLES)
         p.add_argument("--proxy", default="quick", help="named proxy budget for tables that train: quick, standard, full")
@@ -68,7 +69,7 @@ class Reproduce(Command):
         add_mano(p)
 
     def run(self, args) -> None:
-        from hand_nas.report.reproduce import reproduce_table
+        from hand_nas.app.reproduce import reproduce_table
         from hand_nas.report.tables import to_markdown, write_table
 
         rows, notes = reproduce_table(args.table, args.proxy, args.data, args.study, args.storage, args.mano)

@@ -109,7 +109,7 @@ def read_meta(name: str, url: str) -> StudyMeta:
 
 @dataclass(frozen=True)
 class Reference:
-    """A reference preset trained under a study's proxy on its data (``report.study_data.add_references``).
+    """A reference preset trained under a study's proxy on its data (``app.references.add_references``).
 
     Attributes:
         name: the preset; gmacs: its cost; mpjpe_mm, mpvpe_mm: held-out after the proxy.
@@ -193,7 +193,7 @@ def trial_retrains(name: str, url: str, number: int) -> list[dict]:
 
 @dataclass(frozen=True)
 class ProxyCheck:
-    """What ``hand-nas proxy check --study`` measured of the study's proxy (``report.proxy_check.run_check``).
+    """What ``hand-nas proxy check --study`` measured of the study's proxy (``app.proxy_check.run_check``).
 
     Attributes:
         summary: rank correlation with the long runs and seed noise; warning: None, or why to distrust it.
