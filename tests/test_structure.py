@@ -165,3 +165,10 @@ def test_every_package_is_installed():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {_module(p.parent / "__init__.py") for pkg in ("hand_nas", "compress") for p in (ROOT / pkg).rglob("__init__.py")}
     assert found <= listed, sorted(found - listed)
+
+
+def test_report_trains_nothing():
+    """report/ is pure (its __init__ says so): what trains for a report lives in the application layer."""
+    training = ("hand_nas.train", "hand_nas.proxy_runs", "hand_nas.supernet.training", "hand_nas.retrain")
+    bad = sorted(f"{a} imports {b}" for a, b in _edges() if a.startswith("hand_nas.report") and b in training)
+    assert not bad, bad
