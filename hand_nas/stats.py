@@ -6,6 +6,7 @@ NaN, e.g. architectures of equal GMACs). Callers print "n/a" or skip the figure;
 from __future__ import annotations
 
 import math
+import warnings
 
 
 def kendall_tau(a, b) -> float | None:
@@ -14,7 +15,9 @@ def kendall_tau(a, b) -> float | None:
 
     if len(a) < 3:
         return None
-    tau = float(kendalltau(a, b).statistic)
+    with warnings.catch_warnings():  # a constant side: scipy warns and returns NaN, answered None here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        tau = float(kendalltau(a, b).statistic)
     return None if math.isnan(tau) else tau
 
 
@@ -24,5 +27,7 @@ def spearman_rho(a, b) -> float | None:
 
     if len(a) < 3:
         return None
-    rho = float(spearmanr(a, b).statistic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy's ConstantInputWarning is a RuntimeWarning
+        rho = float(spearmanr(a, b).statistic)
     return None if math.isnan(rho) else rho
