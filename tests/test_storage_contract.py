@@ -22,7 +22,7 @@ from hand_nas.search.records import PENALTY_MM, Cost, TrialRecord
 from hand_nas.search.space import load_space
 from hand_nas.search.storage import (HEARTBEAT, LatencyMeta, ProxyCheck, Reference, RetrainRecord, StudyMeta,
                                      StudyStore, read_meta, read_proxy_check, read_records, read_references,
-                                     read_retrains, record_retrain, set_study_attr, study_attrs, trial_count,
+                                     read_retrains, record_retrain, study_attrs, trial_count,
                                      trial_retrains, write_proxy_check, write_reference)
 
 KINDS = ["sqlite", "journal", "postgresql"]
@@ -157,10 +157,8 @@ def test_the_proxy_check_is_one_typed_record(store, url, name):
     write_proxy_check(name, url, ProxyCheck.from_result(result))
     check = read_proxy_check(name, url)
     assert check.summary["kendall_tau"] == 0.4 and check.rules == [{"rule": "step 6"}] and check.complete
-    set_study_attr(name, url, "proxy_check", dict(result, complete=False))  # the older writer's name
+    write_proxy_check(name, url, ProxyCheck.from_result(dict(result, complete=False)))  # a later check replaces it
     assert read_proxy_check(name, url) == ProxyCheck.from_result(dict(result, complete=False))
-    with pytest.raises(HandNasError, match="'references': not a study record's key"):
-        set_study_attr(name, url, "references", [])
 
 
 def test_references_written_at_once_by_two_drivers_are_all_kept(store, url, name):

@@ -18,12 +18,12 @@ from hand_nas.search.storage.store import StudyStore, distributions
 from hand_nas.search.storage.studies import read_records, study_attrs, study_id, trial_count
 from hand_nas.search.storage.study_records import (LatencyMeta, ProxyCheck, Reference, RetrainRecord, StudyMeta,
                                                    read_meta, read_proxy_check, read_references, read_retrains,
-                                                   record_retrain, set_study_attr, trial_retrains, write_proxy_check,
+                                                   record_retrain, trial_retrains, write_proxy_check,
                                                    write_reference)
 from hand_nas.search.storage.urls import open_storage
 
 __all__ = ["DEFAULT_STORAGE", "HEARTBEAT", "STALE_BEATS", "LatencyMeta", "ProxyCheck", "Reference", "Reporter",
            "RetrainRecord", "StudyMeta", "StudyStore", "check_heartbeat", "distributions", "open_storage",
            "param_importances", "read_meta", "read_proxy_check", "read_records", "read_references", "read_retrains",
-           "record_retrain", "set_study_attr", "study_attrs", "study_id", "trial_count",
+           "record_retrain", "study_attrs", "study_id", "trial_count",
            "trial_retrains", "write_proxy_check", "write_reference"]

@@ -224,11 +224,3 @@ def write_proxy_check(name: str, url: str, check: ProxyCheck) -> None:
 def read_proxy_check(name: str, url: str) -> ProxyCheck | None:
     stored = load_study(name, url).user_attrs.get(PROXY_CHECK)
     return ProxyCheck.from_result(stored) if isinstance(stored, dict) else None
-
-
-def set_study_attr(name: str, url: str, key: str, value) -> None:
-    """The older way to write the proxy check (``write_proxy_check``); any other key is refused."""
-    if key != PROXY_CHECK:
-        raise HandNasError(f"study attribute {key!r}: not a study record's key (see "
-                           "hand_nas.search.storage.study_records)")
-    write_proxy_check(name, url, ProxyCheck.from_result(value))
