@@ -14,6 +14,7 @@ WORKER_GIB = 0.5  # what one trial process takes (torch, the hand model, a proxy
 
 def study_options() -> dict[str, dict]:
     """argparse settings of StudyCfg fields beyond their type and default: help, choices, another spelling."""
+    from hand_nas.search.pruning import PRUNERS
     from hand_nas.search.strategy import SAMPLERS
 
     return {
@@ -22,7 +23,7 @@ def study_options() -> dict[str, dict]:
         "storage": {"help": STORAGE_HELP},
         "backend": {"choices": sorted(SAMPLERS)},
         "sampler": {"help": "; ".join(f"{b}: {', '.join(s)} (default {s[0]})" for b, s in SAMPLERS.items())},
-        "pruner": {"choices": ["noise", "median", "none"],
+        "pruner": {"choices": list(PRUNERS),
                    "help": "noise (default): multi-fidelity, a trial stops only when behind by more than "
                            "--noise-factor x the proxy's measured seed noise; median: optuna's median rule; none"},
         "noise": {"help": "the proxy's seed noise: a `hand-nas proxy check` JSON or a figure in mm "
