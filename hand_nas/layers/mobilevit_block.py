@@ -25,7 +25,8 @@ class _SoftmaxTokens(nn.Module):
 
     def forward(self, x):
         b, p, n, d = x.shape
-        q, k, v = self.qkv(x.reshape(b * p, n, d)).chunk(3, dim=-1)
+        qkv = self.qkv(x.reshape(b * p, n, d))
+        q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]  # slices, not chunk: XNNPACK has no split
         return self.proj(attend(q, k, v, self.heads)).reshape(b, p, n, d)
 
 

@@ -160,7 +160,8 @@ def mesh_output(dec, coarse: torch.Tensor, cam: torch.Tensor, gfeat: torch.Tenso
     joints = torch.matmul(verts.transpose(-1, -2), dec.regressor_t).transpose(-1, -2)
     root = joints[:, :, 9:10]
     verts, joints, coarse = verts - root, joints - root, coarse - root
-    scale = 1.0 + cam[..., :1].unsqueeze(2)
-    verts2d = scale * verts[..., :2] / COORD_SCALE * 0.5 + cam[..., 1:].unsqueeze(2)
+    b, h = cam.shape[:2]  # reshapes, not unsqueeze(2): a non-trailing unsqueeze stops mobile delegates
+    scale = 1.0 + cam[..., :1].reshape(b, h, 1, 1)
+    verts2d = scale * verts[..., :2] / COORD_SCALE * 0.5 + cam[..., 1:].reshape(b, h, 1, 2)
     return HandOutput(verts=verts, joints=joints, camera=cam, rel_root=dec.rel_root(gfeat) * COORD_SCALE,
                       verts2d=verts2d, coarse=coarse)

@@ -33,6 +33,38 @@ def _stacked(pair) -> torch.Tensor:
     return torch.stack([t.detach().clone() for t in pair])
 
 
+# Shape operations written as mobile runtimes' delegates take them (ExecuTorch's XNNPACK partitioner leaves
+# `flip`, a non-trailing `unsqueeze`, a broadcasting `expand`, `repeat_interleave` and a concatenation of one
+# tensor with itself on portable kernels, each a partition boundary): the same values from slices,
+# concatenations, reshapes and products with a constant of ones; no counted MAC moves.
+HANDS = torch.ones(2, 1, 1, 1)
+def other_hand(x: torch.Tensor) -> torch.Tensor:
+    """``x.flip(0)`` on the hand axis (size 2)."""
+    return torch.cat([x[1:], x[:1]])
+
+
+def both_hands(x: torch.Tensor, hands: torch.Tensor) -> torch.Tensor:
+    """(B, N, C) -> (2, B, N, C): the same tensor for each hand; ``hands`` is the module's copy of ``HANDS``."""
+    return x.reshape(1, *x.shape) * hands
+
+
+def stack_hands(pair) -> torch.Tensor:
+    """``torch.stack(pair)`` as reshape + concatenation."""
+    return torch.cat([t.reshape(1, *t.shape) for t in pair])
+
+
+def one_hand_each(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x[0], x[1])`` as slices and reshapes (an index on the hand axis is a select)."""
+    return x[:1].reshape(x.shape[1:]), x[1:].reshape(x.shape[1:])
+
+
+def repeat_vertices(x: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """``x.repeat_interleave(len(times), dim=2)`` of (2, B, V, C): each vertex's row repeated in place;
+    ``times`` is a (T, 1) buffer of ones."""
+    h, b, v, c = x.shape
+    return (x.reshape(h, b, v, 1, c) * times).reshape(h, b, v * times.shape[0], c)
+
+
 class StackedLinear(nn.Module):
     """Two Linear layers of equal shape as one MatMul: (2, B, N, C_in) -> (2, B, N, C_out)."""
 
@@ -146,7 +178,7 @@ class StackedSoftmaxCross(nn.Module):
     def forward(self, x):
         x = self.self_attn(x)
         n = self.norm(x)
-        c, other = self.cross, n.flip(0)
+        c, other = self.cross, other_hand(n)
         x = x + c.fc(_attend(c.q(n), c.k(other), c.v(other), c.heads))
         return self.mlp(x)
 
@@ -160,7 +192,7 @@ class StackedSeparableCross(nn.Module):
 
     def forward(self, x):
         n = self.norm(x)
-        return self.mlp(x + self.attn(n, context=n.flip(0)))
+        return self.mlp(x + self.attn(n, context=other_hand(n)))
 
 
 class StackedElementwiseCross(nn.Module):
@@ -168,9 +200,10 @@ class StackedElementwiseCross(nn.Module):
         super().__init__()
         coef = torch.stack([torch.sigmoid(m.beta), torch.sigmoid(m.alpha)]).detach()  # left keeps beta of itself
         self.register_buffer("coef", coef[:, None, None], persistent=False)
+        self.register_buffer("other_coef", 1 - self.coef, persistent=False)
 
     def forward(self, x):
-        return self.coef * x + (1 - self.coef) * x.flip(0)
+        return self.coef * x + self.other_coef * other_hand(x)
 
 
 class PerHandCross(nn.Module):
@@ -181,13 +214,18 @@ class PerHandCross(nn.Module):
         self.m = m
 
     def forward(self, x):
-        return torch.stack(self.m(x[0], x[1]))
+        return stack_hands(self.m(*one_hand_each(x)))
 
 
 class LightCrossStacked(nn.Module):
     """``light_cross`` on both hands at once (the bridge has no weights of its own; one attention head)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("hands", HANDS.clone(), persistent=False)
+
     def forward(self, x, fmap, tokens):
+        tokens = both_hands(tokens, self.hands)
         return x + _attend(x, tokens, tokens, 1)
 
 
@@ -197,7 +235,7 @@ class PerHandBridge(nn.Module):
         self.pair = nn.ModuleList(pair)
 
     def forward(self, x, fmap, tokens):
-        return torch.stack([self.pair[h](x[h], fmap, tokens) for h in range(2)])
+        return stack_hands([self.pair[h](xh, fmap, tokens) for h, xh in enumerate(one_hand_each(x))])
 
 
 def _plain(module: nn.Module) -> bool:
@@ -231,7 +269,12 @@ class HandBatchedDecoder(nn.Module):
         self.levels = dec.levels
         self.init_fc = StackedLinear((dec.init[0][0], dec.init[1][0]))
         self.init_norm = StackedLayerNorm((dec.init[0][1], dec.init[1][1]))
-        self.register_buffer("pos_code", dec.pos_code, persistent=False)
+        # (2, 1, 63, P): both hands' copy made once (at batch 1 the per-call expand is a no-op)
+        self.register_buffer("hands", HANDS.clone(), persistent=False)
+        self.register_buffer("pos_code", both_hands(dec.pos_code[None], self.hands), persistent=False)
+        self.register_buffer("rows", torch.ones(63, 1), persistent=False)  # broadcasts the global feature to 63 rows
+        self.register_buffer("twice", torch.ones(2, 1), persistent=False)
+        self.register_buffer("upsample_rows", torch.ones(2 ** (3 - dec.levels), 1), persistent=False)
         self.node_emb = dec.node_emb
         self.graph = nn.ModuleList([StackedGraphLayer((g[0], g[1])) for g in dec.graph])
         self.bridge = nn.ModuleList([_bridge(tuple(b)) for b in dec.bridge])
@@ -242,15 +285,17 @@ class HandBatchedDecoder(nn.Module):
         # graph.direct: one (2, G, 756) stacked Linear from the global feature (same MACs as the pair)
         self.direct = StackedLinear(tuple(dec.direct)) if dec.direct is not None else None
         self.register_buffer("template", dec.template, persistent=False)
+        self.register_buffer("avg_weight_t", dec.avg.weight.detach().t().clone(), persistent=False)  # (252, 1)
         self.register_buffer("regressor_t", dec.regressor_t, persistent=False)
 
     def forward(self, feats) -> HandOutput:
         gfeat = feats.global_feat
         bsz = gfeat.shape[0]
         # (2, B, 1, G): the hand axis is expanded before the product, so it is counted for both hands
-        g = self.init_norm(self.init_fc(gfeat[None, :, None].expand(2, -1, -1, -1)))
-        x = torch.cat([g.expand(-1, -1, 63, -1), self.pos_code.expand(2, bsz, -1, -1)], -1)  # (2, B, 63, C)
-        z = feats.tokens if self.own_tokens is None else self.own_tokens.unsqueeze(0).expand(bsz, -1, -1)
+        g = self.init_norm(self.init_fc(both_hands(gfeat.reshape(bsz, 1, -1), self.hands)))
+        x = torch.cat([g * self.rows, self.pos_code.expand(-1, bsz, -1, -1)], -1)  # (2, B, 63, C)
+        z = feats.tokens if self.own_tokens is None else \
+            self.own_tokens.reshape(1, *self.own_tokens.shape).expand(bsz, -1, -1)
         for lvl in range(self.levels):
             x = self.graph[lvl](x + self.node_emb[lvl])
             fmap = feats.fmaps[lvl] if feats.fmaps else None
@@ -260,14 +305,16 @@ class HandBatchedDecoder(nn.Module):
             x = self.bridge[lvl](x, fmap, tokens) if not isinstance(self.bridge[lvl], nn.Identity) else x
             x = self.cross[lvl](x)
             if lvl < self.levels - 1:
-                x = x.repeat_interleave(2, dim=2)
+                x = repeat_vertices(x, self.twice)
         if self.levels < 3:
-            x = x.repeat_interleave(2 ** (3 - self.levels), dim=2)
+            x = repeat_vertices(x, self.upsample_rows)
         offsets = self.coord(x)  # (2, B, 252, 3), decimetres
         if self.direct is not None:
-            offsets = offsets + self.direct(gfeat[None, :, None].expand(2, -1, -1, -1)).view(2, bsz, 252, 3)
+            offsets = offsets + self.direct(both_hands(gfeat.reshape(bsz, 1, -1), self.hands)).view(2, bsz, 252, 3)
         coarse = (offsets * COORD_SCALE).transpose(0, 1) + self.template  # (B, 2, 252, 3)
-        pooled = torch.matmul(x.transpose(-1, -2), self.avg.weight.t()).squeeze(-1) + self.avg.bias  # (2, B, C)
+        # (2 B C, 252) @ (252, 1): a 2-D product with a constant weight (a 4-D one broadcasts it: an expand)
+        xt = x.transpose(-1, -2)
+        pooled = torch.matmul(xt.reshape(-1, xt.shape[-1]), self.avg_weight_t).reshape(2, bsz, -1) + self.avg.bias
         cam = self.cam(pooled).transpose(0, 1)  # (B, 2, 3)
         return mesh_output(self, coarse, cam, gfeat)
 

@@ -123,7 +123,7 @@ class MobileFormerEncoder(_StageEncoder):
 
     def forward(self, x: torch.Tensor) -> EncoderOut:
         x = self.stem(x)
-        z = self.tokens.unsqueeze(0).expand(x.shape[0], -1, -1) if self.tokens is not None else None
+        z = self.tokens.reshape(1, *self.tokens.shape).expand(x.shape[0], -1, -1) if self.tokens is not None else None
         maps = [None] * 4
         for idx, blk in enumerate(self.blocks):
             x, z = blk(x, z) if isinstance(blk, _DnaBlock) else (blk(x), z)
