@@ -12,7 +12,7 @@ class Compress(Command):
     name, help = "compress", "prune, fine-tune, quantize (int8) and export a verified bundle"
 
     def add_arguments(self, p) -> None:
-        from compress.pipeline import INT8_CHOICES
+        from compress.pipeline import INT8_CHOICES, MOBILE_CHOICES
 
         p.add_argument("--study", help="take the checkpoint of a stored trial of this study")
         p.add_argument("--trial", default="best", help="'best' (best feasible) or a trial number")
@@ -26,6 +26,8 @@ class Compress(Command):
         p.add_argument("--qat-steps", type=int, default=50)
         p.add_argument("--int8", choices=list(INT8_CHOICES), default="auto",
                        help="int8 file: the fastest candidate within the MPJPE tolerance (auto) or a named one")
+        p.add_argument("--mobile", choices=list(MOBILE_CHOICES), default="auto",
+                       help="ExecuTorch programs (model.pte, model.int8.pte): when installed (auto), required, or off")
         p.add_argument("--size", type=int, default=256, help="input size of the ONNX files and latencies")
         p.add_argument("--threads", type=int, default=1, help="threads for every latency")
         p.add_argument("--data", help="sample folder (default: the one the checkpoint was trained on)")
@@ -35,7 +37,7 @@ class Compress(Command):
         add_mano(p)
 
     def run(self, args) -> None:
-        from compress.pipeline import CompressCfg, check_cfg, compress, format_int8, format_report
+        from compress.pipeline import CompressCfg, check_cfg, compress, format_int8, format_mobile, format_report
         from compress.prune import PruneCfg
         from compress.quantize import QuantCfg
         from hand_nas.app.bundles import trial_checkpoint
@@ -46,7 +48,7 @@ class Compress(Command):
         cfg = CompressCfg(prune=PruneCfg(target_gmacs=args.target_gmacs, ratio=args.ratio, prune_heads=args.prune_heads),
                           quant=QuantCfg(weight_bits=args.bits, qat_steps=args.qat_steps),
                           finetune_steps=args.finetune_steps, size=args.size, threads=args.threads, int8=args.int8,
-                          device=args.device, precision=args.precision)
+                          mobile=args.mobile, device=args.device, precision=args.precision)
         check_cfg(cfg, "command line", flags=True)  # compress() checks it too; here, before a trial is looked up
         check_options(args.device, args.precision)
         checkpoint, prov = trial_checkpoint(args.study, args.trial, args.storage) if args.study else (args.checkpoint, {})
@@ -61,6 +63,7 @@ class Compress(Command):
                           overwrite=args.overwrite)
         print(format_report(report))
         print(format_int8(report))
+        print(format_mobile(report))
         print(f"bundle: {out} ({', '.join(sorted(p.name for p in out.iterdir()))})")
         print(f"manifest.json sha256 {report['manifest_sha256']}: compare it out of band before trusting a copy "
               "(a manifest is a checksum, not a signature)")

@@ -1,14 +1,16 @@
 """``hand-nas bench``: the latency table of a bundle or checkpoint on the machine it runs on.
 
-For every (threads, batch) pair: torch eager, onnxruntime fp32 and (for bundles) onnxruntime int8,
-each after warm-up, timed run by run in alternating rounds (engine A, B, C, A, B, C, ...) so that
+For every (threads, batch) pair: torch eager, onnxruntime fp32 and (for bundles) onnxruntime int8 and
+the bundle's ExecuTorch programs (XNNPACK delegate, fp32 and int8), each after warm-up, timed run by run in alternating rounds (engine A, B, C, A, B, C, ...) so that
 a slow moment of a shared machine hits every engine alike; the median and the 90th percentile per
 engine. Beside them the *compute floor*: the model's MACs divided by this CPU's fp32 matmul rate
 measured by the same command (a square ``torch.matmul`` at the same thread count), i.e. the time
 the arithmetic alone would take at peak. Each onnxruntime row also gives the node count of the graph
 onnxruntime runs (after its own fusions): it launches one kernel per node, so a graph of many small
 operations stays far from the floor however few MACs it has. The CPU model and its vector flags (AVX2, AVX-512,
-VNNI, AMX) are part of every result: latency figures mean nothing without them.
+VNNI, AMX) are part of every result: latency figures mean nothing without them. ExecuTorch rows give the
+delegate's partition count and the ops left on portable kernels (recorded at export), and the threads that
+were busy while the program ran (its XNNPACK pool is set to the row's thread count).
 
 A bundle's ONNX graphs are fixed at batch 1 and their export size; at other batches or sizes the
 fp32 graph is exported again from the bundle's weights, and int8 is not timed.
@@ -61,6 +63,21 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
+def time_interleaved(runs: dict, warmup: int = 10, rounds: int = 10, per_round: int = 5) -> dict[str, list[float]]:
+    """{engine: milliseconds of each single run}: every zero-argument function warmed up, then timed
+    ``per_round`` runs at a time in alternating rounds (A, B, C, A, B, C, ...), so that a slow moment of a
+    shared machine hits every engine alike."""
+    for fn in runs.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in runs}
+    for _ in range(rounds):
+        for k, fn in runs.items():
+            for _ in range(per_round):
+                times[k].append(_timed(fn) * 1000.0)
+    return times
+
+
 @dataclass
 class BenchRow:
     """One engine at one (threads, batch): milliseconds per forward pass of the whole batch."""
@@ -73,6 +90,9 @@ class BenchRow:
     runs: int
     note: str = ""
     nodes: int | None = None  # onnxruntime rows: nodes of the graph it runs (after its fusions)
+    partitions: int | None = None  # ExecuTorch rows: XNNPACK partitions of the program
+    portable: int | None = None  # ExecuTorch rows: ops left on portable kernels
+    busy_threads: int | None = None  # ExecuTorch rows: threads that did the work
 
 
 @dataclass
@@ -89,7 +109,7 @@ class BenchResult:
 
 
 def _engines(model, onnx_fp32: Path | None, onnx_int8: Path | None, size: int, batch: int, threads: int,
-             scratch: Path) -> tuple[dict, dict, dict]:
+             scratch: Path, programs: dict | None = None) -> tuple[dict, dict, dict]:
     """({engine: zero-argument run function}, {engine: why it is not timed}, {ORT engine: nodes it runs})."""
     from hand_nas.cost.latency import ort_session_with_graph
     from hand_nas.export import export_onnx
@@ -122,18 +142,39 @@ def _engines(model, onnx_fp32: Path | None, onnx_int8: Path | None, size: int, b
             continue
         feed = {sess.get_inputs()[0].name: x.numpy()}
         runs[name], nodes[name] = (lambda s=sess, f=feed: s.run(None, f)), count
+    for name, path in (programs or {}).items():  # fixed at batch 1 and the export size
+        if batch != 1 or size != (programs_size := _program_size(path)):
+            skipped[name] = f"the bundle's program takes 1x3x{programs_size}x{programs_size}"
+            continue
+        from hand_nas.cost.runtimes import load_pte
+
+        method = load_pte(path, threads)
+        runs[name] = lambda m=method: m.execute([x])
     return runs, skipped, nodes
+
+
+def _program_size(path: Path) -> int:
+    """The input side an ExecuTorch program was exported at (its method's input tensor)."""
+    from hand_nas.cost.runtimes import load_pte
+
+    return int(load_pte(path).metadata.input_tensor_meta(0).sizes()[-1])
 
 
 def bench(model: torch.nn.Module, target: str, onnx_fp32: Path | None = None, onnx_int8: Path | None = None,
           threads: tuple[int, ...] = (1,), batches: tuple[int, ...] = (1,), size: int = 256, warmup: int = 10,
-          rounds: int = 10, per_round: int = 5, progress: bool = True) -> BenchResult:
-    """Time ``model`` (and its ONNX graphs, when given) on this machine; ``target`` names it in the result.
+          rounds: int = 10, per_round: int = 5, progress: bool = True, programs: dict | None = None,
+          delegation: dict | None = None) -> BenchResult:
+    """Time ``model`` (and its ONNX graphs and ExecuTorch programs, when given) on this machine; ``target``
+    names it in the result.
 
     Args:
         onnx_fp32: the deployment graph at batch 1 (None: exported from ``model``).
         onnx_int8: the int8 graph at batch 1 (None: not timed).
+        programs: {engine name: .pte path} (batch 1 at their export size); delegation: {engine name:
+            {'partitions', 'portable'}} as recorded when they were exported.
     """
+    from hand_nas.cost.runtimes import busy_threads
+
     from tqdm import tqdm
 
     from hand_nas.atomic import scratch_dir
@@ -149,18 +190,14 @@ def bench(model: torch.nn.Module, target: str, onnx_fp32: Path | None = None, on
             result.floor[str(t)] = {"matmul_gmacs_per_s": rate, "floor_ms_per_image": result.gmacs / rate * 1000.0}
             for b in batches:
                 with torch_threads(t):
-                    runs, skipped, nodes = _engines(model, onnx_fp32, onnx_int8, size, b, t, scratch)
-                    for fn in runs.values():
-                        for _ in range(warmup):
-                            fn()
-                    times = {k: [] for k in runs}
-                    for _ in range(rounds):
-                        for k, fn in runs.items():
-                            for _ in range(per_round):
-                                times[k].append(_timed(fn) * 1000.0)
+                    runs, skipped, nodes = _engines(model, onnx_fp32, onnx_int8, size, b, t, scratch, programs)
+                    times = time_interleaved(runs, warmup, rounds, per_round)
+                    busy = {k: busy_threads(runs[k]) for k in programs or {} if k in runs}
                 for k, v in times.items():
+                    took = (delegation or {}).get(k, {})
                     result.rows.append(BenchRow(k, t, b, statistics.median(v), float(np.percentile(v, 90)), len(v),
-                                                nodes=nodes.get(k)))
+                                                nodes=nodes.get(k), partitions=took.get("partitions"),
+                                                portable=took.get("portable"), busy_threads=busy.get(k)))
                 for k, why in skipped.items():
                     result.rows.append(BenchRow(k, t, b, None, None, 0, why))
                 bar.update(1)
@@ -178,16 +215,24 @@ def format_bench(r: BenchResult) -> str:
     for t, f in r.floor.items():
         lines.append(f"compute floor at {t} thread(s): {f['floor_ms_per_image']:.2f} ms per image "
                      f"(fp32 matmul {f['matmul_gmacs_per_s']:.1f} GMACs/s measured now)")
-    lines.append("| engine | threads | batch | median ms | p90 ms | ms / image | x floor | runs | graph nodes |")
-    lines.append("|---|---|---|---|---|---|---|---|---|")
+    lines.append("| engine | threads | batch | median ms | p90 ms | ms / image | x floor | runs | graph nodes "
+                 "| partitions | portable ops | busy threads |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+    def opt(v) -> str:
+        return "-" if v is None else str(v)
+
     for row in r.rows:
         if row.median_ms is None:
-            lines.append(f"| {row.engine} | {row.threads} | {row.batch} | - | - | - | - | {row.note} | - |")
+            lines.append(f"| {row.engine} | {row.threads} | {row.batch} | - | - | - | - | {row.note} | - | - | - | - |")
             continue
         per_image = row.median_ms / row.batch
         floor = r.floor[str(row.threads)]["floor_ms_per_image"]
         lines.append(f"| {row.engine} | {row.threads} | {row.batch} | {row.median_ms:.2f} | {row.p90_ms:.2f} "
-                     f"| {per_image:.2f} | {per_image / floor:.2f} | {row.runs} | {row.nodes if row.nodes else '-'} |")
+                     f"| {per_image:.2f} | {per_image / floor:.2f} | {row.runs} | {row.nodes if row.nodes else '-'} "
+                     f"| {opt(row.partitions)} | {opt(row.portable)} | {opt(row.busy_threads)} |")
     lines.append("median and p90 of single runs after warm-up, engines alternating round by round; graph nodes: "
-                 "the nodes onnxruntime runs after its fusions, one kernel launch each")
+                 "the nodes onnxruntime runs after its fusions, one kernel launch each; partitions / portable ops: "
+                 "ExecuTorch's XNNPACK subgraphs and the ops left outside them (each a boundary); busy threads: "
+                 "threads of this process that did >= 10% of the CPU time while the program ran")
     return "\n".join(lines)
