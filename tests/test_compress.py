@@ -1,6 +1,7 @@
 """Pruning, quantization, bundles and predict on small models (seconds each)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from hand_nas.cost.flops import model_cost
 from hand_nas.errors import HandNasError
 from hand_nas.models import build_model
 
+HAVE_EXECUTORCH = importlib.util.find_spec("executorch") is not None
 FAMILY = [dict(encoder="mobile_former", bridge="light_cross", cross="separable"),
           dict(encoder="mobilevit_v3", attention="softmax", bridge="mhsa", cross="softmax"),
           dict(encoder="mobilenet_v2", bridge="mhsa", cross="elementwise")]
@@ -99,8 +101,9 @@ def bundle(tmp_path_factory, synth_dir, hand_home):
 def test_bundle_files_report_and_parity(bundle):
     folder, report = bundle
     names = {p.name for p in folder.iterdir()}
+    mobile = {"model.pte", "model.int8.pte"} if HAVE_EXECUTORCH else set()
     assert names == {"model.safetensors", "config.json", "model.onnx", "model.int8.onnx", "report.json", "manifest.json",
-                     ".hand-nas"}
+                     ".hand-nas", *mobile}
     assert sorted(p.name for p in folder.parent.iterdir()) == ["bundle", "ck"]  # no temporary left beside --out
     from compress.bundle import manifest_sha256
 
@@ -116,6 +119,41 @@ def test_bundle_files_report_and_parity(bundle):
     config = json.loads((folder / "config.json").read_text())
     assert config["provenance"]["git_revision"] is None or len(config["provenance"]["git_revision"]) == 40
     assert "shapes" in config
+
+
+@pytest.mark.slow
+def test_every_bundle_file_is_listed_and_runs_in_its_runtime(bundle):
+    """Each file of the manifest is hashed, and each model file is run once by the runtime it is for: the ONNX
+    graphs by onnxruntime, the ExecuTorch programs by ExecuTorch's runtime (XNNPACK delegate, one thread)."""
+    from compress.onnx_export import ort_outputs
+    from hand_nas.cost.bench import format_bench
+
+    folder, report = bundle
+    manifest = verify_bundle(folder)
+    assert set(manifest["files"]) == {p.name for p in folder.iterdir()} - {"manifest.json"}
+    x = np.random.default_rng(0).random((1, 3, 128, 128), dtype=np.float32)
+    onnx = {name: ort_outputs(folder / name, x) for name in ("model.onnx", "model.int8.onnx")}
+    assert all(o[1].shape == (1, 2, 21, 3) and np.isfinite(o[1]).all() for o in onnx.values())
+    et = report["executorch"]
+    if not HAVE_EXECUTORCH:
+        assert "skipped" in et
+        return
+    from compress.mobile import PteRunner
+    from hand_nas.app.bundles import bench_target
+
+    for kind, p in et["programs"].items():
+        assert (p["partitions"], p["portable"]) == (1, 0), (kind, p)  # XNNPACK took the whole graph
+        out = PteRunner(folder / p["file"], threads=1)(x)
+        assert len(out) == len(onnx["model.onnx"]) and np.isfinite(out[1]).all()
+    assert np.abs(PteRunner(folder / "model.pte")(x)[1] - onnx["model.onnx"][1]).max() < 1e-4
+    assert et["parity_fp32_vs_torch_rel"] < 1e-4 and et["busy_threads"] == 1
+    assert abs(et["int8_mpjpe_change_mm"]) < 50 and et["programs"]["int8"]["mpjpe_mm"] > 0
+    r = bench_target(folder, threads=(1,), batches=(1,), size=128, rounds=1, progress=False)
+    rows = {row.engine: row for row in r.rows}
+    for kind in ("fp32", "int8"):
+        row = rows[f"ExecuTorch XNNPACK {kind}"]
+        assert row.median_ms > 0 and (row.partitions, row.portable, row.busy_threads) == (1, 0, 1), row
+    assert "| ExecuTorch XNNPACK int8 | 1 | 1 |" in format_bench(r)
 
 
 def test_the_int8_lines_name_the_chosen_file_and_every_candidate(bundle):

@@ -1,0 +1,81 @@
+"""Does int8 reach the pose part, and does it pay? ExecuTorch programs of one bundle's pruned model, timed together.
+
+Programs (XNNPACK delegate, batch 1, the bundle's export size): fp32; int8 with the fp32 mobile form (the
+quantizer takes convolutions and nn.Linear layers: the image part, the pose part's stacked matmuls stay fp32);
+int8 with the quantizable form (``xnnpack_form(quantizable=True)``: each hand's weights and the Laplacian
+products as nn.Linear layers, so the graph convolutions are int8 too). Beside them the bundle's ORT fp32 graph.
+Each program: held-out MPJPE (the bundle's split and resolution), single-thread medians in alternating rounds,
+partitions and portable ops. Programs are written under --work and reused when there (resumable).
+
+    python experiments/mobile_int8_forms.py runs/mobile_lwa/bundle --out experiments/results/mobile_lwa/int8_forms.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bundle")
+    ap.add_argument("--work", help="folder for the programs (default: BUNDLE/../int8_forms)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--rounds", type=int, default=10)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+
+    from compress.bundle import open_bundle
+    from compress.mobile import PteRunner, _pte_metrics, export_pte
+    from compress.onnx_export import output_names
+    from compress.pipeline import calibration_images
+    from hand_nas.config import TrainCfg
+    from hand_nas.cost.bench import cpu_info, time_interleaved
+    from hand_nas.cost.latency import ort_session
+    from hand_nas.train import held_out_loader
+
+    bundle = Path(args.bundle)
+    model, config, report = open_bundle(bundle)
+    train = TrainCfg.from_dict(config["train"])
+    size = report["size"]
+    work = Path(args.work or bundle.parent / "int8_forms")
+    work.mkdir(parents=True, exist_ok=True)
+    calib = calibration_images(config["data"], train, config["compress"]["calib_images"], size)
+    results = {}
+    for name, kw in (("fp32", {}), ("int8 fp32-form", {"calib": calib, "quantizable": False}),
+                     ("int8 quantizable", {"calib": calib, "quantizable": True})):
+        path = work / (name.replace(" ", "_") + ".pte")
+        took_path = path.with_suffix(".json")
+        if not took_path.is_file():
+            print(f"exporting {name} ...", flush=True)
+            took = export_pte(model, path, size, **kw).to_dict()
+            took_path.write_text(json.dumps(took))
+        results[name] = {"file": str(path), **json.loads(took_path.read_text())}
+    loader = held_out_loader(config["data"], train)
+    names = output_names(model, train.resolution)
+    for name, r in results.items():
+        r["mpjpe_mm"] = round(_pte_metrics(Path(r["file"]), names, loader, 1).mpjpe_mm, 2)
+        print(f"{name}: MPJPE {r['mpjpe_mm']} mm, {r['partitions']} partition(s), {r['portable']} portable", flush=True)
+    sess = ort_session(bundle / "model.onnx", 1)
+    img = calib[:1]
+    runs = {name: (lambda p=PteRunner(r["file"], 1): p(img)) for name, r in results.items()}
+    runs["ORT fp32"] = lambda: sess.run(None, {"image": img})
+    times = time_interleaved(runs, rounds=args.rounds)
+    for name, t in times.items():
+        results.setdefault(name, {})["median_ms"] = round(float(np.median(t)), 3)
+        results[name]["p90_ms"] = round(float(np.percentile(t, 90)), 3)
+    out = {"bundle": str(bundle), "size": size, "threads": 1, "batch": 1, "rounds": args.rounds,
+           "cpu": cpu_info(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "programs": results}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    for name, r in results.items():
+        print(f"| {name} | {r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r.get('mpjpe_mm', '-')} | "
+              f"{r.get('partitions', '-')} | {r.get('portable', '-')} |")
+
+
+if __name__ == "__main__":
+    main()

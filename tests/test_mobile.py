@@ -1,0 +1,81 @@
+"""The mobile form and ExecuTorch programs (XNNPACK delegate) of small models.
+
+The form's outputs are checked on every family at once (milliseconds); lowering a program takes ExecuTorch
+40-60 s per small model on one core, so one family is lowered here and the lwa-like one in the compress
+bundle (tests/test_compress.py), both checked to be one XNNPACK partition with nothing on portable kernels.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from model_configs import small_model
+from torch import nn
+
+from hand_nas.errors import HandNasError
+from hand_nas.models import build_model
+from hand_nas.models.hand_batched import StackedLayerNorm, hand_batched
+from hand_nas.models.mobile_form import xnnpack_form
+from hand_nas.models.traceable import DEPLOY_OUTPUTS, TupleOutputs
+
+FAMILY = [dict(encoder="mobile_former", bridge="light_cross", cross="separable"),
+          dict(encoder="mobilevit_v3", attention="softmax", bridge="mhsa", cross="softmax"),
+          dict(encoder="mobilevit_v3", attention="separable", bridge="light_cross", cross="elementwise"),
+          dict(encoder="mobilenet_v2", bridge="mhsa", cross="elementwise"),
+          dict(encoder="mobilenet_v2", bridge="none", cross="none", levels=1)]
+needs_executorch = pytest.mark.skipif(importlib.util.find_spec("executorch") is None,
+                                      reason="ExecuTorch is not installed (pip install 'hand-nas[mobile]')")
+
+
+@pytest.mark.parametrize("quantizable", [False, True], ids=["fp32-form", "quantizable-form"])
+@pytest.mark.parametrize("kw", FAMILY, ids=lambda kw: "-".join(str(v) for v in kw.values()))
+def test_the_xnnpack_form_computes_what_the_model_computes(kw, quantizable):
+    torch.manual_seed(0)
+    m = build_model(small_model(**kw, cheb_order=3)).eval()
+    form = xnnpack_form(hand_batched(m), quantizable=quantizable)
+    if quantizable:  # every graph-convolution weight is an nn.Linear the quantizers annotate
+        assert not [x for x in form.modules() if type(x).__name__ in ("StackedLinear", "StackedChebConv")]
+    # nothing XNNPACK lacks is left: no LayerNorm module, no adaptive pool, no separable attention of the
+    # training form
+    left = [type(x).__name__ for x in form.modules()
+            if isinstance(x, (nn.LayerNorm, StackedLayerNorm, nn.AdaptiveAvgPool2d))
+            or type(x).__name__ == "SeparableAttention"]
+    assert not left, left
+    x = torch.rand(2, 3, 128, 128)
+    with torch.no_grad():
+        ref = TupleOutputs(m, DEPLOY_OUTPUTS)(x)
+        got = TupleOutputs(form, DEPLOY_OUTPUTS)(x)
+    for a, b in zip(ref, got):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), (a - b).abs().max()
+
+
+@needs_executorch
+@pytest.mark.slow
+def test_executorch_takes_the_whole_graph_and_runs_it_on_one_thread(tmp_path):
+    from compress.mobile import PteRunner, export_pte
+    from hand_nas.cost.runtimes import busy_threads, threadpool_size
+
+    torch.manual_seed(0)
+    m = build_model(small_model(**FAMILY[1])).eval()  # softmax attention, mhsa bridge (per hand), softmax cross
+    took = export_pte(m, tmp_path / "m.pte", 128)
+    assert (took.partitions, took.portable) == (1, 0), took
+    x = np.random.default_rng(0).random((2, 3, 128, 128), dtype=np.float32)
+    with torch.no_grad():
+        ref = TupleOutputs(m, DEPLOY_OUTPUTS)(torch.as_tensor(x))
+    run = PteRunner(tmp_path / "m.pte", threads=1)
+    got = run(x)
+    assert max(float(np.abs(g - r.numpy()).max() / np.abs(r.numpy()).max()) for g, r in zip(got, ref)) < 1e-4
+    assert threadpool_size() == 1 and busy_threads(lambda: run(x[:1])) == 1
+
+
+@needs_executorch
+def test_a_file_that_is_not_a_program_is_one_line(tmp_path):
+    from hand_nas.cost.runtimes import load_pte
+
+    (tmp_path / "m.pte").write_bytes(b"not a program")
+    with pytest.raises(HandNasError, match=r"m.pte: not a loadable ExecuTorch program"):
+        load_pte(tmp_path / "m.pte")
+    with pytest.raises(HandNasError, match=r"missing.pte: ExecuTorch program not found"):
+        load_pte(tmp_path / "missing.pte")
