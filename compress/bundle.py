@@ -2,7 +2,8 @@
 
 Files: ``model.safetensors`` and ``config.json`` (a hand-nas checkpoint: architecture, pruned
 shapes, provenance), ``model.onnx`` (fp32), ``model.int8.onnx``, ``model.pte`` and ``model.int8.pte``
-(ExecuTorch programs for the XNNPACK delegate, when ExecuTorch is installed), ``report.json``, the ``.hand-nas``
+(ExecuTorch programs for the XNNPACK delegate, when ExecuTorch is installed), ``model.tflite`` (LiteRT, when
+its converter is set up), ``report.json, the ``.hand-nas``
 folder marker and ``manifest.json`` (sha256 and size of every other file). ``verify_bundle`` refuses
 a bundle without its manifest, any symbolic link, subfolder or file the manifest does not list, and
 any listed file whose sha256 differs; nothing in a bundle is unpickled (safetensors, JSON and ONNX
@@ -22,7 +23,6 @@ from hand_nas.files import file_sha256
 MANIFEST = "manifest.json"
 FORMAT = "hand-nas bundle 1"
 FILES = ("model.safetensors", "config.json", "model.onnx", "model.int8.onnx", "report.json")
-MOBILE_FILES = ("model.pte", "model.int8.pte")  # with ExecuTorch installed (compress.mobile)
 CHECKPOINT_FILES = ("model.safetensors", "config.json", ".hand-nas")  # what a plain checkpoint folder holds
 MAX_FILES = 64
 

@@ -15,6 +15,7 @@ a one-line HandNasError saying so.
 from __future__ import annotations
 
 import collections
+import logging
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +30,9 @@ INSTALL_HINT = "ExecuTorch is not installed: pip install 'hand-nas[mobile]' (exe
 
 
 def require_executorch() -> None:
+    # torchao (ExecuTorch's quantizer backend) logs a warning per GPU kernel library it cannot load on a CPU
+    # machine; they are not used here
+    logging.getLogger("torchao").setLevel(logging.ERROR)
     try:
         import executorch.exir  # noqa: F401  (the import is the check)
     except ImportError as e:
@@ -148,10 +152,9 @@ class PteRunner:
         return [np.concatenate([o[i].numpy() for o in outs]) for i in range(len(outs[0]))]
 
 
-def _pte_metrics(path: Path, names: list[str], loader, threads: int):
+def runner_metrics(run, names: list[str], loader):
+    """Held-out metrics of a mobile runtime's runner (``run(images) -> outputs`` in ``names`` order)."""
     from hand_nas.train import evaluate_outputs
-
-    run = PteRunner(path, threads)
 
     def predict(images):
         out = dict(zip(names, run(images.numpy())))
@@ -197,7 +200,7 @@ def add_programs(model: nn.Module, out: Path, scratch: Path, size: int, eval_siz
         raise HandNasError(f"model.pte differs from torch by {parity:.2e} (relative) > {parity_limit:g}; "
                            "refusing to write the bundle")
     names = output_names(model, eval_size)
-    metrics = {k: _pte_metrics(p, names, loader, threads) for k, p in eval_files.items()}
+    metrics = {k: runner_metrics(PteRunner(p, threads), names, loader) for k, p in eval_files.items()}
     runners = {k: PteRunner(p, threads) for k, p in files.items()}
     img = calib[:1]
     times = time_interleaved({k: (lambda r=r: r(img)) for k, r in runners.items()}, rounds=rounds)

@@ -29,8 +29,9 @@ from hand_nas.errors import HandNasError
 
 # ``hand-nas compress --int8``: 'auto' or one of the int8 candidates ``compress.pipeline`` builds
 INT8_CHOICES = ("auto", "brevitas", "onnxruntime", "onnxruntime-conv", "onnxruntime-profiled")
-# ``hand-nas compress --mobile``: ExecuTorch programs when ExecuTorch is installed (auto), always, or never
-MOBILE_CHOICES = ("auto", "executorch", "off")
+# ``hand-nas compress --mobile``: the mobile runtimes' files: those whose tools are installed (auto), one runtime's
+# (required), both, or none
+MOBILE_CHOICES = ("auto", "executorch", "litert", "all", "off")
 
 
 # fp32 ONNX vs torch, max |difference| / max |output|: summation order alone reaches ~1e-4 on a trained
@@ -56,8 +57,10 @@ class CompressCfg:
             latency always run on the CPU.
         precision: fine-tuning after pruning in fp32, bf16 or fp16 (QAT stays fp32: fake quantization
             under autocast would quantize rounded values).
-        mobile: 'auto' (``model.pte`` and ``model.int8.pte`` for ExecuTorch's XNNPACK delegate when ExecuTorch
-            is installed: ``pip install 'hand-nas[mobile]'``), 'executorch' (required) or 'off'.
+        mobile: 'auto': ``model.pte`` and ``model.int8.pte`` for ExecuTorch's XNNPACK delegate when ExecuTorch
+            is installed (``pip install 'hand-nas[mobile]'``), ``model.tflite`` for LiteRT when its converter
+            venv exists (``hand-nas mobile setup-litert``); 'executorch' or 'litert' (that one, required),
+            'all' (both, required) or 'off'.
     """
 
     prune: PruneCfg = field(default_factory=lambda: PruneCfg(target_gmacs=0.25))
@@ -169,12 +172,19 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
         raise HandNasError(f"int8 {cfg.int8!r}: expected one of {', '.join(INT8_CHOICES)}")
     if cfg.mobile not in MOBILE_CHOICES:
         raise HandNasError(f"mobile {cfg.mobile!r}: expected one of {', '.join(MOBILE_CHOICES)}")
+    from compress.litert import converter_python, require_converter
     from compress.mobile import require_executorch
-    from hand_nas.cost.runtimes import executorch_available
+    from hand_nas.cost.runtimes import executorch_available, litert_available
 
-    if cfg.mobile == "executorch":
+    if cfg.mobile in ("executorch", "all"):
         require_executorch()  # before the long work
-    mobile = cfg.mobile == "executorch" or (cfg.mobile == "auto" and executorch_available())
+    if cfg.mobile in ("litert", "all"):
+        require_converter()
+        if not litert_available():
+            raise HandNasError("LiteRT's interpreter is not installed: pip install 'hand-nas[mobile]'")
+    want_et = cfg.mobile in ("executorch", "all") or (cfg.mobile == "auto" and executorch_available())
+    want_litert = cfg.mobile in ("litert", "all") or (cfg.mobile == "auto" and litert_available()
+                                                       and converter_python() is not None)
     t0 = time.perf_counter()
     model, ck = open_model(checkpoint, mano_dir)  # a bundle is verified as evaluate, predict and bench verify it
     model_cfg = ModelCfg.from_dict(ck["model"])
@@ -280,14 +290,22 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
             why = f"{cfg.int8} was requested but not built (no block where int8 is faster); {why}"
         (tmp_out / "model.int8.onnx").write_bytes(cands[chosen].read_bytes())
         log(f"      model.int8.onnx <- {chosen} ({why})")
-        executorch = {"skipped": "mobile 'off'" if cfg.mobile == "off" else
-                      "ExecuTorch not installed (pip install 'hand-nas[mobile]')"}
-        if mobile:
+        executorch = {"skipped": "ExecuTorch not installed (pip install 'hand-nas[mobile]')" if cfg.mobile == "auto"
+                      else f"mobile {cfg.mobile!r}"}
+        litert = {"skipped": "LiteRT converter or interpreter not installed (hand-nas mobile setup-litert; pip install "
+                  "'hand-nas[mobile]')" if cfg.mobile == "auto" else f"mobile {cfg.mobile!r}"}
+        if want_et:
             from compress.mobile import add_programs
 
             log("      ExecuTorch (XNNPACK delegate): model.pte (fp32), model.int8.pte (PT2E static int8)")
             executorch = add_programs(pruned, tmp_out, scratch, cfg.size, base_train.resolution, calib_deploy,
                                       calib_train.numpy(), val, cfg.threads, max(1, cfg.repeats // 5), PARITY_REL, log)
+        if want_litert:
+            from compress.litert import add_tflite
+
+            log("      LiteRT (XNNPACK delegate): model.tflite (fp32, converted by litert-torch in its own venv)")
+            litert = add_tflite(pruned, tmp_out, scratch, cfg.size, base_train.resolution, calib_deploy, val,
+                                cfg.threads, max(1, cfg.repeats // 5), PARITY_REL, log)
 
         log("[6/6] parity, latency, bundle")
         x = calib_deploy[:4]
@@ -325,7 +343,7 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
                   "fake_quant": m_fq.to_dict(),
                   "int8": {"chosen": chosen, "why": why, "candidates": int8, "profiled_blocks": faster},
                   "int8_speedup_vs_fp32_onnx": round(rows[1]["latency_ms_ort_fp32"] / rows[2]["latency_ms_ort_int8"], 3),
-                  "parity": parity, "executorch": executorch, "seconds": round(time.perf_counter() - t0, 1), **lat,
+                  "parity": parity, "executorch": executorch, "litert": litert, "seconds": round(time.perf_counter() - t0, 1), **lat,
                   # the int8 choice was made by these timings: the CPU they were taken on
                   "cpu": cpu_info()}
         (tmp_out / "report.json").write_text(json.dumps(report, indent=2, default=str))
@@ -363,14 +381,19 @@ def format_int8(report: dict) -> str:
 
 
 def format_mobile(report: dict) -> str:
-    """The ExecuTorch programs: what the XNNPACK delegate took, latency and MPJPE, or why there are none."""
-    et = report.get("executorch") or {"skipped": "not built (a bundle from before ExecuTorch programs)"}
-    if "skipped" in et:
-        return f"ExecuTorch: no programs ({et['skipped']})"
-    lines = [f"ExecuTorch ({et['runtime']}, {et['delegate']} delegate, {et['threads']} thread(s), "
-             f"{et['busy_threads']} busy while it ran): fp32 vs torch {et['parity_fp32_vs_torch_rel']:.2e} relative"]
-    for k, p in et["programs"].items():
-        lines.append(f"  {p['file']}: {p['partitions']} partition(s), {p['portable']} op(s) on portable kernels; "
-                     f"{p['latency_ms']:.2f} ms; MPJPE {p['mpjpe_mm']:.2f} mm")
-    lines.append(f"  int8 vs fp32: {et['int8_speedup_vs_fp32']:.2f}x, MPJPE {et['int8_mpjpe_change_mm']:+.2f} mm")
+    """The mobile runtimes' files: what the XNNPACK delegate took, latency and MPJPE, or why there are none."""
+    lines = []
+    for key, name, left in (("executorch", "ExecuTorch", "portable kernels"), ("litert", "LiteRT", "built-in kernels")):
+        sec = report.get(key) or {"skipped": "not built (a bundle from before mobile runtimes)"}
+        if "skipped" in sec:
+            lines.append(f"{name}: no files ({sec['skipped']})")
+            continue
+        lines.append(f"{name} ({sec['runtime']}, {sec['delegate']} delegate, {sec['threads']} thread(s), "
+                     f"{sec['busy_threads']} busy while it ran): fp32 vs torch {sec['parity_fp32_vs_torch_rel']:.2e} "
+                     "relative")
+        for p in sec["programs"].values():
+            lines.append(f"  {p['file']}: {p['partitions']} partition(s), {p['portable']} op(s) on {left}; "
+                         f"{p['latency_ms']:.2f} ms; MPJPE {p['mpjpe_mm']:.2f} mm")
+        if "int8_speedup_vs_fp32" in sec:
+            lines.append(f"  int8 vs fp32: {sec['int8_speedup_vs_fp32']:.2f}x, MPJPE {sec['int8_mpjpe_change_mm']:+.2f} mm")
     return "\n".join(lines)

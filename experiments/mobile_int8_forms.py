@@ -30,7 +30,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     from compress.bundle import open_bundle
-    from compress.mobile import PteRunner, _pte_metrics, export_pte
+    from compress.mobile import PteRunner, export_pte, runner_metrics
     from compress.onnx_export import output_names
     from compress.pipeline import calibration_images
     from hand_nas.config import TrainCfg
@@ -58,7 +58,7 @@ def main() -> None:
     loader = held_out_loader(config["data"], train)
     names = output_names(model, train.resolution)
     for name, r in results.items():
-        r["mpjpe_mm"] = round(_pte_metrics(Path(r["file"]), names, loader, 1).mpjpe_mm, 2)
+        r["mpjpe_mm"] = round(runner_metrics(PteRunner(r["file"], 1), names, loader).mpjpe_mm, 2)
         print(f"{name}: MPJPE {r['mpjpe_mm']} mm, {r['partitions']} partition(s), {r['portable']} portable", flush=True)
     sess = ort_session(bundle / "model.onnx", 1)
     img = calib[:1]

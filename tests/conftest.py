@@ -6,6 +6,20 @@ import os
 import pytest
 
 
+def _point_at_the_litert_converter() -> None:
+    """LiteRT's converter venv lives in the user's hand-nas home (``hand-nas mobile setup-litert``); the tests run
+    under a private home (``hand_home``), so HAND_NAS_LITERT_PYTHON names the real one, set before any test
+    module asks whether it exists."""
+    from hand_nas.paths import home
+
+    py = home() / "litert-venv" / "bin" / "python"
+    if "HAND_NAS_LITERT_PYTHON" not in os.environ and py.is_file():
+        os.environ["HAND_NAS_LITERT_PYTHON"] = str(py)
+
+
+_point_at_the_litert_converter()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def hand_home(tmp_path_factory):
     """Point HAND_NAS_HOME at a per-session folder so tests never touch a user's cache."""

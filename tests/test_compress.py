@@ -22,6 +22,15 @@ from hand_nas.errors import HandNasError
 from hand_nas.models import build_model
 
 HAVE_EXECUTORCH = importlib.util.find_spec("executorch") is not None
+
+
+def _have_litert() -> bool:
+    from compress.litert import converter_python
+
+    return importlib.util.find_spec("ai_edge_litert") is not None and converter_python() is not None
+
+
+HAVE_LITERT = _have_litert()
 FAMILY = [dict(encoder="mobile_former", bridge="light_cross", cross="separable"),
           dict(encoder="mobilevit_v3", attention="softmax", bridge="mhsa", cross="softmax"),
           dict(encoder="mobilenet_v2", bridge="mhsa", cross="elementwise")]
@@ -101,7 +110,7 @@ def bundle(tmp_path_factory, synth_dir, hand_home):
 def test_bundle_files_report_and_parity(bundle):
     folder, report = bundle
     names = {p.name for p in folder.iterdir()}
-    mobile = {"model.pte", "model.int8.pte"} if HAVE_EXECUTORCH else set()
+    mobile = ({"model.pte", "model.int8.pte"} if HAVE_EXECUTORCH else set()) | ({"model.tflite"} if HAVE_LITERT else set())
     assert names == {"model.safetensors", "config.json", "model.onnx", "model.int8.onnx", "report.json", "manifest.json",
                      ".hand-nas", *mobile}
     assert sorted(p.name for p in folder.parent.iterdir()) == ["bundle", "ck"]  # no temporary left beside --out
@@ -154,6 +163,15 @@ def test_every_bundle_file_is_listed_and_runs_in_its_runtime(bundle):
         row = rows[f"ExecuTorch XNNPACK {kind}"]
         assert row.median_ms > 0 and (row.partitions, row.portable, row.busy_threads) == (1, 0, 1), row
     assert "| ExecuTorch XNNPACK int8 | 1 | 1 |" in format_bench(r)
+    lite = report["litert"]
+    assert ("skipped" in lite) != HAVE_LITERT
+    if HAVE_LITERT:
+        from hand_nas.cost.runtimes import TfliteRunner
+
+        out = TfliteRunner(folder / "model.tflite")(x)
+        assert np.abs(out[1] - onnx["model.onnx"][1]).max() < 1e-4 and lite["parity_fp32_vs_torch_rel"] < 1e-4
+        row = rows["LiteRT XNNPACK fp32"]
+        assert row.median_ms > 0 and row.busy_threads == 1 and row.partitions >= 1, row
 
 
 def test_the_int8_lines_name_the_chosen_file_and_every_candidate(bundle):

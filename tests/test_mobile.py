@@ -14,6 +14,7 @@ import torch
 from model_configs import small_model
 from torch import nn
 
+from compress.onnx_export import relative_error
 from hand_nas.errors import HandNasError
 from hand_nas.models import build_model
 from hand_nas.models.hand_batched import StackedLayerNorm, hand_batched
@@ -66,8 +67,40 @@ def test_executorch_takes_the_whole_graph_and_runs_it_on_one_thread(tmp_path):
         ref = TupleOutputs(m, DEPLOY_OUTPUTS)(torch.as_tensor(x))
     run = PteRunner(tmp_path / "m.pte", threads=1)
     got = run(x)
-    assert max(float(np.abs(g - r.numpy()).max() / np.abs(r.numpy()).max()) for g, r in zip(got, ref)) < 1e-4
+    assert len(got) == len(ref) and relative_error([r.numpy() for r in ref], got) < 1e-4
     assert threadpool_size() == 1 and busy_threads(lambda: run(x[:1])) == 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None, reason="LiteRT's interpreter is not installed")
+@pytest.mark.slow
+def test_litert_converts_in_its_own_venv_and_runs_on_one_thread(tmp_path):
+    from compress.litert import converter_python, export_tflite
+    from hand_nas.cost.runtimes import TfliteRunner, busy_threads
+
+    if converter_python() is None:
+        pytest.skip("no LiteRT converter venv (hand-nas mobile setup-litert)")
+    torch.manual_seed(0)
+    m = build_model(small_model(**FAMILY[0])).eval()
+    export_tflite(m, tmp_path / "m.tflite", 128)
+    assert not list(tmp_path.glob("*.pt2"))  # the program handed to the converter is gone
+    run = TfliteRunner(tmp_path / "m.tflite", threads=1)
+    assert 1 <= run.partitions <= 10 and sum(run.builtin_ops.values()) <= 20, (run.partitions, run.builtin_ops)
+    x = np.random.default_rng(0).random((2, 3, 128, 128), dtype=np.float32)
+    with torch.no_grad():
+        ref = TupleOutputs(m, DEPLOY_OUTPUTS)(torch.as_tensor(x))
+    got = run(x)
+    assert len(got) == len(ref) and relative_error([r.numpy() for r in ref], got) < 1e-4
+    assert busy_threads(lambda: run.run(x[:1])) == 1
+
+
+def test_litert_without_its_converter_is_one_line(tmp_path, monkeypatch):
+    from compress.litert import export_tflite
+
+    monkeypatch.setenv("HAND_NAS_LITERT_PYTHON", str(tmp_path / "none" / "python"))
+    with pytest.raises(HandNasError, match="LiteRT converter not found at .*none/python: run `hand-nas mobile "
+                                           "setup-litert`"):
+        export_tflite(nn.Linear(1, 1), tmp_path / "m.tflite")
+    assert list(tmp_path.iterdir()) == []
 
 
 @needs_executorch

@@ -92,7 +92,7 @@ def bench_target(path: str | Path, threads: tuple[int, ...] = (1,), batches: tup
                  size: int = 256, rounds: int = 10, progress: bool = True):
     """``hand_nas.cost.bench.bench`` of a bundle (verified; its own ONNX graphs) or a checkpoint folder."""
     from hand_nas.cost.bench import bench
-    from hand_nas.cost.runtimes import executorch_available
+    from hand_nas.cost.runtimes import executorch_available, litert_available
     from hand_nas.files import read_json
 
     path = Path(path)
@@ -101,13 +101,15 @@ def bench_target(path: str | Path, threads: tuple[int, ...] = (1,), batches: tup
     if is_bundle(path):  # open_model verified every file against the manifest
         graphs = {k: path / name for k, name in (("onnx_fp32", "model.onnx"), ("onnx_int8", "model.int8.onnx"))
                   if (path / name).is_file()}
-        et = read_json(path / "report.json", "bundle report").get("executorch") or {}
-        for kind, p in (et.get("programs") or {}).items():
-            if (path / p["file"]).is_file():
-                name = f"ExecuTorch XNNPACK {kind}"
-                programs[name], delegation[name] = path / p["file"], p
-        if programs and not executorch_available():
-            raise HandNasError(f"{path}: holds ExecuTorch programs but ExecuTorch is not installed: "
-                               "pip install 'hand-nas[mobile]'")
+        report = read_json(path / "report.json", "bundle report")
+        for key, runtime, installed in (("executorch", "ExecuTorch", executorch_available),
+                                        ("litert", "LiteRT", litert_available)):
+            files = {kind: p for kind, p in ((report.get(key) or {}).get("programs") or {}).items()
+                     if (path / p["file"]).is_file()}
+            if files and not installed():
+                raise HandNasError(f"{path}: holds {runtime} files but {runtime} is not installed: "
+                                   "pip install 'hand-nas[mobile]'")
+            for kind, p in files.items():
+                programs[f"{runtime} XNNPACK {kind}"], delegation[f"{runtime} XNNPACK {kind}"] = path / p["file"], p
     return bench(model, str(path), threads=threads, batches=batches, size=size, rounds=rounds, progress=progress,
                  programs=programs, delegation=delegation, **graphs)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hand_nas.cli import cost, data, demo, deploy, hand, latency, proxy, report, search, supernet, train, trial
+from hand_nas.cli import cost, data, demo, deploy, hand, latency, mobile, proxy, report, search, supernet, train, trial
 from hand_nas.cli import compress as compression
 from hand_nas.errors import HandNasError
 
 # in the order `hand-nas --help` lists them
 COMMANDS = (hand.GROUP, data.GROUP, cost.Cost, train.Train, train.Retrain, search.Search, latency.GROUP,
-            proxy.GROUP, trial.GROUP, compression.Compress, deploy.Predict, deploy.Bench, deploy.Evaluate,
+            proxy.GROUP, trial.GROUP, compression.Compress, mobile.GROUP, deploy.Predict, deploy.Bench, deploy.Evaluate,
             report.Report, report.Dashboard, demo.Demo, report.Reproduce, supernet.GROUP)
 
 

@@ -27,7 +27,8 @@ class Compress(Command):
         p.add_argument("--int8", choices=list(INT8_CHOICES), default="auto",
                        help="int8 file: the fastest candidate within the MPJPE tolerance (auto) or a named one")
         p.add_argument("--mobile", choices=list(MOBILE_CHOICES), default="auto",
-                       help="ExecuTorch programs (model.pte, model.int8.pte): when installed (auto), required, or off")
+                       help="mobile runtimes' files: ExecuTorch (model.pte, model.int8.pte) and LiteRT (model.tflite) "
+                       "when their tools are installed (auto), one of them or both (required), or off")
         p.add_argument("--size", type=int, default=256, help="input size of the ONNX files and latencies")
         p.add_argument("--threads", type=int, default=1, help="threads for every latency")
         p.add_argument("--data", help="sample folder (default: the one the checkpoint was trained on)")

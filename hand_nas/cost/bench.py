@@ -1,8 +1,8 @@
 """``hand-nas bench``: the latency table of a bundle or checkpoint on the machine it runs on.
 
-For every (threads, batch) pair: torch eager, onnxruntime fp32 and (for bundles) onnxruntime int8 and
-the bundle's ExecuTorch programs (XNNPACK delegate, fp32 and int8), each after warm-up, timed run by run in alternating rounds (engine A, B, C, A, B, C, ...) so that
-a slow moment of a shared machine hits every engine alike; the median and the 90th percentile per
+For every (threads, batch) pair: torch eager, onnxruntime fp32 and (for bundles) onnxruntime int8, the
+bundle's ExecuTorch programs (XNNPACK delegate, fp32 and int8) and its LiteRT model (XNNPACK delegate), each
+after warm-up, timed run by run in alternating rounds (engine A, B, C, A, B, C, ...) so that a slow moment of a shared machine hits every engine alike; the median and the 90th percentile per
 engine. Beside them the *compute floor*: the model's MACs divided by this CPU's fp32 matmul rate
 measured by the same command (a square ``torch.matmul`` at the same thread count), i.e. the time
 the arithmetic alone would take at peak. Each onnxruntime row also gives the node count of the graph
@@ -146,17 +146,21 @@ def _engines(model, onnx_fp32: Path | None, onnx_int8: Path | None, size: int, b
         if batch != 1 or size != (programs_size := _program_size(path)):
             skipped[name] = f"the bundle's program takes 1x3x{programs_size}x{programs_size}"
             continue
-        from hand_nas.cost.runtimes import load_pte
+        from hand_nas.cost.runtimes import TfliteRunner, load_pte
 
-        method = load_pte(path, threads)
-        runs[name] = lambda m=method: m.execute([x])
+        if Path(path).suffix == ".tflite":
+            runs[name] = lambda r=TfliteRunner(path, threads), img=x.numpy(): r.run(img)
+        else:
+            runs[name] = lambda m=load_pte(path, threads): m.execute([x])
     return runs, skipped, nodes
 
 
 def _program_size(path: Path) -> int:
-    """The input side an ExecuTorch program was exported at (its method's input tensor)."""
-    from hand_nas.cost.runtimes import load_pte
+    """The input side an ExecuTorch program or LiteRT model was exported at (its input tensor)."""
+    from hand_nas.cost.runtimes import TfliteRunner, load_pte
 
+    if Path(path).suffix == ".tflite":
+        return int(TfliteRunner(path).interp.get_input_details()[0]["shape"][-1])
     return int(load_pte(path).metadata.input_tensor_meta(0).sizes()[-1])
 
 
@@ -170,7 +174,7 @@ def bench(model: torch.nn.Module, target: str, onnx_fp32: Path | None = None, on
     Args:
         onnx_fp32: the deployment graph at batch 1 (None: exported from ``model``).
         onnx_int8: the int8 graph at batch 1 (None: not timed).
-        programs: {engine name: .pte path} (batch 1 at their export size); delegation: {engine name:
+        programs: {engine name: .pte or .tflite path} (batch 1 at their export size); delegation: {engine name:
             {'partitions', 'portable'}} as recorded when they were exported.
     """
     from hand_nas.cost.runtimes import busy_threads

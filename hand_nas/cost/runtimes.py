@@ -1,10 +1,12 @@
-"""The mobile runtimes' Python front doors, for timing and parity: ExecuTorch's runtime (XNNPACK delegate).
+"""The mobile runtimes' Python front doors, for timing and parity: ExecuTorch's runtime and LiteRT's
+interpreter, each with its XNNPACK delegate.
 
-Each is an optional install (``pip install 'hand-nas[mobile]'``): ``executorch_available`` says whether it is here,
-``load_pte`` raises one HandNasError line when it is not.
+Each is an optional install (``pip install 'hand-nas[mobile]'``): ``executorch_available`` and
+``litert_available`` say whether it is here, ``load_pte`` / ``TfliteRunner`` raise one HandNasError line when
+it is not.
 
-Threads: ExecuTorch's Python runtime has one process-wide XNNPACK thread pool that starts with a thread per
-core; ``load_pte(path, threads)`` resets it to ``threads`` (``threadpool_size`` reads it back), so a
+Threads: LiteRT's interpreter takes ``num_threads`` (1: one busy thread). ExecuTorch's Python runtime has one
+process-wide XNNPACK thread pool that starts with a thread per core; ``load_pte(path, threads)`` resets it to ``threads`` (``threadpool_size`` reads it back), so a
 single-threaded figure is one busy thread (``busy_threads`` checks that from /proc).
 """
 from __future__ import annotations
@@ -19,6 +21,77 @@ def executorch_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("executorch") is not None
+
+
+def litert_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+class TfliteRunner:
+    """A LiteRT flatbuffer in LiteRT's interpreter (default XNNPACK delegate), ``threads`` threads.
+
+    ``partitions``: the delegate's nodes in the execution plan; ``builtin_ops``: {op: count} of the nodes left
+    on LiteRT's built-in kernels. Outputs come back in the flatbuffer's output order."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as e:
+            raise HandNasError(f"LiteRT's interpreter is not installed: pip install 'hand-nas[mobile]' ({e})") from None
+        if not Path(path).is_file():
+            raise HandNasError(f"{path}: LiteRT model not found")
+        try:
+            self.interp = Interpreter(model_path=str(path), num_threads=threads)
+            self.interp.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise HandNasError(f"{path}: not a loadable LiteRT model ({type(e).__name__}: {e})") from None
+        self.input = self.interp.get_input_details()[0]["index"]
+        self.outputs = [d["index"] for d in self.interp.get_output_details()]
+        self.partitions, self.builtin_ops = _execution_plan(self.interp)
+
+    def run(self, image):
+        """One image (1, 3, S, S) float32 -> the outputs as numpy arrays."""
+        self.interp.set_tensor(self.input, image)
+        self.interp.invoke()
+        return [self.interp.get_tensor(i) for i in self.outputs]
+
+    def __call__(self, images):
+        """(N, 3, S, S) images one at a time -> the outputs stacked along N."""
+        import numpy as np
+
+        outs = [self.run(np.ascontiguousarray(img[None], dtype=np.float32)) for img in images]
+        return [np.concatenate([o[i] for o in outs]) for i in range(len(outs[0]))]
+
+
+def _execution_plan(interp) -> tuple[int, dict[str, int]]:
+    """(delegate nodes, {op: count} of nodes on built-in kernels) of what an allocated interpreter runs.
+
+    The node list keeps every original node and appends one DELEGATE node per partition; the plan is what the
+    outputs need, walked back from them: a tensor a delegate outputs comes from that delegate, any other from
+    the original node that writes it (a node the delegate did not take)."""
+    ops = interp._get_ops_details()
+    producer = {}
+    for op in ops:  # delegates last in the list: they win for the tensors they output
+        for t in op["outputs"]:
+            producer[int(t)] = op
+    todo = [int(d["index"]) for d in interp.get_output_details()]
+    seen_tensors, plan = set(), {}
+    while todo:
+        t = todo.pop()
+        if t in seen_tensors or t not in producer:
+            continue
+        seen_tensors.add(t)
+        op = producer[t]
+        if op["index"] not in plan:
+            plan[op["index"]] = op["op_name"]
+            todo.extend(int(i) for i in op["inputs"] if i >= 0)
+    builtin = {}
+    for name in plan.values():
+        if name != "DELEGATE":
+            builtin[name] = builtin.get(name, 0) + 1
+    return sum(1 for name in plan.values() if name == "DELEGATE"), builtin
 
 
 def _portable_lib():

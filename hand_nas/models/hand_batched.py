@@ -225,8 +225,11 @@ class LightCrossStacked(nn.Module):
         self.register_buffer("hands", HANDS.clone(), persistent=False)
 
     def forward(self, x, fmap, tokens):
-        tokens = both_hands(tokens, self.hands)
-        return x + _attend(x, tokens, tokens, 1)
+        # ``_attend(x, tokens, tokens, 1)`` with the keys transposed before the hand axis is broadcast (litert-torch
+        # 0.10 folds the product with ones into BROADCAST_TO and then sinks the transpose past it wrongly)
+        keys_t = both_hands(tokens.transpose(-1, -2), self.hands)  # (2, B, C, M)
+        a = (torch.matmul(x, keys_t) * (x.shape[-1] ** -0.5)).softmax(-1)
+        return x + torch.matmul(a, both_hands(tokens, self.hands))
 
 
 class PerHandBridge(nn.Module):
