@@ -1,8 +1,9 @@
 """The mobile form and ExecuTorch programs (XNNPACK delegate) of small models.
 
 The form's outputs are checked on every family at once (milliseconds); lowering a program takes ExecuTorch
-40-60 s per small model on one core, so one family is lowered here and the lwa-like one in the compress
-bundle (tests/test_compress.py), both checked to be one XNNPACK partition with nothing on portable kernels.
+40-60 s per small model on one core (the int8 one three times that), so one more family is lowered here, on a
+one-level graph, beside the lwa-like one in the compress bundle (tests/test_compress.py), both checked to be one
+XNNPACK partition with nothing on portable kernels; LiteRT likewise.
 """
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def test_executorch_takes_the_whole_graph_and_runs_it_on_one_thread(tmp_path):
     from hand_nas.cost.runtimes import busy_threads, threadpool_size
 
     torch.manual_seed(0)
-    m = build_model(small_model(**FAMILY[1])).eval()  # softmax attention, mhsa bridge (per hand), softmax cross
+    # softmax attention, mhsa bridge (per hand), softmax cross; one graph level: lowering time grows with the graph
+    m = build_model(small_model(**FAMILY[1], levels=1)).eval()
     took = export_pte(m, tmp_path / "m.pte", 128)
     assert (took.partitions, took.portable) == (1, 0), took
     x = np.random.default_rng(0).random((2, 3, 128, 128), dtype=np.float32)
@@ -80,7 +82,7 @@ def test_litert_converts_in_its_own_venv_and_runs_on_one_thread(tmp_path):
     if converter_python() is None:
         pytest.skip("no LiteRT converter venv (hand-nas mobile setup-litert)")
     torch.manual_seed(0)
-    m = build_model(small_model(**FAMILY[0])).eval()
+    m = build_model(small_model(**FAMILY[3], levels=1)).eval()  # the bundle test converts the mobile_former family
     export_tflite(m, tmp_path / "m.tflite", 128)
     assert not list(tmp_path.glob("*.pt2"))  # the program handed to the converter is gone
     run = TfliteRunner(tmp_path / "m.tflite", threads=1)
