@@ -62,23 +62,9 @@ def setup_converter(log=print) -> Path:
     return py
 
 
-def drop_noop_expands(ep):
-    """An ``aten.expand`` whose output has its input's shape is its input (``torch.matmul`` leaves them on
-    3-D/4-D operands; LiteRT's BROADCAST_TO kernel refuses some of them at allocation)."""
-    gm = ep.graph_module
-    for n in list(gm.graph.nodes):
-        if n.op == "call_function" and n.target == torch.ops.aten.expand.default:
-            src = n.args[0]
-            if tuple(src.meta["val"].shape) == tuple(n.meta["val"].shape):
-                n.replace_all_uses_with(src)
-                gm.graph.erase_node(n)
-    gm.recompile()
-    return ep
-
-
 def export_tflite(model: nn.Module, path: str | Path, size: int = 256, scratch: Path | None = None) -> dict:
     """Write ``model`` as a fp32 LiteRT flatbuffer at batch 1 x 3 x ``size``^2; returns {'seconds'}."""
-    from compress.mobile import deploy_module
+    from compress.mobile import deploy_module, drop_noop
 
     py = require_converter()
     path = Path(path)
@@ -86,7 +72,8 @@ def export_tflite(model: nn.Module, path: str | Path, size: int = 256, scratch: 
     t0 = time.perf_counter()
     with torch.no_grad():
         ep = torch.export.export(deploy_module(model), (torch.rand(1, 3, size, size),))
-    torch.export.save(drop_noop_expands(ep), program)
+    drop_noop(ep.graph_module, torch.ops.aten.expand.default)  # XNNPACK has no BROADCAST_TO: fewer boundaries
+    torch.export.save(ep, program)
     try:
         done = subprocess.run([str(py), str(Path(__file__).with_name("litert_convert.py")), str(program), str(path),
                                str(size)], capture_output=True, text=True, timeout=CONVERT_TIMEOUT_S)

@@ -65,14 +65,12 @@ def deploy_module(model: nn.Module, quantizable: bool = False) -> nn.Module:
     return TupleOutputs(xnnpack_form(hand_batched(model.eval()), quantizable), DEPLOY_OUTPUTS).eval()
 
 
-def _drop_noop_expands(gm):
-    """Edge pass: an ``expand_copy`` whose output has its input's shape is the input."""
-    from executorch.exir.dialects._ops import ops as exir_ops
-    from executorch.exir.pass_base import PassResult
-
+def drop_noop(gm, target) -> bool:
+    """Remove every ``target`` node (an expand) whose output has its input's shape: it is its input.
+    ``torch.matmul`` leaves them on 3-D/4-D operands; delegates refuse some. True when any was removed."""
     changed = False
     for n in list(gm.graph.nodes):
-        if n.op == "call_function" and n.target == exir_ops.edge.aten.expand_copy.default:
+        if n.op == "call_function" and n.target == target:
             src = n.args[0]
             if tuple(src.meta["val"].shape) == tuple(n.meta["val"].shape):
                 n.replace_all_uses_with(src)
@@ -80,7 +78,15 @@ def _drop_noop_expands(gm):
                 changed = True
     if changed:
         gm.recompile()
-    return PassResult(gm, changed)
+    return changed
+
+
+def _drop_noop_expands(gm):
+    """Edge pass: ``drop_noop`` on ``expand_copy``."""
+    from executorch.exir.dialects._ops import ops as exir_ops
+    from executorch.exir.pass_base import PassResult
+
+    return PassResult(gm, drop_noop(gm, exir_ops.edge.aten.expand_copy.default))
 
 
 def delegation(graph_module) -> Delegation:

@@ -101,7 +101,7 @@ def mobilevit_block_macs(c, d, layers, attention, h, w) -> int:
         macs += 10 * hw * d + 4 * hw * d * d  # norm1 + norm2; ffn Linear(d -> 2d), Linear(2d -> d)
         if attention == "separable":  # SeparableAttention: score d -> 1, k and v d -> d; then proj d -> d
             macs += hw * d * (1 + 2 * d) + hw * d * d
-        else:  # _SoftmaxTokens: qkv d -> 3d; attend QK^T + AV per position (4 x 2n^2 d); proj d -> d
+        else:  # SoftmaxTokens: qkv d -> 3d; attend QK^T + AV per position (4 x 2n^2 d); proj d -> d
             macs += hw * 3 * d * d + 4 * 2 * n * n * d + hw * d * d
     macs += 5 * hw * d  # MobileViTBlock.norm (LayerNorm after the layers)
     macs += conv_bn_macs(d, c, 1, h, w)[0] + conv_bn_macs(d + c, c, 1, h, w)[0]  # proj d -> c; fuse d + c -> c

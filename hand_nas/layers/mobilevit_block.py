@@ -16,7 +16,7 @@ from hand_nas.layers.conv import conv_bn
 from hand_nas.layers.separable_attention import SeparableAttention
 
 
-class _SoftmaxTokens(nn.Module):
+class SoftmaxTokens(nn.Module):
     def __init__(self, dim: int, heads: int = 4) -> None:
         super().__init__()
         self.heads = heads
@@ -25,8 +25,7 @@ class _SoftmaxTokens(nn.Module):
 
     def forward(self, x):
         b, p, n, d = x.shape
-        qkv = self.qkv(x.reshape(b * p, n, d))
-        q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]  # slices, not chunk: XNNPACK has no split
+        q, k, v = self.qkv(x.reshape(b * p, n, d)).chunk(3, dim=-1)
         return self.proj(attend(q, k, v, self.heads)).reshape(b, p, n, d)
 
 
@@ -34,7 +33,7 @@ class _Layer(nn.Module):
     def __init__(self, dim: int, ffn: int, attention: str, heads: int) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = SeparableAttention(dim) if attention == "separable" else _SoftmaxTokens(dim, heads)
+        self.attn = SeparableAttention(dim) if attention == "separable" else SoftmaxTokens(dim, heads)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.SiLU(), nn.Linear(ffn, dim))
 
     def forward(self, x):

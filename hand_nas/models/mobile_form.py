@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hand_nas.layers.attention import attend
+from hand_nas.layers.mobilevit_block import SoftmaxTokens
 from hand_nas.layers.separable_attention import SeparableAttention
 from hand_nas.models.hand_batched import (StackedChebConv, StackedLayerNorm, StackedLinear, one_hand_each,
                                           stack_hands)
@@ -70,6 +72,21 @@ class MatmulSeparableAttention(nn.Module):
         scores = self.score(c).transpose(-1, -2).softmax(-1)  # (..., 1, M)
         ctx = torch.matmul(scores, self.k(c))  # (..., 1, d) = sum over M of k * scores
         return self.proj(torch.relu(self.v(x)) * ctx)
+
+
+class SlicedSoftmaxTokens(nn.Module):
+    """MobileViT's softmax token attention with q, k, v taken from the fused projection by slices (``chunk`` is a
+    split, which XNNPACK lacks; the training form keeps ``chunk``, which torch-pruning's graph follows)."""
+
+    def __init__(self, m: SoftmaxTokens) -> None:
+        super().__init__()
+        self.heads, self.qkv, self.proj = m.heads, m.qkv, m.proj
+
+    def forward(self, x):
+        b, p, n, d = x.shape
+        qkv = self.qkv(x.reshape(b * p, n, d))
+        q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]
+        return self.proj(attend(q, k, v, self.heads)).reshape(b, p, n, d)
 
 
 class FixedAvgPool(nn.Module):
@@ -129,7 +146,8 @@ class LinearChebConv(nn.Module):
 
 
 XNNPACK_FORMS = {nn.LayerNorm: MatmulLayerNorm.of, StackedLayerNorm: MatmulLayerNorm.of,
-                 SeparableAttention: MatmulSeparableAttention, nn.AdaptiveAvgPool2d: FixedAvgPool}
+                 SeparableAttention: MatmulSeparableAttention, nn.AdaptiveAvgPool2d: FixedAvgPool,
+                 SoftmaxTokens: SlicedSoftmaxTokens}
 QUANTIZABLE_FORMS = {StackedLinear: PairLinear, StackedChebConv: LinearChebConv}
 
 
