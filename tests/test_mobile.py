@@ -3,7 +3,7 @@
 The form's outputs are checked on every family at once (milliseconds); lowering a program takes ExecuTorch
 40-60 s per small model on one core (the int8 one three times that), so one more family is lowered here, on a
 one-level graph, beside the lwa-like one in the compress bundle (tests/test_compress.py), both checked to be one
-XNNPACK partition with nothing on portable kernels; LiteRT likewise.
+XNNPACK partition with nothing on portable kernels. LiteRT's conversion runs in the bundle test (a minute each).
 """
 from __future__ import annotations
 
@@ -71,28 +71,6 @@ def test_executorch_takes_the_whole_graph_and_runs_it_on_one_thread(tmp_path):
     got = run(x)
     assert len(got) == len(ref) and relative_error([r.numpy() for r in ref], got) < 1e-4
     assert threadpool_size() == 1 and busy_threads(lambda: run(x[:1])) == 1
-
-
-@pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None, reason="LiteRT's interpreter is not installed")
-@pytest.mark.slow
-def test_litert_converts_in_its_own_venv_and_runs_on_one_thread(tmp_path):
-    from compress.litert import converter_python, export_tflite
-    from hand_nas.cost.runtimes import TfliteRunner, busy_threads
-
-    if converter_python() is None:
-        pytest.skip("no LiteRT converter venv (hand-nas mobile setup-litert)")
-    torch.manual_seed(0)
-    m = build_model(small_model(**FAMILY[3], levels=1)).eval()  # the bundle test converts the mobile_former family
-    export_tflite(m, tmp_path / "m.tflite", 128)
-    assert not list(tmp_path.glob("*.pt2"))  # the program handed to the converter is gone
-    run = TfliteRunner(tmp_path / "m.tflite", threads=1)
-    assert 1 <= run.partitions <= 10 and sum(run.builtin_ops.values()) <= 20, (run.partitions, run.builtin_ops)
-    x = np.random.default_rng(0).random((2, 3, 128, 128), dtype=np.float32)
-    with torch.no_grad():
-        ref = TupleOutputs(m, DEPLOY_OUTPUTS)(torch.as_tensor(x))
-    got = run(x)
-    assert len(got) == len(ref) and relative_error([r.numpy() for r in ref], got) < 1e-4
-    assert busy_threads(lambda: run.run(x[:1])) == 1
 
 
 def test_litert_without_its_converter_is_one_line(tmp_path, monkeypatch):
