@@ -7,7 +7,7 @@ that is not over the last axis, an adaptive average pool. ``xnnpack_form`` swaps
 that computes the same values from operations XNNPACK has: a mean is a matmul by a constant 1/C column, the
 separable attention's softmax runs on the last axis and its context sum is a matmul, a pool whose output
 divides its input is a fixed average pool. The copy is for export only: MAC counts, checkpoints and the
-ONNX graph keep the modules as they are (a matmul mean would add MACs fvcore counts; these add under 1%).
+ONNX graph keep the modules as they are (a matmul mean would add MACs that fvcore counts).
 
 Swaps are keyed by class in ``XNNPACK_FORMS``; a new block with an operation XNNPACK lacks adds its form
 here (``compress.mobile`` reports the ops that still fall to portable kernels, with their source lines).
