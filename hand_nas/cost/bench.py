@@ -143,25 +143,24 @@ def _engines(model, onnx_fp32: Path | None, onnx_int8: Path | None, size: int, b
         feed = {sess.get_inputs()[0].name: x.numpy()}
         runs[name], nodes[name] = (lambda s=sess, f=feed: s.run(None, f)), count
     for name, path in (programs or {}).items():  # fixed at batch 1 and the export size
-        if batch != 1 or size != (programs_size := _program_size(path)):
-            skipped[name] = f"the bundle's program takes 1x3x{programs_size}x{programs_size}"
+        side, run = _program(path, threads, x)
+        if batch != 1 or size != side:
+            skipped[name] = f"the bundle's program takes 1x3x{side}x{side}"
             continue
-        from hand_nas.cost.runtimes import TfliteRunner, load_pte
-
-        if Path(path).suffix == ".tflite":
-            runs[name] = lambda r=TfliteRunner(path, threads), img=x.numpy(): r.run(img)
-        else:
-            runs[name] = lambda m=load_pte(path, threads): m.execute([x])
+        runs[name] = run
     return runs, skipped, nodes
 
 
-def _program_size(path: Path) -> int:
-    """The input side an ExecuTorch program or LiteRT model was exported at (its input tensor)."""
+def _program(path: Path, threads: int, x: torch.Tensor):
+    """(the input side it was exported at, a zero-argument run on ``x``) of an ExecuTorch program or LiteRT model,
+    loaded once."""
     from hand_nas.cost.runtimes import TfliteRunner, load_pte
 
     if Path(path).suffix == ".tflite":
-        return int(TfliteRunner(path).interp.get_input_details()[0]["shape"][-1])
-    return int(load_pte(path).metadata.input_tensor_meta(0).sizes()[-1])
+        r = TfliteRunner(path, threads)
+        return int(r.interp.get_input_details()[0]["shape"][-1]), lambda img=x.numpy(): r.run(img)
+    m = load_pte(path, threads)
+    return int(m.metadata.input_tensor_meta(0).sizes()[-1]), lambda: m.execute([x])
 
 
 def bench(model: torch.nn.Module, target: str, onnx_fp32: Path | None = None, onnx_int8: Path | None = None,
