@@ -220,6 +220,28 @@ def test_train_resumes_after_a_crash_and_ships(tmp_path, smoke_run):
         load_supernet(ship)
 
 
+@pytest.mark.slow
+def test_warm_start_continues_a_trained_supernet(tmp_path, smoke_run):
+    """--init starts from the parent's tensors (step 0 scores as the parent's end), records the parent's sha256,
+    and adds its compute and images to the totals; a supernet of another space is refused in one line."""
+    from hand_nas.supernet import load_supernet, train_supernet
+
+    parent, _, parent_run = smoke_run
+    _, prec = load_supernet(parent)
+    out = tmp_path / "more"
+    run = train_supernet("tiny", "smoke", out, progress=False, log=lambda t: None, steps=3, seed=5, init=parent)
+    assert run.history[0]["largest"]["mpjpe_mm"] == pytest.approx(parent_run.history[-1]["largest"]["mpjpe_mm"],
+                                                                 abs=1e-3)
+    _, record = load_supernet(out)
+    assert record["init"]["sha256"] == prec["sha256"] and record["init"]["steps"] == 6
+    assert record["images_seen_total"]["largest"] == 24 + 12
+    assert record["compute_total"]["core_hours"] == pytest.approx(
+        prec["compute"]["core_hours"] + record["compute"]["core_hours"], abs=2e-4)
+    with pytest.raises(HandNasError, match="trained on another space"):
+        train_supernet("lwa", "smoke", tmp_path / "other", progress=False, log=lambda t: None, init=parent)
+    assert not (tmp_path / "other").exists()
+
+
 @pytest.mark.parametrize("backend", ["optuna", "nni"])
 @pytest.mark.slow
 def test_search_on_the_supernet(tmp_path, smoke_run, backend):

@@ -26,6 +26,7 @@ class Train(Command):
         p.add_argument("--data", default="synthetic", help="'synthetic' (the recipe's cached set) or a sample folder")
         p.add_argument("--steps", type=int, help="override the recipe's step count")
         p.add_argument("--seed", type=int, help="override the recipe's seed")
+        p.add_argument("--init", help="a trained supernet folder of the same space to start from (warm start)")
         p.add_argument("--overwrite", action="store_true", help="replace an existing supernet folder at the end")
         p.add_argument("--no-resume", dest="resume", action="store_false", help="discard a killed run's snapshots")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -41,14 +42,14 @@ class Train(Command):
         steps = args.steps or t.steps
         print(f"supernet of space {args.space!r} under recipe {args.recipe!r}: {steps} steps of the sandwich rule "
               f"(largest, smallest, {rec.n_random} random), batch {t.batch}, {t.resolution}x{t.resolution}, "
-              f"lr {t.lr:g}, losses {t.losses}, distillation x{rec.kd:g}, {args.precision} on {args.device}",
-              flush=True)
+              f"lr {t.lr:g}, losses {t.losses}, distillation x{rec.kd:g}, {args.precision} on {args.device}"
+              + (f", from {args.init}" if args.init else ""), flush=True)
         print(f"snapshot every {rec.save_every} steps in {partial_dir(args.out)} (after a kill, the same command "
               "resumes)", flush=True)
         try:
             run = train_supernet(args.space, args.recipe, args.out, data=args.data, device=args.device,
                                  precision=args.precision, mano_dir=args.mano, overwrite=args.overwrite,
-                                 resume=args.resume, progress=not args.quiet, steps=args.steps, seed=args.seed,
+                                 resume=args.resume, progress=not args.quiet, steps=args.steps, seed=args.seed, init=args.init,
                                  log=lambda text: print(text, flush=True))
         except KeyboardInterrupt:
             raise interrupted(f"the last snapshot is kept in {partial_dir(args.out)}") from None
@@ -70,7 +71,8 @@ class Show(Command):
         net, record = load_supernet(args.folder)
         n = sum(p.numel() for p in net.shared)
         print(f"supernet of space {record['space']!r}: {len(net.keys)} shared tensors, {n / 1e6:.2f} M values")
-        for k in ("recipe", "steps", "seconds", "images_seen", "compute", "data", "precision"):
+        for k in ("recipe", "steps", "seconds", "images_seen", "compute", "data", "precision", "init",
+                  "images_seen_total", "compute_total"):
             if k in record:
                 print(f"{k}: {record[k]}")
         if record.get("history"):

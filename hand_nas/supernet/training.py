@@ -45,6 +45,7 @@ class SupernetRecipe:
         calib_batches: BatchNorm recalibration batches per scored subnet.
         eval_images: held-out images scored during training (None: the whole split).
         cover_samples: random configurations in the shape cover (``Supernet``).
+        needs_init: the recipe continues a trained supernet (``init``): its schedule restarts from there.
         about: one line for ``--help`` and the README.
     """
 
@@ -56,6 +57,7 @@ class SupernetRecipe:
     calib_batches: int = 8
     eval_images: int | None = None
     cover_samples: int = 256
+    needs_init: bool = False
     about: str = ""
 
 
@@ -72,6 +74,14 @@ RECIPES = {
                           n_random=2, kd=1.0, save_every=25, synthetic_n=8000, calib_batches=8,
                           about="lwa.yaml in about an hour of one core: 1000 sandwich steps (4 subnets) at 128 px, "
                                 "batch 16, 8000 synthetic images"),
+    # The second lwa.yaml supernet stage: from a finished `lwa` run (--init), 1000 more steps with three random
+    # subnets a step (the middle of the space trained 1.5x as often), warm restart at half the peak learning rate,
+    # another seed (new data order and subnet draws). ~4.1 s a step on one core: about 70 minutes.
+    "lwa-continue": SupernetRecipe(TrainCfg(resolution=128, steps=1000, batch=16, lr=1e-3, warmup=30, eval_every=250,
+                                            augment=False, losses="intaghand", seed=1),
+                                   n_random=3, kd=1.0, save_every=25, synthetic_n=8000, calib_batches=8, needs_init=True,
+                                   about="1000 more sandwich steps (3 random) from a trained lwa supernet (--init), "
+                                         "lr 1e-3 warm restart"),
     # experiments/supernet_ddp.py: one process against torchrun's two at the same global batch, in minutes
     "short": SupernetRecipe(TrainCfg(resolution=64, steps=40, batch=16, lr=2e-3, warmup=5, eval_every=40,
                                      augment=False, losses="3d"),
@@ -187,14 +197,47 @@ def _cpu_name() -> str:
     return "unknown"
 
 
+def _parent(init, space, mano_dir) -> tuple:
+    """(the supernet ``init`` names, its record for the lineage), checked to be trained on ``space``'s file."""
+    from hand_nas.supernet.manifest import SPACE
+    from hand_nas.supernet.supernet import load_supernet
+
+    net, record = load_supernet(init, mano_dir)
+    if (Path(record["folder"]) / SPACE).read_text() != Path(space.source).read_text():
+        raise HandNasError(f"{init}: --init supernet was trained on another space ({record.get('space')}), "
+                           f"expected the text of {space.source}")
+    return net, {"sha256": record["sha256"], "folder": record["folder"], "recipe": record.get("recipe"),
+                 "steps": record.get("steps"), "images_seen": record.get("images_seen"),
+                 "compute": record.get("compute"), "init": record.get("init"),
+                 "compute_total": record.get("compute_total", record.get("compute")),
+                 "images_seen_total": record.get("images_seen_total", record.get("images_seen"))}
+
+
+def _lineage(parent: dict, compute: dict, images: int, n_random: int) -> dict:
+    """supernet.json's record of a warm-started run: the parent, and its compute and images added to this run's."""
+    total, before = dict(compute), parent["compute_total"] or {}
+    for k in ("core_hours", "gpu_hours"):
+        if k in total or k in before:
+            total[k] = round(total.get(k, 0.0) + before.get(k, 0.0), 4)
+    seen = parent["images_seen_total"] or {}
+    images_total = {"largest": images + seen.get("largest", 0), "smallest": images + seen.get("smallest", 0),
+                    "subnet_passes": images * (2 + n_random) + seen.get("subnet_passes", 0)}
+    return {"init": {k: parent[k] for k in ("sha256", "folder", "recipe", "steps", "images_seen", "compute", "init")},
+            "compute_total": total, "images_seen_total": images_total}
+
+
 def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "synthetic", device: str = "cpu",
                    precision: str = "fp32", mano_dir=None, overwrite: bool = False, resume: bool = True,
-                   progress: bool = True, log=print, steps: int | None = None, seed: int | None = None) -> SupernetRun:
+                   progress: bool = True, log=print, steps: int | None = None, seed: int | None = None,
+                   init: str | Path | None = None) -> SupernetRun:
     """Train the supernet of ``space_name`` under ``recipe`` into ``out`` (see the module docstring).
 
     Args:
         steps: override the recipe's step count (a shorter run of the same schedule is another run).
         seed: override the recipe's seed (initialisation, subnet draws, data order).
+        init: a finished supernet of the same space and layout to start from (its shared tensors; a fresh
+            optimizer and the recipe's schedule from step 0). Its sha256, steps, images and compute are recorded,
+            and ``compute_total`` / ``images_seen_total`` add them to this run's.
     """
     from tqdm import tqdm
 
@@ -215,6 +258,8 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
     from hand_nas.train import ShuffleSampler, load_snapshot, restore_snapshot, save_snapshot, step_inputs
 
     rec = get_recipe(recipe)
+    if rec.needs_init and init is None:
+        raise HandNasError(f"recipe {recipe!r} continues a trained supernet: give --init FOLDER")
     cfg = rec.train if steps is None else replace(rec.train, steps=steps)
     cfg = cfg if seed is None else replace(cfg, seed=seed)
     dist = Dist.from_env()
@@ -243,9 +288,10 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
     folder = data_dir(data, rec.synthetic_n, progress=dist.main)
     if dist.main:
         dist.barrier()
+    parent_net, parent = _parent(init, space, mano_dir) if init is not None else (None, None)
     params = {"space": space.source, "space_text": Path(space.source).read_text(), "recipe": recipe,
               "train": cfg.to_dict(), "n_random": rec.n_random, "kd": rec.kd, "data": str(folder),
-              "precision": precision}
+              "precision": precision, **({"init": parent["sha256"]} if parent else {})}
     samples = open_samples(folder)
     tr_idx, va_idx = split_indices(len(samples), cfg.val_fraction, seed=0)
     mean = mean_shape(samples["verts"], samples["joints"], samples["valid"], tr_idx)
@@ -258,7 +304,8 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
         dist.barrier()
         snap_dir = partial_dir(out) / "snapshots"
         torch.manual_seed(cfg.seed)
-        net = Supernet(space, mano_dir, cover_samples=rec.cover_samples, seed=cfg.seed)
+        # warm start: the parent itself (its layout and tensors); the same data's mean hand is set again below
+        net = parent_net or Supernet(space, mano_dir, cover_samples=rec.cover_samples, seed=cfg.seed)
         base_model = build_model(space.base_cfg(), mano_dir)  # the training split's mean hand, in every subnet
         base_model.pose.set_mean_shape(torch.as_tensor(mean.verts), torch.as_tensor(mean.rel_root))
         for name in ("pose.template", "pose.rel_root.bias"):
@@ -353,6 +400,7 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
             from hand_nas.atomic import MARKER, MARKER_TEXT
 
             images = step * cfg.batch
+            lineage = _lineage(parent, run.compute, images, rec.n_random) if parent else {}
             net.cpu()
             net.save(build.folder, recipe=recipe, train=cfg.to_dict(), n_random=rec.n_random, kd=rec.kd,
                      calib_batches=rec.calib_batches, mano=str(mano_dir or "procedural"),
@@ -362,7 +410,7 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
                      compute=run.compute, baseline=baseline, history=history, losses=curve, node=socket.gethostname(),
                      loop_seconds=round(run.loop_seconds, 2),
                      finished_at=time.time(), sandwich={"largest": sampler.largest.to_dict(),
-                                                        "smallest": sampler.smallest.to_dict()})
+                                                        "smallest": sampler.smallest.to_dict()}, **lineage)
             (build.folder / MARKER).write_text(MARKER_TEXT)
             import shutil
 
