@@ -295,6 +295,21 @@ def test_supernet_proxy_check(tmp_path, smoke_run, synth_dir):
         reference_runs([tmp_path / "x.json"] if (tmp_path / "x.json").write_text("[]") else [])
 
 
+def test_reference_agreement_reads_the_reference_against_itself():
+    """Seed-vs-seed tau over the architectures run with both seeds; a noiseless reference's ceiling is 1, a noisy
+    one's lower."""
+    from hand_nas.report.supernet_check import reference_agreement
+
+    same = [{"label": f"a{i}", "runs": {0: 40.0 + i, 1: 40.0 + i + 1e-3}} for i in range(5)]
+    got = reference_agreement(same, draws=200)
+    [pair] = got["seed_pair_tau"]
+    assert pair["seeds"] == [0, 1] and pair["architectures"] == 5 and pair["tau"] == pytest.approx(1.0)
+    assert got["ceiling_tau"] > 0.99
+    swapped = [{"label": f"a{i}", "runs": {0: 40.0 + i, 1: 44.0 - i}} for i in range(5)]
+    got = reference_agreement(swapped + [{"label": "one", "runs": {0: 41.0}}], draws=200)
+    assert got["seed_pair_tau_mean"] == pytest.approx(-1.0) and got["ceiling_tau"] < 0.5
+
+
 @pytest.mark.slow
 def test_ddp_two_processes(tmp_path):
     """torchrun's two gloo processes train the smoke recipe: rank 0 writes the supernet, the loss curve is the

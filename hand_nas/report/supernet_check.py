@@ -73,7 +73,39 @@ def supernet_check(supernet, scorer, refs: list[dict], log=None) -> dict:
                # tau's standard error with no correlation: sqrt(2(2n+5) / (9n(n-1)))
                "tau_standard_error": float(np.sqrt(2 * (2 * n + 5) / (9 * n * (n - 1)))) if n > 1 else None,
                "seconds_per_evaluation": float(np.median([r["seconds"] for r in rows])) if rows else None}
+    summary.update(reference_agreement([{"label": r["label"], "runs": ref["runs"]} for r in rows
+                                        for ref in refs if ref["label"] == r["label"]]))
     return {"summary": summary, "rows": rows, "skipped": skipped}
+
+
+def reference_agreement(refs: list[dict], draws: int = 2000, seed: int = 0) -> dict:
+    """How far the stand-alone reference agrees with itself: what a proxy's tau can be read against.
+
+    ``seed_pair_tau``: Kendall's tau between seed s's and seed t's runs over the architectures run with both, per
+    seed pair (the reference replicated). ``ceiling_tau``: the mean tau of the architectures' observed means
+    against references redrawn around them with the pooled seed std over each architecture's seed count (a
+    parametric bootstrap that takes the observed means as the truth: a proxy that knew them would reach about
+    this; optimistic, since observed means spread wider than true ones).
+    """
+    seeds = sorted({s for r in refs for s in r["runs"]})
+    pairs = []
+    for i, a in enumerate(seeds):
+        for b in seeds[i + 1:]:
+            both = [r for r in refs if a in r["runs"] and b in r["runs"]]
+            if len(both) >= 3:
+                pairs.append({"seeds": [a, b], "architectures": len(both),
+                              "tau": kendall_tau([r["runs"][a] for r in both], [r["runs"][b] for r in both])})
+    multi = [list(r["runs"].values()) for r in refs if len(r["runs"]) > 1]
+    out = {"seed_pair_tau": pairs,
+           "seed_pair_tau_mean": float(np.mean([p["tau"] for p in pairs])) if pairs else None}
+    if not multi or len(refs) < 3:
+        return {**out, "pooled_seed_std_mm": None, "ceiling_tau": None}
+    pooled = float(np.sqrt(np.mean([np.var(v, ddof=1) for v in multi])))
+    means = np.array([np.mean(list(r["runs"].values())) for r in refs])
+    counts = np.array([len(r["runs"]) for r in refs])
+    rng = np.random.default_rng(seed)
+    taus = [kendall_tau(list(means), list(means + rng.normal(0, pooled / np.sqrt(counts)))) for _ in range(draws)]
+    return {**out, "pooled_seed_std_mm": pooled, "ceiling_tau": float(np.mean(taus))}
 
 
 def format_supernet_check(result: dict, trained_proxy_tau: float | None = None) -> str:
@@ -87,6 +119,12 @@ def format_supernet_check(result: dict, trained_proxy_tau: float | None = None) 
                  f"GMACs alone tau {fmt(s['gmacs_tau'])}"
                  + (f"; the trained proxy's tau {trained_proxy_tau:.2f}" if trained_proxy_tau is not None else "")
                  + f"; {fmt(s['seconds_per_evaluation'])} s per evaluation (median)")
+    if s.get("seed_pair_tau"):
+        lines.append("the reference against itself: seed-vs-seed tau "
+                     + ", ".join(f"{p['seeds'][0]}/{p['seeds'][1]} {fmt(p['tau'])} ({p['architectures']} arch.)"
+                                 for p in s["seed_pair_tau"])
+                     + f"; pooled seed std {fmt(s['pooled_seed_std_mm'])} mm; a proxy knowing each architecture's "
+                       f"mean would reach tau ~{fmt(s['ceiling_tau'])} against this reference (bootstrap, optimistic)")
     for sk in result["skipped"]:
         lines.append(f"skipped {sk['label']}: {sk['why']}")
     return "\n".join(lines)
