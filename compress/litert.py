@@ -1,6 +1,6 @@
 """LiteRT (TFLite) flatbuffers of a two-hand model: ``model.tflite`` (fp32) for LiteRT's XNNPACK delegate.
 
-The graph is the one ExecuTorch lowers (``compress.mobile.deploy_module``: the hand-batched deployment
+The graph is the one ExecuTorch lowers (``hand_nas.export_executorch.deploy_module``: the hand-batched deployment
 module in its XNNPACK form), exported with ``torch.export`` and converted by litert-torch. litert-torch
 0.10 pins pydantic 2.11, typing-extensions 4.12 and anyio 4.14, below what hand-nas' own environment holds,
 so the converter runs in a venv of its own: ``hand-nas mobile setup-litert`` makes it
@@ -64,7 +64,7 @@ def setup_converter(log=print) -> Path:
 
 def export_tflite(model: nn.Module, path: str | Path, size: int = 256, scratch: Path | None = None) -> dict:
     """Write ``model`` as a fp32 LiteRT flatbuffer at batch 1 x 3 x ``size``^2; returns {'seconds'}."""
-    from compress.mobile import deploy_module, drop_noop
+    from hand_nas.export_executorch import deploy_module, drop_noop
 
     py = require_converter()
     path = Path(path)

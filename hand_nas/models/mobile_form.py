@@ -10,7 +10,7 @@ divides its input is a fixed average pool. The copy is for export only: MAC coun
 ONNX graph keep the modules as they are (a matmul mean would add MACs that fvcore counts).
 
 Swaps are keyed by class in ``XNNPACK_FORMS``; a new block with an operation XNNPACK lacks adds its form
-here (``compress.mobile`` reports the ops that still fall to portable kernels, with their source lines).
+here (``hand_nas.export_executorch`` reports the ops that still fall to portable kernels, with their source lines).
 
 ``quantizable=True`` adds the forms int8 needs (``QUANTIZABLE_FORMS``): PT2E quantizers annotate ``linear``
 and convolutions, not a matmul with a stacked (2, 1, C_in, C_out) weight or a constant Laplacian, so the
