@@ -89,3 +89,40 @@ def test_a_search_gates_on_predicted_latency_before_training(tmp_path, hand_home
         else:
             assert r.state == "complete"
     assert {r.state for r in records} == {"complete", "infeasible"}, [r.latency_ms for r in records]
+
+
+def test_a_space_reads_latency_on_its_runtime(tmp_path, hand_home):
+    """latency_runtime is checked when the space is read, and a predictor of another runtime is refused before
+    any trial; the fit's runtime survives save/load and names its source."""
+    from hand_nas.search.runner import run_search
+
+    (tmp_path / "bad.yaml").write_text("latency_runtime: tflite\n" + SPACE.replace("LIMIT", "20"))
+    with pytest.raises(HandNasError, match="latency_runtime: expected one of onnxruntime, executorch, executorch-int8"):
+        load_space(tmp_path / "bad.yaml")
+    (tmp_path / "et.yaml").write_text("latency_runtime: executorch-int8\n" + SPACE.replace("LIMIT", "20"))
+    assert load_space(tmp_path / "et.yaml").latency_runtime == "executorch-int8"
+    ort = _predictor(np.ones(len(FEATURES))).save(tmp_path / "p.json")
+    cfg = StudyCfg(space=str(tmp_path / "et.yaml"), study="et", storage=f"sqlite:///{tmp_path}/st.db", trials=1,
+                   workers=1, executor="local", out=str(tmp_path / "runs"), pruner="none", latency_predictor=str(ort))
+    with pytest.raises(HandNasError, match="runtime: onnxruntime, but .* reads latency on executorch-int8"):
+        run_search(cfg, progress=False)
+    et = dataclasses.replace(_predictor(np.ones(len(FEATURES))), runtime="executorch-int8")
+    loaded = LatencyPredictor.load(et.save(tmp_path / "et.json"), check_machine=False)
+    assert loaded.runtime == "executorch-int8" and "ExecuTorch XNNPACK int8" in loaded.source
+
+
+@pytest.mark.slow
+def test_executorch_programs_are_lowered_once_and_timed(tmp_path):
+    """The program cache: lowered once (a second call lowers nothing), keyed by runtime, timed with one thread."""
+    pytest.importorskip("executorch")
+    from hand_nas.cost.predictor import lower_programs, measure_ms
+    from hand_nas.supernet.sandwich import extremes
+
+    space = load_space("tiny")
+    cfg = space.build(extremes(space)[1])  # the smallest: one level, one block (~15 s to lower)
+    said = []
+    [path] = lower_programs([cfg], "executorch", tmp_path, log=said.append)
+    assert path.is_file() and path.parent.name.startswith("executorch-") and said
+    said.clear()
+    [ms] = measure_ms([cfg], rounds=2, per_round=2, warmup=1, runtime="executorch", folder=tmp_path, log=said.append)
+    assert said == [] and 0 < ms < 1000

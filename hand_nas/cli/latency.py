@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from hand_nas.cli._base import Command, Group
+from hand_nas.errors import HandNasError
 
 
 class _Predictor(Command):
@@ -11,37 +12,56 @@ class _Predictor(Command):
     seed: int
 
     def add_arguments(self, p) -> None:
+        from hand_nas.cost.predictor import RUNTIMES
+
         p.add_argument("--space", required=True, help="a search space YAML or a shipped space's name")
         p.add_argument("--n", type=int, default=self.n, help="architectures (the base preset and evenly spread samples)")
         p.add_argument("--seed", type=int, default=self.seed, help="sample seed (validate: not calibrate's)")
-        p.add_argument("--predictor", help="calibration file (default $HAND_NAS_HOME/latency/<CPU>.json)")
+        p.add_argument("--predictor", help="calibration file (default $HAND_NAS_HOME/latency/<CPU>[.<RUNTIME>].json)")
+        p.add_argument("--runtime", choices=list(RUNTIMES), help="what to time (default: the space's latency_runtime)")
+        p.add_argument("--programs", help="ExecuTorch program cache (default $HAND_NAS_HOME/latency/programs)")
 
     def start(self, args):
         """The checked space and the predictor's path, after a line naming this CPU."""
         from pathlib import Path
 
         from hand_nas.cost.bench import cpu_info
-        from hand_nas.cost.predictor import default_path
+        from hand_nas.cost.predictor import RUNTIMES, check_runtime, default_path
         from hand_nas.models.validate import check
         from hand_nas.search.space import load_space
 
         check("command line", numbers={"--n": (args.n, 3, 1000)})
         space = load_space(args.space)
         info = cpu_info()
-        print(f"CPU {info['model']}, flags {', '.join(info['flags']) or 'none of ' + 'avx2/avx512/vnni'}; ORT fp32, "
-              "1 thread, batch 1, 256x256")
-        return space, Path(args.predictor) if args.predictor else default_path()
+        runtime = args.runtime or space.latency_runtime
+        check_runtime(runtime)
+        print(f"CPU {info['model']}, flags {', '.join(info['flags']) or 'none of ' + 'avx2/avx512/vnni'}; "
+              f"{RUNTIMES[runtime]}, 1 thread, batch 1, 256x256")
+        return space, Path(args.predictor) if args.predictor else default_path(runtime), runtime
 
 
 class Calibrate(_Predictor):
     name, help = "calibrate", "measure sampled architectures of a space and fit this CPU's predictor"
     n, seed = 40, 1
 
-    def run(self, args) -> None:
-        from hand_nas.cost.predictor import calibrate
+    def add_arguments(self, p) -> None:
+        super().add_arguments(p)
+        p.add_argument("--lower-only", action="store_true",
+                       help="ExecuTorch: lower the calibration and validation programs into the cache, time nothing "
+                            "(safe beside other jobs); then calibrate and validate on a quiet machine")
 
-        space, path = self.start(args)
-        pred, rows = calibrate(space, args.n, args.seed)
+    def run(self, args) -> None:
+        from hand_nas.cost.predictor import calibrate, lower_programs, sample_configs
+
+        space, path, runtime = self.start(args)
+        if args.lower_only:
+            if runtime == "onnxruntime":
+                raise HandNasError("--lower-only: onnxruntime has nothing to lower (its export takes a second)")
+            cfgs = sample_configs(space, args.n, args.seed) + sample_configs(space, Validate.n, Validate.seed)
+            lower_programs(cfgs, runtime, args.programs)
+            print(f"{len(cfgs)} programs in the cache ({args.n} to calibrate, {Validate.n} to validate)")
+            return
+        pred, rows = calibrate(space, args.n, args.seed, runtime=runtime, folder=args.programs)
         pred.save(path, rows)
         print(f"fitted on {pred.n} architectures: {pred.fit_share_within_10:.0%} within +-10% of measured; wrote {path}")
 
@@ -61,9 +81,9 @@ class Validate(_Predictor):
 
         from hand_nas.cost.predictor import LatencyPredictor, validate
 
-        space, path = self.start(args)
+        space, path, _ = self.start(args)
         pred = LatencyPredictor.load(path)
-        res = validate(pred, space, args.n, args.seed)
+        res = validate(pred, space, args.n, args.seed, folder=args.programs)
         for r in res["rows"]:
             print(f"  {r['config']:<22} {r['gmacs']:.4f} GMACs  measured {r['measured_ms']:7.2f} ms  predicted "
                   f"{r['predicted_ms']:7.2f} ms  ({(r['predicted_ms'] / r['measured_ms'] - 1) * 100:+.1f}%)")

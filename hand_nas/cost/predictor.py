@@ -1,7 +1,11 @@
-"""Latency known before training: a per-machine predictor of the deployment graph's ORT latency.
+"""Latency known before training: a per-machine predictor of the deployment graph's latency on a runtime.
 
-What is predicted is what users deploy: the fp32 ONNX graph of ``hand_nas.export`` run by
-onnxruntime on the CPU, 1 thread, batch 1, 3x256x256. Latency does not need trained weights, so
+What is predicted is what users deploy, on the runtime they deploy with (``RUNTIMES``): the fp32 ONNX graph of
+``hand_nas.export`` run by onnxruntime, or the ExecuTorch XNNPACK program of ``hand_nas.export_executorch``
+(fp32, or int8 by PT2E static quantization), on the CPU, 1 thread, batch 1, 3x256x256. ExecuTorch's lowering
+takes one to five minutes of a core per architecture, so its programs are written once into a cache
+(``lower_programs``: resumable, and safe to run beside other jobs since it times nothing) and timed when the
+machine is quiet. Latency does not need trained weights, so
 ``hand-nas latency calibrate`` exports and times the untrained models of architectures sampled from a
 space (medians of alternating rounds after warm-up) and fits a non-negative linear model on features
 known from the config alone: the closed-form MACs (fvcore convention) split by the kind of work, since
@@ -40,6 +44,10 @@ FEATURES = ("const", "gmacs_stem", "gmacs_pointwise", "gmacs_depthwise", "mact_e
             "levels", "mvert_channels", "gmacs_laplacian", "bridge_mhsa", "vertices_mhsa", "bridge_light_cross",
             "cross_softmax", "vertices_softmax", "cross_separable", "cross_elementwise", "tokens", "direct")
 SIZE, THREADS, BATCH = 256, 1, 1
+# runtime -> what its latencies are, in words (study records and reports quote it)
+RUNTIMES = {"onnxruntime": "ORT fp32 deployment graph",
+            "executorch": "ExecuTorch XNNPACK fp32 program",
+            "executorch-int8": "ExecuTorch XNNPACK int8 program (PT2E static, per-channel)"}
 
 
 def _encoder_parts(cfg: ModelCfg) -> dict:
@@ -95,16 +103,31 @@ def _op_features(cfg: ModelCfg, levels: int, vertices: int) -> list[float]:
     return list(out.values())
 
 
-def deploy_version() -> str:
-    """A digest of the code that shapes the deployment graph: a fit of another graph is refused."""
+def deploy_version(runtime: str = "onnxruntime") -> str:
+    """A digest of the code that shapes ``runtime``'s deployment graph: a fit of another graph is refused."""
     import hand_nas.export as ex
+    import hand_nas.export_executorch as et
     import hand_nas.models.hand_batched as hb
+    import hand_nas.models.mobile_form as mf
     import hand_nas.models.traceable as tr
 
     h = hashlib.sha256()
-    for mod in (ex, hb, tr):
+    for mod in (ex, hb, tr) if runtime == "onnxruntime" else (hb, tr, mf, et):
         h.update(Path(mod.__file__).read_bytes())
+    if runtime != "onnxruntime":
+        from importlib.metadata import version
+
+        h.update(f"{runtime} executorch {version('executorch')}".encode())
     return h.hexdigest()[:12]
+
+
+def check_runtime(runtime: str) -> None:
+    if runtime not in RUNTIMES:
+        raise HandNasError(f"latency runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
+    if runtime != "onnxruntime":
+        from hand_nas.export_executorch import require_executorch
+
+        require_executorch()
 
 
 def cpu_key(info: dict | None = None) -> str:
@@ -114,30 +137,87 @@ def cpu_key(info: dict | None = None) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", info["model"]).strip("-")[:60] + "-" + "-".join(info["flags"] or ["plain"])
 
 
-def measure_ms(cfgs: list[ModelCfg], rounds: int = 5, per_round: int = 5, warmup: int = 5) -> list[float]:
-    """ORT fp32 latency (ms, median of alternating rounds) of each configuration's untrained deployment graph."""
+def program_path(cfg: ModelCfg, runtime: str, folder: Path) -> Path:
+    """Where ``cfg``'s lowered program for ``runtime`` is cached: keyed by the configuration and the code."""
+    key = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    return Path(folder) / f"{runtime}-{deploy_version(runtime)}" / f"{key}.pte"
+
+
+def programs_dir() -> Path:
+    from hand_nas.paths import home
+
+    return home() / "latency" / "programs"
+
+
+def lower_programs(cfgs: list[ModelCfg], runtime: str, folder: Path | None = None, log=print) -> list[Path]:
+    """Each configuration's untrained model lowered for ``runtime`` (ExecuTorch), cached under ``folder``: what
+    is there is kept (a killed run resumes), each file written whole. int8 is calibrated on two random images
+    (latency does not depend on the scales)."""
+    from hand_nas.atomic import atomic_file
+    from hand_nas.export_executorch import export_pte
+    from hand_nas.models import build_model
+
+    folder = Path(folder) if folder else programs_dir()
+    paths = [program_path(c, runtime, folder) for c in cfgs]
+    todo = [(c, p) for c, p in zip(cfgs, paths) if not p.is_file()]
+    if todo:
+        log(f"lowering {len(todo)} of {len(cfgs)} programs for {runtime} into {paths[0].parent} "
+            f"({len(cfgs) - len(todo)} cached; minutes each)")
+    calib = np.random.default_rng(0).random((2, 3, SIZE, SIZE), dtype=np.float32) \
+        if runtime == "executorch-int8" else None
+    for k, (cfg, path) in enumerate(todo):
+        t0 = time.perf_counter()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            took = export_pte(build_model(cfg).eval(), Path(tmp) / "p.pte", SIZE, calib=calib)
+            with atomic_file(path, "wb") as fh:
+                fh.write((Path(tmp) / "p.pte").read_bytes())
+        log(f"  {k + 1}/{len(todo)} {cfg.name}: {took.partitions} partition(s), {took.portable} portable op(s), "
+            f"{time.perf_counter() - t0:.0f} s")
+    return paths
+
+
+def _time_alternating(runs: list, rounds: int, per_round: int, warmup: int) -> list[float]:
+    """Median ms of each callable, timed in alternating rounds after ``warmup`` calls each."""
+    for run in runs:
+        for _ in range(warmup):
+            run()
+    times = [[] for _ in runs]
+    for _ in range(rounds):
+        for k, run in enumerate(runs):
+            t = time.perf_counter()
+            for _ in range(per_round):
+                run()
+            times[k].append((time.perf_counter() - t) * 1000.0 / per_round)
+    return [statistics.median(t) for t in times]
+
+
+def measure_ms(cfgs: list[ModelCfg], rounds: int = 5, per_round: int = 5, warmup: int = 5,
+               runtime: str = "onnxruntime", folder: Path | None = None, log=print) -> list[float]:
+    """Latency (ms, median of alternating rounds) of each configuration's untrained deployment graph on
+    ``runtime``; ExecuTorch programs are lowered into the cache first (``lower_programs``)."""
+    import torch
+
+    from hand_nas.models import build_model
+
+    x = np.random.rand(BATCH, 3, SIZE, SIZE).astype(np.float32)
+    if runtime != "onnxruntime":
+        from hand_nas.cost.runtimes import load_pte
+
+        methods = [load_pte(p, THREADS) for p in lower_programs(cfgs, runtime, folder, log)]
+        xt = [torch.as_tensor(x)]
+        return _time_alternating([lambda m=m: m.execute(xt) for m in methods], rounds, per_round, warmup)
     from hand_nas.cost.latency import ort_session
     from hand_nas.export import export_onnx
-    from hand_nas.models import build_model
 
     with tempfile.TemporaryDirectory() as tmp:
         sessions = []
         for i, cfg in enumerate(cfgs):
             path = export_onnx(build_model(cfg).eval(), Path(tmp) / f"m{i}.onnx", SIZE, BATCH)
             sessions.append(ort_session(path, THREADS))
-        x = np.random.rand(BATCH, 3, SIZE, SIZE).astype(np.float32)
         feeds = [{s.get_inputs()[0].name: x} for s in sessions]
-        for s, f in zip(sessions, feeds):
-            for _ in range(warmup):
-                s.run(None, f)
-        times = [[] for _ in sessions]
-        for _ in range(rounds):
-            for k, (s, f) in enumerate(zip(sessions, feeds)):
-                t = time.perf_counter()
-                for _ in range(per_round):
-                    s.run(None, f)
-                times[k].append((time.perf_counter() - t) * 1000.0 / per_round)
-    return [statistics.median(t) for t in times]
+        return _time_alternating([lambda s=s, f=f: s.run(None, f) for s, f in zip(sessions, feeds)], rounds,
+                                 per_round, warmup)
 
 
 @dataclass(frozen=True)
@@ -153,6 +233,12 @@ class LatencyPredictor:
     threads: int = THREADS
     batch: int = BATCH
     size: int = SIZE
+    runtime: str = "onnxruntime"  # fits written before runtimes were named are ORT's
+
+    @property
+    def source(self) -> str:
+        """What the predicted latencies are, in words."""
+        return f"predicted: {RUNTIMES[self.runtime]}, {self.threads} thread, batch {self.batch}, {self.size} px"
 
     def predict_ms(self, cfg: ModelCfg) -> float:
         return float(features(cfg) @ np.asarray(self.weights))
@@ -172,7 +258,7 @@ class LatencyPredictor:
             d = json.loads(path.read_text())
         except FileNotFoundError:
             raise HandNasError(f"{path}: no latency calibration for this CPU (run `hand-nas latency calibrate "
-                               f"--space SPACE`)") from None
+                               f"--space SPACE [--runtime NAME]`)") from None
         except (OSError, json.JSONDecodeError) as exc:
             raise HandNasError(f"{path}: not a latency calibration ({exc})") from None
         if d.get("features") != list(FEATURES):
@@ -181,6 +267,8 @@ class LatencyPredictor:
         d.pop("features")
         d.pop("rows", None)
         pred = cls(**{**d, "weights": tuple(d["weights"])})
+        if pred.runtime not in RUNTIMES:
+            raise HandNasError(f"{path}: runtime: {pred.runtime!r}, expected one of {', '.join(RUNTIMES)}")
         if check_machine:
             from hand_nas.cost.bench import cpu_info
 
@@ -188,16 +276,17 @@ class LatencyPredictor:
             if (pred.cpu.get("model"), pred.cpu.get("flags")) != (here["model"], here["flags"]):
                 raise HandNasError(f"{path}: cpu: measured on {pred.cpu.get('model')} {pred.cpu.get('flags')}, this is "
                                    f"{here['model']} {here['flags']}; calibrate on this machine")
-            if pred.deploy_version != deploy_version():
-                raise HandNasError(f"{path}: deploy_version: {pred.deploy_version}, the deployment graph's code is now "
-                                   f"{deploy_version()}; calibrate again")
+            if pred.deploy_version != deploy_version(pred.runtime):
+                raise HandNasError(f"{path}: deploy_version: {pred.deploy_version}, the {pred.runtime} deployment "
+                                   f"graph's code is now {deploy_version(pred.runtime)}; calibrate again")
         return pred
 
 
-def default_path() -> Path:
+def default_path(runtime: str = "onnxruntime") -> Path:
+    """This CPU's calibration for ``runtime`` (ORT's keeps its older name)."""
     from hand_nas.paths import home
 
-    return home() / "latency" / f"{cpu_key()}.json"
+    return home() / "latency" / (f"{cpu_key()}.json" if runtime == "onnxruntime" else f"{cpu_key()}.{runtime}.json")
 
 
 def sample_configs(space, n: int, seed: int) -> list[ModelCfg]:
@@ -205,49 +294,56 @@ def sample_configs(space, n: int, seed: int) -> list[ModelCfg]:
     return [c for _, c, _ in space.spread(n - 1, seed)][:n]
 
 
-def fit(cfgs: list[ModelCfg], measured: list[float], cpu: dict, space: str) -> LatencyPredictor:
+def fit(cfgs: list[ModelCfg], measured: list[float], cpu: dict, space: str,
+        runtime: str = "onnxruntime") -> LatencyPredictor:
     from scipy.optimize import nnls
 
     X = np.stack([features(c) for c in cfgs])
     y = np.asarray(measured)
     w, _ = nnls(X / y[:, None], np.ones(len(y)))  # minimises the sum of squared relative errors
     rel = np.abs(X @ w - y) / y
-    return LatencyPredictor(tuple(float(v) for v in w), cpu, deploy_version(), space, len(y),
-                            float(np.mean(rel <= 0.10)))
+    return LatencyPredictor(tuple(float(v) for v in w), cpu, deploy_version(runtime), space, len(y),
+                            float(np.mean(rel <= 0.10)), runtime=runtime)
 
 
-def calibrate(space, n: int = 40, seed: int = 1, log=print) -> tuple[LatencyPredictor, list[dict]]:
-    """Measure ``n`` sampled architectures of ``space`` and fit the predictor."""
+def _measure(cfgs: list[ModelCfg], runtime: str, folder, log) -> list[float]:
+    ms = []
+    for k in range(0, len(cfgs), 10):  # ten sessions / programs at a time keep memory small
+        ms += measure_ms(cfgs[k:k + 10], runtime=runtime, folder=folder, log=log)
+        log(f"  {len(ms)}/{len(cfgs)} measured")
+    return ms
+
+
+def calibrate(space, n: int = 40, seed: int = 1, log=print, runtime: str = "onnxruntime",
+              folder: Path | None = None) -> tuple[LatencyPredictor, list[dict]]:
+    """Measure ``n`` sampled architectures of ``space`` on ``runtime`` and fit the predictor."""
     from hand_nas.cost.bench import cpu_info
 
+    check_runtime(runtime)
     cfgs = sample_configs(space, n, seed)
-    log(f"measuring {len(cfgs)} architectures of {space.source}: ORT fp32, {THREADS} thread, batch {BATCH}, "
-        f"{SIZE}x{SIZE}, medians of alternating rounds")
-    ms = []
-    for k in range(0, len(cfgs), 10):  # ten sessions at a time keep memory small
-        ms += measure_ms(cfgs[k:k + 10])
-        log(f"  {len(ms)}/{len(cfgs)} measured")
-    pred = fit(cfgs, ms, cpu_info(), str(space.source))
+    log(f"measuring {len(cfgs)} architectures of {space.source}: {RUNTIMES[runtime]}, {THREADS} thread, batch "
+        f"{BATCH}, {SIZE}x{SIZE}, medians of alternating rounds")
+    ms = _measure(cfgs, runtime, folder, log)
+    pred = fit(cfgs, ms, cpu_info(), str(space.source), runtime)
     rows = [{"config": c.name, "features": features(c).tolist(), "measured_ms": m, "predicted_ms": pred.predict_ms(c)}
             for c, m in zip(cfgs, ms)]
     return pred, rows
 
 
-def validate(pred: LatencyPredictor, space, n: int = 50, seed: int = 7, log=print) -> dict:
-    """Share of ``n`` fresh architectures predicted within +-10% of their measured latency, and the worst error."""
-    cfgs = sample_configs(space, n, seed)
-    ms = []
-    for k in range(0, len(cfgs), 10):
-        ms += measure_ms(cfgs[k:k + 10])
-        log(f"  {len(ms)}/{len(cfgs)} measured")
+def validate(pred: LatencyPredictor, space, n: int = 50, seed: int = 7, log=print, folder: Path | None = None) -> dict:
+    """Share of ``n`` fresh architectures predicted within +-10% of their measured latency (on the predictor's
+    runtime), and the worst error."""
+    from scipy.stats import kendalltau
+
     from hand_nas.cost.gate import estimate_gmacs
 
+    check_runtime(pred.runtime)
+    cfgs = sample_configs(space, n, seed)
+    ms = _measure(cfgs, pred.runtime, folder, log)
     rows = [{"config": c.name, "gmacs": float(estimate_gmacs(c)), "measured_ms": m,
              "predicted_ms": pred.predict_ms(c)} for c, m in zip(cfgs, ms)]
     rel = [abs(r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"] for r in rows]
     gm, lat = [r["gmacs"] for r in rows], [r["measured_ms"] for r in rows]
-    from scipy.stats import kendalltau
-
-    return {"n": len(rows), "share_within_10": float(np.mean(np.asarray(rel) <= 0.10)), "worst_rel_error": max(rel),
-            "median_rel_error": float(np.median(rel)), "gmacs_vs_latency_tau": float(kendalltau(gm, lat).statistic),
-            "cpu": pred.cpu, "rows": rows}
+    return {"n": len(rows), "runtime": pred.runtime, "share_within_10": float(np.mean(np.asarray(rel) <= 0.10)),
+            "worst_rel_error": max(rel), "median_rel_error": float(np.median(rel)),
+            "gmacs_vs_latency_tau": float(kendalltau(gm, lat).statistic), "cpu": pred.cpu, "rows": rows}

@@ -135,11 +135,13 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
     if space.uses_latency:
         from hand_nas.cost.predictor import LatencyPredictor, default_path
 
-        path = cfg.latency_predictor or default_path()
+        path = cfg.latency_predictor or default_path(space.latency_runtime)
         predictor = LatencyPredictor.load(path)
-        store.claim(replace(meta, latency=LatencyMeta(
-            source="predicted: ORT fp32 deployment graph, 1 thread, batch 1, 256 px", predictor=str(path),
-            cpu=predictor.cpu, budget_ms=space.budget_latency_ms)))
+        if predictor.runtime != space.latency_runtime:
+            raise HandNasError(f"{path}: runtime: {predictor.runtime}, but {space.source} reads latency on "
+                               f"{space.latency_runtime} (latency_runtime); calibrate that runtime")
+        store.claim(replace(meta, latency=LatencyMeta(source=predictor.source, predictor=str(path),
+                                                      cpu=predictor.cpu, budget_ms=space.budget_latency_ms)))
     recovered = store.fail_stale()
     strategy = make_strategy(cfg.backend, sampler, space, seed, cfg.workers, cfg.trials)
     executor = None

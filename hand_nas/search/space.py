@@ -6,6 +6,7 @@ Format (see ``search_spaces/*.yaml``)::
     base: lwa_hand               # preset the sampled fields are applied to (a list searches over presets)
     budget: {gmacs: 0.47}        # at 1x3x256x256, fvcore convention
     objectives: [mpjpe, gmacs]   # mpjpe (single objective) | mpjpe, gmacs | mpjpe, gmacs, latency
+    latency_runtime: onnxruntime # what latency objectives and budgets are read on (hand_nas.cost.predictor.RUNTIMES)
     proxy: {resolution: 64, steps: 60, batch: 8, eval_every: 20}   # TrainCfg fields
     reference: {losses: intaghand}   # optional: what the proxy check's long run changes in proxy x factor
     data: {synthetic_n: 600}     # size of the embedded synthetic set for this space
@@ -35,7 +36,8 @@ from hand_nas.config import ModelCfg, TrainCfg, from_dict
 from hand_nas.errors import HandNasError, short
 
 OBJECTIVES = ("mpjpe", "gmacs", "latency")
-TOP_KEYS = ("name", "base", "budget", "objectives", "proxy", "reference", "data", "params", "description")
+TOP_KEYS = ("name", "base", "budget", "objectives", "latency_runtime", "proxy", "reference", "data", "params",
+            "description")
 # bounds that keep loading and validating a space to seconds (validation builds every choice)
 MAX_PARAMS = 64
 MAX_CHOICES = 1000
@@ -86,7 +88,8 @@ class SearchSpace:
     proxy: TrainCfg
     synthetic_n: int = 600
     source: str = ""
-    budget_latency_ms: float | None = None  # ORT fp32, 1 thread, batch 1, 256 px (hand_nas.cost.predictor)
+    budget_latency_ms: float | None = None  # on latency_runtime, 1 thread, batch 1, 256 px (hand_nas.cost.predictor)
+    latency_runtime: str = "onnxruntime"
     # TrainCfg fields in which the proxy check's long run differs from the proxy x factor (the training the
     # proxy must rank like: a proxy may train differently, e.g. fewer loss terms, and still be judged by it)
     reference: tuple[tuple[str, typing.Any], ...] = ()
@@ -310,6 +313,11 @@ def load_space(path: str | Path) -> SearchSpace:
             or any(o not in OBJECTIVES for o in objectives) or len(set(map(str, objectives))) != len(objectives):
         raise HandNasError(f"{src}: objectives: expected mpjpe first, then any of gmacs, latency; got {short(objectives)}")
     objectives = tuple(objectives)
+    from hand_nas.cost.predictor import RUNTIMES
+
+    latency_runtime = raw.get("latency_runtime", "onnxruntime")
+    if latency_runtime not in RUNTIMES:
+        raise HandNasError(f"{src}: latency_runtime: expected one of {', '.join(RUNTIMES)}, got {short(latency_runtime)}")
     try:
         proxy = from_dict(TrainCfg, raw.get("proxy", {}) or {}, "proxy")
     except HandNasError as exc:
@@ -349,6 +357,7 @@ def load_space(path: str | Path) -> SearchSpace:
     space = SearchSpace(name=name, base=tuple(names), budget_gmacs=float(budget["gmacs"]),
                         objectives=objectives, params=params, proxy=proxy, synthetic_n=n, source=src,
                         budget_latency_ms=None if latency_ms is None else float(latency_ms),
+                        latency_runtime=latency_runtime,
                         reference=tuple(sorted(reference.items())))
     corners = sum(len(space.corner_values(p)) for p in space.all_params())
     if corners > MAX_CORNERS:
