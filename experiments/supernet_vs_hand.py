@@ -25,6 +25,10 @@ Usage:
     python experiments/supernet_vs_hand.py --phase finetune --seeds 0
     python experiments/supernet_vs_hand.py --phase control --seeds 0
     python experiments/supernet_vs_hand.py --table
+    # a second stage from the first (warm start), its figures in a folder of their own:
+    python experiments/supernet_vs_hand.py --phase train --recipe lwa-continue --init runs/supernet-lwa \
+        --supernet runs/supernet-lwa-2k --results experiments/results/supernet_vs_hand/continued \
+        --work runs/supernet_vs_hand_2k
 """
 from __future__ import annotations
 
@@ -59,11 +63,12 @@ def phase_train(args) -> None:
     from hand_nas.supernet import load_supernet, train_supernet
 
     if not (Path(args.supernet) / "supernet.json").is_file():  # a finished supernet is reused; a killed one resumes
-        train_supernet("lwa", args.recipe, args.supernet, device="cpu", log=print)
+        train_supernet("lwa", args.recipe, args.supernet, device="cpu", log=print, init=args.init)
     _, record = load_supernet(args.supernet)
     _write(RESULTS / "supernet.json", {k: record[k] for k in ("recipe", "train", "steps", "seconds", "images_seen",
                                                                "compute", "baseline", "history", "sha256", "n_random",
-                                                               "kd", "sandwich")})
+                                                               "kd", "sandwich", "init", "compute_total",
+                                                               "images_seen_total") if k in record})
 
 
 REPORT_SKIP = 400  # searches pick on held-out images [0, eval_images); reports score [400, end): disjoint
@@ -196,12 +201,15 @@ def _stat(xs) -> str:
 
 def table() -> str:
     sn = json.loads((RESULTS / "supernet.json").read_text())
-    core_h = sn["compute"].get("core_hours")
+    core_h = sn.get("compute_total", sn["compute"]).get("core_hours")  # a warm-started one: with its parent's
     lines = [f"{FLOPS}; MPJPE held-out, mm, IntagHand protocol; +- std over seeds (ddof 1) or calibration sets;",
              f"supernet rows on held-out images {REPORT_SKIP}.. (not the ones searches select on), the others on "
              "the whole held-out split: each row beside its own images' mean-shape baseline",
              f"supernet: recipe {sn['recipe']}, {sn['steps']} steps, {sn['images_seen']['largest']} images per "
-             f"subnet position, {sn['compute']} ", "",
+             f"subnet position, {sn['compute']} "
+             + (f"; from {sn['init']['recipe']} ({sn['init']['steps']} steps, sha256 {sn['init']['sha256'][:12]}): "
+                f"{sn['images_seen_total']['largest']} images per position and {core_h} core-h in all"
+                if sn.get("init") else ""), "",
              f"{'row':<34} {'GMACs':>7} {'params':>9} {'n':>3} {'MPJPE mean +- std':>18} {'baseline':>8}  compute"]
     for path in sorted(RESULTS.glob("search_*.json")):
         s = json.loads(path.read_text())
@@ -243,11 +251,14 @@ def table() -> str:
 
 
 def main() -> None:
+    global RESULTS  # every phase reads and writes this supernet's folder (--results)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--phase", choices=["train", "search", "finetune", "control"])
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--supernet", default="runs/supernet-lwa")
     ap.add_argument("--recipe", default="lwa")
+    ap.add_argument("--init", help="train: warm start from this trained supernet (recipe lwa-continue)")
+    ap.add_argument("--results", default=str(RESULTS), help="where this supernet's JSON and table go")
     ap.add_argument("--work", default="runs/supernet_vs_hand", help="studies, extracted checkpoints, snapshots")
     ap.add_argument("--budgets", type=float, nargs="+", default=[0.25, 0.35, 0.47])
     ap.add_argument("--trials", type=int, default=120)
@@ -259,6 +270,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--seed", type=int, default=0, help="sampler seed")
     args = ap.parse_args()
+    RESULTS = Path(args.results)
     if args.phase:
         {"train": phase_train, "search": phase_search, "finetune": phase_finetune, "control": phase_control}[args.phase](args)
     if args.table:
