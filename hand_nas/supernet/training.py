@@ -305,7 +305,8 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
         snap_dir = partial_dir(out) / "snapshots"
         torch.manual_seed(cfg.seed)
         # warm start: the parent itself (its layout and tensors); the same data's mean hand is set again below
-        net = parent_net or Supernet(space, mano_dir, cover_samples=rec.cover_samples, seed=cfg.seed)
+        net = parent_net if parent_net is not None else \
+            Supernet(space, mano_dir, cover_samples=rec.cover_samples, seed=cfg.seed)
         base_model = build_model(space.base_cfg(), mano_dir)  # the training split's mean hand, in every subnet
         base_model.pose.set_mean_shape(torch.as_tensor(mean.verts), torch.as_tensor(mean.rel_root))
         for name in ("pose.template", "pose.rel_root.bias"):
