@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -153,7 +152,6 @@ def lower_programs(cfgs: list[ModelCfg], runtime: str, folder: Path | None = Non
     """Each configuration's untrained model lowered for ``runtime`` (ExecuTorch), cached under ``folder``: what
     is there is kept (a killed run resumes), each file written whole. int8 is calibrated on two random images
     (latency does not depend on the scales)."""
-    from hand_nas.atomic import atomic_file
     from hand_nas.export_executorch import export_pte
     from hand_nas.models import build_model
 
@@ -168,28 +166,20 @@ def lower_programs(cfgs: list[ModelCfg], runtime: str, folder: Path | None = Non
     for k, (cfg, path) in enumerate(todo):
         t0 = time.perf_counter()
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-            took = export_pte(build_model(cfg).eval(), Path(tmp) / "p.pte", SIZE, calib=calib)
-            with atomic_file(path, "wb") as fh:
-                fh.write((Path(tmp) / "p.pte").read_bytes())
+        partial = path.with_suffix(".partial")  # a killed lowering leaves this, never a truncated program
+        took = export_pte(build_model(cfg).eval(), partial, SIZE, calib=calib)
+        partial.replace(path)
         log(f"  {k + 1}/{len(todo)} {cfg.name}: {took.partitions} partition(s), {took.portable} portable op(s), "
             f"{time.perf_counter() - t0:.0f} s")
     return paths
 
 
 def _time_alternating(runs: list, rounds: int, per_round: int, warmup: int) -> list[float]:
-    """Median ms of each callable, timed in alternating rounds after ``warmup`` calls each."""
-    for run in runs:
-        for _ in range(warmup):
-            run()
-    times = [[] for _ in runs]
-    for _ in range(rounds):
-        for k, run in enumerate(runs):
-            t = time.perf_counter()
-            for _ in range(per_round):
-                run()
-            times[k].append((time.perf_counter() - t) * 1000.0 / per_round)
-    return [statistics.median(t) for t in times]
+    """Each callable's median over alternating rounds of its mean ms per run (``bench.time_interleaved``)."""
+    from hand_nas.cost.bench import time_interleaved
+
+    times = time_interleaved(dict(enumerate(runs)), warmup, rounds, per_round)
+    return [float(np.median(np.reshape(times[k], (rounds, per_round)).mean(axis=1))) for k in range(len(runs))]
 
 
 def measure_ms(cfgs: list[ModelCfg], rounds: int = 5, per_round: int = 5, warmup: int = 5,
