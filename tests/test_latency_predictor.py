@@ -126,3 +126,20 @@ def test_executorch_programs_are_lowered_once_and_timed(tmp_path):
     said.clear()
     [ms] = measure_ms([cfg], rounds=2, per_round=2, warmup=1, runtime="executorch", folder=tmp_path, log=said.append)
     assert said == [] and 0 < ms < 1000
+
+
+def test_a_program_another_process_is_lowering_is_skipped(tmp_path):
+    """Two lowering processes share the cache: a program whose lock is held is left to its holder, and the call
+    that skipped it says the cache is not complete yet instead of timing a missing program."""
+    pytest.importorskip("executorch")
+    from filelock import FileLock
+
+    from hand_nas.cost.predictor import lower_programs, program_path
+
+    cfg = load_space("tiny").base_cfg()
+    path = program_path(cfg, "executorch", tmp_path)
+    path.parent.mkdir(parents=True)
+    with FileLock(path.with_suffix(".lock")):
+        with pytest.raises(HandNasError, match="1 of 1 programs are still being lowered by another process"):
+            lower_programs([cfg], "executorch", tmp_path, log=lambda *_: None)
+    assert not path.exists()

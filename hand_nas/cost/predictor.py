@@ -150,8 +150,11 @@ def programs_dir() -> Path:
 
 def lower_programs(cfgs: list[ModelCfg], runtime: str, folder: Path | None = None, log=print) -> list[Path]:
     """Each configuration's untrained model lowered for ``runtime`` (ExecuTorch), cached under ``folder``: what
-    is there is kept (a killed run resumes), each file written whole. int8 is calibrated on two random images
-    (latency does not depend on the scales)."""
+    is there is kept (a killed run resumes), each file written whole. Several processes may share the cache (one
+    per core): each program is claimed by a lock the system drops when its holder dies, and one held elsewhere
+    is skipped. int8 is calibrated on two random images (latency does not depend on the scales)."""
+    from filelock import FileLock, Timeout
+
     from hand_nas.export_executorch import export_pte
     from hand_nas.models import build_model
 
@@ -163,14 +166,26 @@ def lower_programs(cfgs: list[ModelCfg], runtime: str, folder: Path | None = Non
             f"({len(cfgs) - len(todo)} cached; minutes each)")
     calib = np.random.default_rng(0).random((2, 3, SIZE, SIZE), dtype=np.float32) \
         if runtime == "executorch-int8" else None
+    skipped = 0
     for k, (cfg, path) in enumerate(todo):
         t0 = time.perf_counter()
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")  # a killed lowering leaves this, never a truncated program
-        took = export_pte(build_model(cfg).eval(), partial, SIZE, calib=calib)
-        partial.replace(path)
+        try:
+            with FileLock(path.with_suffix(".lock"), timeout=0):
+                if path.is_file():  # another process finished it since this one listed the cache
+                    continue
+                partial = path.with_suffix(".partial")  # a killed lowering leaves this, never a truncated program
+                took = export_pte(build_model(cfg).eval(), partial, SIZE, calib=calib)
+                partial.replace(path)
+        except Timeout:
+            skipped += 1
+            continue
         log(f"  {k + 1}/{len(todo)} {cfg.name}: {took.partitions} partition(s), {took.portable} portable op(s), "
             f"{time.perf_counter() - t0:.0f} s")
+    missing = sum(not p.is_file() for p in paths)
+    if missing:
+        raise HandNasError(f"{folder}: {missing} of {len(paths)} programs are still being lowered by another process "
+                           f"({skipped} skipped here); run this again when it ends")
     return paths
 
 
