@@ -7,7 +7,7 @@ from hand_nas.errors import HandNasError
 from hand_nas.cost.gate import gate
 from hand_nas.search.space import load_space
 
-SPACES = ["tiny", "lwa", "lagc", "joint"]
+SPACES = ["tiny", "lwa", "lagc", "joint", "lwa_latency", "lwa_mobile"]
 
 
 @pytest.mark.parametrize("name", SPACES)
@@ -52,6 +52,33 @@ def test_malformed_spaces_give_one_line_errors_naming_the_field(tmp_path, case):
         load_space(path)
     msg = str(err.value)
     assert "\n" not in msg and str(path) in msg and expected in msg, msg
+
+
+def test_a_space_extends_another_and_replaces_whole_fields(tmp_path):
+    """extends: the parent's fields, each one the file gives replacing the parent's whole; the name is its own."""
+    mobile, lwa = load_space("lwa_mobile"), load_space("lwa")
+    assert mobile.params == lwa.params and mobile.proxy == lwa.proxy and mobile.budget_gmacs == lwa.budget_gmacs
+    assert (mobile.name, mobile.latency_runtime, mobile.objectives) == ("lwa_mobile", "executorch-int8",
+                                                                       ("mpjpe", "latency"))
+    (tmp_path / "parent.yaml").write_text("base: lwa_hand\nbudget: {gmacs: 0.47}\nparams:\n"
+                                          "  encoder.tokens: {choices: [2, 4]}\n  bridge.blocks: {low: 1, high: 4}\n")
+    (tmp_path / "child.yaml").write_text("extends: parent.yaml\nparams:\n  encoder.tokens: {choices: [3]}\n")
+    child = load_space(tmp_path / "child.yaml")
+    assert child.name == "child" and [p.path for p in child.params] == ["encoder.tokens"]
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("extends: nowhere", "extends: 'nowhere': no such space"),
+    ("extends: [lwa]", "extends: expected a shipped space's name or a YAML path"),
+    ("extends: space.yaml", "extends: 'space.yaml': a cycle of spaces extending each other"),
+])
+def test_a_bad_extends_is_one_line_naming_the_file(tmp_path, body, expected):
+    path = tmp_path / "space.yaml"
+    path.write_text(body + "\n")
+    with pytest.raises(HandNasError) as err:
+        load_space(path)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(str(path)) and expected in msg, msg
 
 
 def test_an_unreachable_budget_is_refused_before_training(tmp_path):

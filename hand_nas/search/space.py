@@ -20,6 +20,9 @@ Paths are dotted ModelCfg fields; tuple elements by index (``encoder.stages.3.wi
 ``scale`` multiplies every element's base value and rounds to a multiple of ``round``. List-valued
 per-level fields (graph.dims, fusion.channels, bridge.grid_dims) may be longer than the sampled
 number of levels; the extra entries are ignored. Every error names the file and the field.
+
+``extends: lwa`` (a shipped space's name, or a path relative to the file) starts from that space's fields; each
+top-level field the file gives replaces the parent's whole (``search_spaces/lwa_mobile.yaml``).
 """
 from __future__ import annotations
 
@@ -267,18 +270,43 @@ def resolve_space(path: str | Path) -> Path:
     return path
 
 
-def load_space(path: str | Path) -> SearchSpace:
-    """Read and validate a space file (or a shipped space's name); one-line errors name the file and the field."""
+def read_space_fields(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A space file's top-level fields, with ``extends: PARENT`` (a shipped space's name, or a YAML path relative
+    to this file) resolved: the parent's fields, each one this file gives replacing the parent's whole (``params``
+    too), and ``name`` this file's own (its stem unless it says)."""
     from hand_nas.files import read_yaml
 
-    path = resolve_space(path)
     src = str(path)
     raw = read_yaml(path, "search space file")
     if not isinstance(raw, dict):
         raise HandNasError(f"{src}: expected a mapping at the top level")
-    unknown = sorted(map(str, set(raw) - set(TOP_KEYS)))
+    unknown = sorted(map(str, set(raw) - set(TOP_KEYS) - {"extends"}))
     if unknown:
-        raise HandNasError(f"{src}: {unknown[0][:MAX_PATH]}: unknown field (known: {', '.join(TOP_KEYS)})")
+        raise HandNasError(f"{src}: {unknown[0][:MAX_PATH]}: unknown field (known: {', '.join(TOP_KEYS)}, extends)")
+    if "extends" not in raw:
+        return raw
+    parent = raw.pop("extends")
+    if not isinstance(parent, str) or not parent:
+        raise HandNasError(f"{src}: extends: expected a shipped space's name or a YAML path, got {short(parent)}")
+    parent_path = resolve_space(parent)
+    if parent_path.suffix and not parent_path.is_absolute():
+        parent_path = path.parent / parent_path
+    if not parent_path.is_file():
+        raise HandNasError(f"{src}: extends: {short(parent)}: no such space (shipped: {', '.join(shipped_spaces())})")
+    if parent_path.resolve() in seen + (path.resolve(),):
+        raise HandNasError(f"{src}: extends: {short(parent)}: a cycle of spaces extending each other")
+    try:
+        fields = read_space_fields(parent_path, seen + (path.resolve(),))
+    except HandNasError as exc:
+        raise HandNasError(f"{src}: extends: {exc}") from None
+    return {**fields, "name": path.stem, **raw}
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and validate a space file (or a shipped space's name); one-line errors name the file and the field."""
+    path = resolve_space(path)
+    src = str(path)
+    raw = read_space_fields(path)
     from hand_nas.models.validate import name_problem, train_problems
 
     name = raw.get("name", path.stem)
