@@ -143,3 +143,13 @@ def test_a_program_another_process_is_lowering_is_skipped(tmp_path):
         with pytest.raises(HandNasError, match="1 of 1 programs are still being lowered by another process"):
             lower_programs([cfg], "executorch", tmp_path, log=lambda *_: None)
     assert not path.exists()
+
+
+def test_a_program_is_keyed_by_the_architecture_not_its_name(tmp_path):
+    """lwa_mobile's samples are lwa's under other names: the same programs, lowered once."""
+    from hand_nas.cost.predictor import program_path, sample_configs
+
+    a, b = sample_configs(load_space("lwa"), 3, 1), sample_configs(load_space("lwa_mobile"), 3, 1)
+    assert [c.name for c in a] != [c.name for c in b]
+    assert [program_path(c, "executorch-int8", tmp_path) for c in a] == \
+        [program_path(c, "executorch-int8", tmp_path) for c in b]

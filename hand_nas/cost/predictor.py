@@ -137,8 +137,10 @@ def cpu_key(info: dict | None = None) -> str:
 
 
 def program_path(cfg: ModelCfg, runtime: str, folder: Path) -> Path:
-    """Where ``cfg``'s lowered program for ``runtime`` is cached: keyed by the configuration and the code."""
-    key = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    """Where ``cfg``'s lowered program for ``runtime`` is cached: keyed by the configuration (not its name: a space
+    that extends another lowers nothing again) and the code."""
+    fields = {k: v for k, v in cfg.to_dict().items() if k != "name"}
+    key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
     return Path(folder) / f"{runtime}-{deploy_version(runtime)}" / f"{key}.pte"
 
 
