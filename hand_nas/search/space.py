@@ -263,7 +263,7 @@ def shipped_spaces() -> dict[str, Path]:
 
 
 def resolve_space(path: str | Path) -> Path:
-    """A space file path, or the name of a shipped space ('tiny', 'lwa', 'lagc', 'joint')."""
+    """A space file path, or the name of a shipped space (``shipped_spaces()``: 'tiny', 'lwa', 'lwa_mobile', ...)."""
     path = Path(path)
     if not path.exists() and path.suffix == "" and len(path.parts) == 1:
         return shipped_spaces().get(str(path), path)
