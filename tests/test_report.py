@@ -1,6 +1,7 @@
 """Study reports, the dashboard launcher and the reproduced tables (small studies, seconds)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import subprocess
@@ -59,13 +60,37 @@ def test_report_page_and_pngs(study, tmp_path):
     out = tmp_path / "report"
     assert main(["report", "--study", "rep", "--storage", storage, "--out", str(out), "--references", ""]) == 0
     names = {p.name for p in out.iterdir()}
-    assert {"index.html", "pareto.png", "history.png", "trials.json"} <= names
+    assert {"index.html", "pareto.png", "pareto.md", "history.png", "trials.json"} <= names
     page = (out / "index.html").read_text()
     assert "Pareto front" in page and "fvcore" in page and 'class="sortable"' in page
     assert '<script src="http' not in page and len(page) > 1_000_000  # plotly.js embedded: opens offline
     assert "published points are not drawn" in page  # synthetic data: no paper points
     rows = json.loads((out / "trials.json").read_text())["rows"]
     assert len(rows) == 6
+
+
+def test_a_latency_study_draws_and_tabulates_its_own_front(tmp_path):
+    """objectives [mpjpe, latency]: the latency figure draws the (MPJPE, latency) front and the budget, the GMACs
+    figure the (MPJPE, GMACs) one, and pareto.md lists the study's front with the latency's source."""
+    from hand_nas.report.figures import plotly_figures
+    from hand_nas.report.page import front_markdown, write_report
+
+    pts = [(44.0, 0.40, 9.0), (43.0, 0.30, 12.0), (45.0, 0.20, 6.0), (46.0, 0.10, 7.0)]
+    recs = [dataclasses.replace(_rec(i, m, g), latency_ms=ms, params={"encoder.tokens": i + 1})
+            for i, (m, g, ms) in enumerate(pts)]
+    sd = StudyData("lat", "sqlite:///x.db", recs, ["mpjpe", "latency"], 0.5, "synthetic", "synthetic", None,
+                   latency_source="predicted ExecuTorch XNNPACK int8", budget_latency_ms=10.0)
+    assert [r.number for r in sd.front_of("mpjpe", "latency")] == [1, 0, 2] == [r.number for r in sd.front]
+    assert [r.number for r in sd.front_of("mpjpe", "gmacs")] == [1, 2, 3]
+    figs = plotly_figures(sd)
+    front_trace = figs["latency"].data[1]
+    assert front_trace.name == "Pareto front (MPJPE, latency)" and list(front_trace.x) == [12.0, 9.0, 6.0]
+    assert any("budget 10.0 ms" in a.text for a in figs["latency"].layout.annotations)
+    table = front_markdown(sd)
+    assert "over (mpjpe, latency): 3 of 4 trained trials" in table and "predicted ExecuTorch XNNPACK int8" in table
+    assert "| 1 | 43.00 | 0.3000 | 0.1500 | 0.1500 | 12.00 | encoder.tokens=2 |" in table
+    names = {p.name for p in write_report(sd, tmp_path / "rep")}
+    assert {"pareto.md", "latency.png", "pareto.png"} <= names
 
 
 def test_published_points_only_on_interhand():

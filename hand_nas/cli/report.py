@@ -14,7 +14,7 @@ class Report(Command):
     def add_arguments(self, p) -> None:
         p.add_argument("--study", required=True)
         add_storage(p)
-        p.add_argument("--out", required=True, help="report folder (index.html, *.png, trials.json)")
+        p.add_argument("--out", required=True, help="report folder (index.html, *.png, pareto.md, trials.json)")
         p.add_argument("--references", default="lwa_hand,lagc_hand",
                        help="presets trained under the study's proxy as reference points ('' for none); kept in the "
                             "study")
@@ -30,6 +30,9 @@ class Report(Command):
             raise HandNasError(f"study {args.study!r}: no trials yet")
         if args.references:
             add_references(sd, [n for n in args.references.split(",") if n], mano_dir=args.mano)
+        from hand_nas.report.page import front_markdown
+
+        print(front_markdown(sd))
         for p in write_report(sd, args.out):
             print(f"wrote {p}")
 

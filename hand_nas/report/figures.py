@@ -1,8 +1,10 @@
 """Figures of a study, from ``StudyData``: plotly for the HTML page, matplotlib for PNG files.
 
 Both render the same values: the Pareto front of MPJPE against GMACs (infeasible trials grey,
-references and, on InterHand2.6M, published points as stars), MPJPE against latency when trials
-were timed, best-so-far and hypervolume over trials, and parameter importances.
+references and, on InterHand2.6M, published points as stars), MPJPE against latency with its own front
+when trials were timed or predicted, best-so-far and hypervolume over trials, and parameter importances.
+Each figure draws the front of its own two axes; the study's front (over all its objectives) is the
+red rows of the trials table and ``pareto.md``.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ def plotly_figures(sd: StudyData) -> dict:
 
     figs = {}
     feas, other = _split(sd)
-    front = sd.front
+    front = sd.front_of("mpjpe", "gmacs")
     fig = go.Figure()
     if other:
         fig.add_trace(go.Scatter(x=[r.gmacs for r in other], y=[_y_other(r, feas) for r in other],
@@ -52,7 +54,7 @@ def plotly_figures(sd: StudyData) -> dict:
     fig.add_trace(go.Scatter(x=[r.gmacs for r in feas], y=[r.mpjpe_mm for r in feas], mode="markers",
                              name="feasible trials", marker=dict(color=BLUE, size=9), text=[_label(r) for r in feas]))
     fig.add_trace(go.Scatter(x=[r.gmacs for r in front], y=[r.mpjpe_mm for r in front], mode="lines+markers",
-                             name="Pareto front", line=dict(color=RED, shape="hv"), marker=dict(color=RED, size=11)))
+                             name="Pareto front (MPJPE, GMACs)", line=dict(color=RED, shape="hv"), marker=dict(color=RED, size=11)))
     for r in sd.references:
         fig.add_trace(go.Scatter(x=[r["gmacs"]], y=[r["mpjpe_mm"]], mode="markers+text", name=f"{r['name']} (same proxy)",
                                  text=[r["name"]], textposition="top center",
@@ -68,9 +70,16 @@ def plotly_figures(sd: StudyData) -> dict:
     figs["pareto"] = fig
 
     if sd.has_latency:
-        timed = [r for r in feas if r.latency_ms]
+        timed, lfront = [r for r in feas if r.latency_ms], sd.front_of("mpjpe", "latency")
         f2 = go.Figure(go.Scatter(x=[r.latency_ms for r in timed], y=[r.mpjpe_mm for r in timed], mode="markers",
-                                  text=[_label(r) for r in timed], marker=dict(color=BLUE, size=9)))
+                                  name="trained trials", text=[_label(r) for r in timed],
+                                  marker=dict(color=BLUE, size=9)))
+        f2.add_trace(go.Scatter(x=[r.latency_ms for r in lfront], y=[r.mpjpe_mm for r in lfront],
+                                mode="lines+markers", name="Pareto front (MPJPE, latency)", text=[_label(r) for r in lfront],
+                                line=dict(color=RED, shape="hv"), marker=dict(color=RED, size=11)))
+        if sd.budget_latency_ms:
+            f2.add_vline(x=sd.budget_latency_ms, line_dash="dash", line_color=RED,
+                         annotation_text=f"budget {sd.budget_latency_ms} ms")
         f2.update_layout(title=f"MPJPE vs CPU latency ({sd.latency_source})", xaxis_title="latency (ms)",
                          yaxis_title="MPJPE (mm)", template="plotly_white", height=420)
         figs["latency"] = f2
@@ -114,9 +123,9 @@ def write_pngs(sd: StudyData, folder: str | Path) -> list[Path]:
         ax.scatter([r.gmacs for r in other], [_y_other(r, feas) for r in other], c=GREY, marker="x",
                    s=25, label="infeasible / failed / pruned (untrained at the top)")
     ax.scatter([r.gmacs for r in feas], [r.mpjpe_mm for r in feas], c=BLUE, s=30, label="feasible trials")
-    front = sd.front
+    front = sd.front_of("mpjpe", "gmacs")
     ax.step([r.gmacs for r in front], [r.mpjpe_mm for r in front], where="post", c=RED, marker="o",
-            label="Pareto front")
+            label="Pareto front (MPJPE, GMACs)")
     for r in sd.references:
         ax.scatter([r["gmacs"]], [r["mpjpe_mm"]], marker="*", s=220, c=GREEN, edgecolors="k", zorder=5)
         ax.annotate(f"{r['name']} (same proxy)", (r["gmacs"], r["mpjpe_mm"]), textcoords="offset points", xytext=(6, 6))
@@ -151,9 +160,14 @@ def write_pngs(sd: StudyData, folder: str | Path) -> list[Path]:
         fig.tight_layout()
         paths.append(_save(fig, folder / "importances.png"))
     if sd.has_latency:
-        timed = [r for r in feas if r.latency_ms]
+        timed, lfront = [r for r in feas if r.latency_ms], sd.front_of("mpjpe", "latency")
         fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-        ax.scatter([r.latency_ms for r in timed], [r.mpjpe_mm for r in timed], c=BLUE)
+        ax.scatter([r.latency_ms for r in timed], [r.mpjpe_mm for r in timed], c=BLUE, s=30, label="trained trials")
+        ax.step([r.latency_ms for r in lfront], [r.mpjpe_mm for r in lfront], where="post", c=RED, marker="o",
+                label="Pareto front (MPJPE, latency)")
+        if sd.budget_latency_ms:
+            ax.axvline(sd.budget_latency_ms, ls="--", c=RED, lw=1, label=f"budget {sd.budget_latency_ms} ms")
+        ax.legend(fontsize=8)
         ax.set_xlabel("latency (ms)")
         ax.set_title("\n".join(textwrap.wrap(sd.latency_source, 80)), fontsize=7)
         ax.set_ylabel("MPJPE (mm)")

@@ -45,6 +45,29 @@ def trials_table(sd: StudyData) -> str:
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
+def front_markdown(sd: StudyData) -> str:
+    """The study's Pareto front (over its own objectives) as a Markdown table, lowest MPJPE first, with what each
+    column was measured on."""
+    front = sorted(sd.front, key=lambda r: r.mpjpe_mm)
+    n = sum(1 for r in sd.records if r.trained)
+    lines = [f"Pareto front of study `{sd.study}` over ({', '.join(sd.front_objectives)}): {len(front)} of {n} "
+             f"trained trials. MPJPE: held-out, mm, on {sd.data}. GMACs: fvcore (one fused multiply-add = one flop), "
+             f"batch 1, 3x256x256; budget {sd.budget_gmacs}."]
+    latency = sd.has_latency
+    if latency:
+        budget = f"; budget {sd.budget_latency_ms} ms" if sd.budget_latency_ms else ""
+        lines.append(f"Latency: {sd.latency_source}{budget}.")
+    head = ["trial", "MPJPE mm", "GMACs", "image", "pose"] + (["latency ms"] if latency else []) + ["parameters"]
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in front:
+        cells = [str(r.number), f"{r.mpjpe_mm:.2f}", f"{r.gmacs:.4f}", f"{r.gmacs_image:.4f}", f"{r.gmacs_pose:.4f}"]
+        if latency:
+            cells.append("-" if r.latency_ms is None else f"{r.latency_ms:.2f}")
+        cells.append(", ".join(f"{k}={json.dumps(v)}" for k, v in sorted((r.params or {}).items())))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def proxy_note(sd: StudyData) -> str:
     """What is known of the proxy's ranking quality, with a warning when its noise rivals the differences."""
     from hand_nas.report.proxy_check import warning
@@ -100,7 +123,7 @@ tr.grey{{color:#999}} .note{{color:#555;font-size:13px}}</style>
 
 
 def write_report(sd: StudyData, out: str | Path) -> list[Path]:
-    """index.html + PNG figures + trials.json in ``out`` (replaced as a whole)."""
+    """index.html + PNG figures + pareto.md + trials.json in ``out`` (replaced as a whole)."""
     from hand_nas.atomic import atomic_dir
     from hand_nas.report.figures import plotly_figures, write_pngs
 
@@ -108,6 +131,7 @@ def write_report(sd: StudyData, out: str | Path) -> list[Path]:
     with atomic_dir(out, overwrite=True) as tmp:
         (tmp / "index.html").write_text(render_html(sd, plotly_figures(sd)))
         write_pngs(sd, tmp)
+        (tmp / "pareto.md").write_text(front_markdown(sd))
         (tmp / "trials.json").write_text(json.dumps({"study": sd.study, "rows": [r.row() for r in sd.records], "references": sd.references,
                                                      "front": [r.number for r in sd.front]}, indent=1, default=str))
     return sorted(out.iterdir())

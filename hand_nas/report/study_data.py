@@ -51,6 +51,7 @@ class StudyData:
     importance_note: str = ""
     proxy_check: dict | None = None  # ``hand-nas proxy check --study``: rank correlation and seed noise
     latency_source: str = "torch eager, batch 1, after training"  # or the predictor's (``hand_nas.cost.predictor``)
+    budget_latency_ms: float | None = None  # the space's latency budget, read on the predictor's runtime
 
     @property
     def published(self) -> list[dict]:
@@ -68,6 +69,10 @@ class StudyData:
     @property
     def front(self) -> list[TrialRecord]:
         return pareto_front(self.records, self.front_objectives)
+
+    def front_of(self, *objectives: str) -> list[TrialRecord]:
+        """The 2-D front a figure draws (MPJPE against its x axis): the study's own when that is the study's."""
+        return self.front if objectives == self.front_objectives else pareto_front(self.records, objectives)
 
     @property
     def has_latency(self) -> bool:
@@ -133,6 +138,7 @@ def load_study_data(study_name: str, storage_url: str) -> StudyData:
     if meta.latency:
         cpu = meta.latency.cpu or {}
         sd.latency_source = f"{meta.latency.source}; {cpu.get('model', '?')} {', '.join(cpu.get('flags') or [])}"
+        sd.budget_latency_ms = meta.latency.budget_ms
     return sd
 
 
