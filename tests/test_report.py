@@ -75,19 +75,20 @@ def test_a_latency_study_draws_and_tabulates_its_own_front(tmp_path):
     from hand_nas.report.figures import plotly_figures
     from hand_nas.report.page import front_markdown, write_report
 
-    pts = [(44.0, 0.40, 9.0), (43.0, 0.30, 12.0), (45.0, 0.20, 6.0), (46.0, 0.10, 7.0)]
-    recs = [dataclasses.replace(_rec(i, m, g), latency_ms=ms, params={"encoder.tokens": i + 1})
-            for i, (m, g, ms) in enumerate(pts)]
+    pts = [(44.0, 0.40, 9.0), (43.0, 0.30, 12.0), (45.0, 0.20, 6.0), (46.0, 0.10, 7.0), (45.0, 0.20, 6.0)]
+    recs = [dataclasses.replace(_rec(i, m, g), latency_ms=ms, params={"encoder.tokens": min(i, 2) + 1})
+            for i, (m, g, ms) in enumerate(pts)]  # trial 4: trial 2's architecture proposed again
     sd = StudyData("lat", "sqlite:///x.db", recs, ["mpjpe", "latency"], 0.5, "synthetic", "synthetic", None,
                    latency_source="predicted ExecuTorch XNNPACK int8", budget_latency_ms=10.0)
-    assert [r.number for r in sd.front_of("mpjpe", "latency")] == [1, 0, 2] == [r.number for r in sd.front]
-    assert [r.number for r in sd.front_of("mpjpe", "gmacs")] == [1, 2, 3]
+    assert [r.number for r in sd.front_of("mpjpe", "latency")] == [1, 0, 2, 4] == [r.number for r in sd.front]
+    assert [r.number for r in sd.front_of("mpjpe", "gmacs")] == [1, 2, 4, 3]
     figs = plotly_figures(sd)
     front_trace = figs["latency"].data[1]
-    assert front_trace.name == "Pareto front (MPJPE, latency)" and list(front_trace.x) == [12.0, 9.0, 6.0]
+    assert front_trace.name == "Pareto front (MPJPE, latency)" and list(front_trace.x) == [12.0, 9.0, 6.0, 6.0]
     assert any("budget 10.0 ms" in a.text for a in figs["latency"].layout.annotations)
     table = front_markdown(sd)
-    assert "over (mpjpe, latency): 3 of 4 trained trials" in table and "predicted ExecuTorch XNNPACK int8" in table
+    assert "over (mpjpe, latency): 4 of 5 trained trials, 3 architectures" in table
+    assert "predicted ExecuTorch XNNPACK int8" in table and "| 2, 4 | 45.00 |" in table
     assert "| 1 | 43.00 | 0.3000 | 0.1500 | 0.1500 | 12.00 | encoder.tokens=2 |" in table
     names = {p.name for p in write_report(sd, tmp_path / "rep")}
     assert {"pareto.md", "latency.png", "pareto.png"} <= names

@@ -72,7 +72,7 @@ def plotly_figures(sd: StudyData) -> dict:
     if sd.has_latency:
         timed, lfront = [r for r in feas if r.latency_ms], sd.front_of("mpjpe", "latency")
         f2 = go.Figure(go.Scatter(x=[r.latency_ms for r in timed], y=[r.mpjpe_mm for r in timed], mode="markers",
-                                  name="trained trials", text=[_label(r) for r in timed],
+                                  name="scored trials", text=[_label(r) for r in timed],
                                   marker=dict(color=BLUE, size=9)))
         f2.add_trace(go.Scatter(x=[r.latency_ms for r in lfront], y=[r.mpjpe_mm for r in lfront],
                                 mode="lines+markers", name="Pareto front (MPJPE, latency)", text=[_label(r) for r in lfront],
@@ -162,7 +162,7 @@ def write_pngs(sd: StudyData, folder: str | Path) -> list[Path]:
     if sd.has_latency:
         timed, lfront = [r for r in feas if r.latency_ms], sd.front_of("mpjpe", "latency")
         fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-        ax.scatter([r.latency_ms for r in timed], [r.mpjpe_mm for r in timed], c=BLUE, s=30, label="trained trials")
+        ax.scatter([r.latency_ms for r in timed], [r.mpjpe_mm for r in timed], c=BLUE, s=30, label="scored trials")
         ax.step([r.latency_ms for r in lfront], [r.mpjpe_mm for r in lfront], where="post", c=RED, marker="o",
                 label="Pareto front (MPJPE, latency)")
         if sd.budget_latency_ms:

@@ -48,19 +48,21 @@ def trials_table(sd: StudyData) -> str:
 def front_markdown(sd: StudyData) -> str:
     """The study's Pareto front (over its own objectives) as a Markdown table, lowest MPJPE first, with what each
     column was measured on."""
-    front = sorted(sd.front, key=lambda r: r.mpjpe_mm)
+    same: dict[str, list] = {}  # one row per architecture: a sampler may propose the same one again
+    for r in sorted(sd.front, key=lambda r: (r.mpjpe_mm, r.number)):
+        same.setdefault(json.dumps(r.params, sort_keys=True), []).append(r)
     n = sum(1 for r in sd.records if r.trained)
-    lines = [f"Pareto front of study `{sd.study}` over ({', '.join(sd.front_objectives)}): {len(front)} of {n} "
-             f"trained trials. MPJPE: held-out, mm, on {sd.data}. GMACs: fvcore (one fused multiply-add = one flop), "
-             f"batch 1, 3x256x256; budget {sd.budget_gmacs}."]
+    lines = [f"Pareto front of study `{sd.study}` over ({', '.join(sd.front_objectives)}): {len(sd.front)} of {n} "
+             f"trained trials, {len(same)} architectures. MPJPE: held-out, mm, on {sd.data}. GMACs: fvcore (one fused "
+             f"multiply-add = one flop), batch 1, 3x256x256; budget {sd.budget_gmacs}."]
     latency = sd.has_latency
     if latency:
         budget = f"; budget {sd.budget_latency_ms} ms" if sd.budget_latency_ms else ""
         lines.append(f"Latency: {sd.latency_source}{budget}.")
-    head = ["trial", "MPJPE mm", "GMACs", "image", "pose"] + (["latency ms"] if latency else []) + ["parameters"]
+    head = ["trials", "MPJPE mm", "GMACs", "image", "pose"] + (["latency ms"] if latency else []) + ["parameters"]
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in front:
-        cells = [str(r.number), f"{r.mpjpe_mm:.2f}", f"{r.gmacs:.4f}", f"{r.gmacs_image:.4f}", f"{r.gmacs_pose:.4f}"]
+    for r, *again in same.values():
+        cells = [", ".join(str(t.number) for t in [r, *again]), f"{r.mpjpe_mm:.2f}", f"{r.gmacs:.4f}", f"{r.gmacs_image:.4f}", f"{r.gmacs_pose:.4f}"]
         if latency:
             cells.append("-" if r.latency_ms is None else f"{r.latency_ms:.2f}")
         cells.append(", ".join(f"{k}={json.dumps(v)}" for k, v in sorted((r.params or {}).items())))
