@@ -87,7 +87,7 @@ def test_a_latency_study_draws_and_tabulates_its_own_front(tmp_path):
     assert front_trace.name == "Pareto front (MPJPE, latency)" and list(front_trace.x) == [12.0, 9.0, 6.0, 6.0]
     assert any("budget 10.0 ms" in a.text for a in figs["latency"].layout.annotations)
     table = front_markdown(sd)
-    assert "over (mpjpe, latency): 4 of 5 trained trials, 3 architectures" in table
+    assert "over (mpjpe, latency): 4 of 5 evaluated trials, 3 architectures" in table
     assert "predicted ExecuTorch XNNPACK int8" in table and "| 2, 4 | 45.00 |" in table
     assert "| 1 | 43.00 | 0.3000 | 0.1500 | 0.1500 | 12.00 | encoder.tokens=2 |" in table
     names = {p.name for p in write_report(sd, tmp_path / "rep")}

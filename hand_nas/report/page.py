@@ -53,7 +53,7 @@ def front_markdown(sd: StudyData) -> str:
         same.setdefault(json.dumps(r.params, sort_keys=True), []).append(r)
     n = sum(1 for r in sd.records if r.trained)
     lines = [f"Pareto front of study `{sd.study}` over ({', '.join(sd.front_objectives)}): {len(sd.front)} of {n} "
-             f"trained trials, {len(same)} architectures. MPJPE: held-out, mm, on {sd.data}. GMACs: fvcore (one fused "
+             f"evaluated trials, {len(same)} architectures. MPJPE: held-out, mm, on {sd.data}. GMACs: fvcore (one fused "
              f"multiply-add = one flop), batch 1, 3x256x256; budget {sd.budget_gmacs}."]
     latency = sd.has_latency
     if latency:
@@ -62,7 +62,8 @@ def front_markdown(sd: StudyData) -> str:
     head = ["trials", "MPJPE mm", "GMACs", "image", "pose"] + (["latency ms"] if latency else []) + ["parameters"]
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r, *again in same.values():
-        cells = [", ".join(str(t.number) for t in [r, *again]), f"{r.mpjpe_mm:.2f}", f"{r.gmacs:.4f}", f"{r.gmacs_image:.4f}", f"{r.gmacs_pose:.4f}"]
+        cells = [", ".join(str(t.number) for t in [r, *again]), f"{r.mpjpe_mm:.2f}", f"{r.gmacs:.4f}",
+                 f"{r.gmacs_image:.4f}", f"{r.gmacs_pose:.4f}"]
         if latency:
             cells.append("-" if r.latency_ms is None else f"{r.latency_ms:.2f}")
         cells.append(", ".join(f"{k}={json.dumps(v)}" for k, v in sorted((r.params or {}).items())))
