@@ -19,7 +19,8 @@ def study_options() -> dict[str, dict]:
 
     return {
         "space": {"required": True,
-                  "help": "a search space YAML, or a shipped space's name (search_spaces/: tiny, lwa, lwa_mobile, ...)"},
+                  "help": "a search space YAML, or a shipped space's name (search_spaces/: tiny, lwa, lwa_mobile, "
+                          "...)"},
         "study": {"default": None, "help": "study name (default: the space's name); the same name resumes"},
         "storage": {"help": STORAGE_HELP},
         "backend": {"choices": sorted(SAMPLERS)},

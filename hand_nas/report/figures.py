@@ -54,7 +54,8 @@ def plotly_figures(sd: StudyData) -> dict:
     fig.add_trace(go.Scatter(x=[r.gmacs for r in feas], y=[r.mpjpe_mm for r in feas], mode="markers",
                              name="feasible trials", marker=dict(color=BLUE, size=9), text=[_label(r) for r in feas]))
     fig.add_trace(go.Scatter(x=[r.gmacs for r in front], y=[r.mpjpe_mm for r in front], mode="lines+markers",
-                             name="Pareto front (MPJPE, GMACs)", line=dict(color=RED, shape="hv"), marker=dict(color=RED, size=11)))
+                             name="Pareto front (MPJPE, GMACs)", line=dict(color=RED, shape="hv"),
+                             marker=dict(color=RED, size=11)))
     for r in sd.references:
         fig.add_trace(go.Scatter(x=[r["gmacs"]], y=[r["mpjpe_mm"]], mode="markers+text", name=f"{r['name']} (same proxy)",
                                  text=[r["name"]], textposition="top center",
@@ -75,7 +76,8 @@ def plotly_figures(sd: StudyData) -> dict:
                                   name="scored trials", text=[_label(r) for r in timed],
                                   marker=dict(color=BLUE, size=9)))
         f2.add_trace(go.Scatter(x=[r.latency_ms for r in lfront], y=[r.mpjpe_mm for r in lfront],
-                                mode="lines+markers", name="Pareto front (MPJPE, latency)", text=[_label(r) for r in lfront],
+                                mode="lines+markers", name="Pareto front (MPJPE, latency)",
+                                text=[_label(r) for r in lfront],
                                 line=dict(color=RED, shape="hv"), marker=dict(color=RED, size=11)))
         if sd.budget_latency_ms:
             f2.add_vline(x=sd.budget_latency_ms, line_dash="dash", line_color=RED,

@@ -53,8 +53,8 @@ def front_markdown(sd: StudyData) -> str:
         same.setdefault(json.dumps(r.params, sort_keys=True), []).append(r)
     n = sum(1 for r in sd.records if r.trained)
     lines = [f"Pareto front of study `{sd.study}` over ({', '.join(sd.front_objectives)}): {len(sd.front)} of {n} "
-             f"evaluated trials, {len(same)} architectures. MPJPE: held-out, mm, on {sd.data}. GMACs: fvcore (one fused "
-             f"multiply-add = one flop), batch 1, 3x256x256; budget {sd.budget_gmacs}."]
+             f"evaluated trials, {len(same)} architectures. MPJPE: held-out, mm, on {sd.data}. GMACs: fvcore "
+             f"(one fused multiply-add = one flop), batch 1, 3x256x256; budget {sd.budget_gmacs}."]
     latency = sd.has_latency
     if latency:
         budget = f"; budget {sd.budget_latency_ms} ms" if sd.budget_latency_ms else ""
