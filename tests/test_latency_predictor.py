@@ -153,3 +153,13 @@ def test_a_program_is_keyed_by_the_architecture_not_its_name(tmp_path):
     assert [c.name for c in a] != [c.name for c in b]
     assert [program_path(c, "executorch-int8", tmp_path) for c in a] == \
         [program_path(c, "executorch-int8", tmp_path) for c in b]
+
+
+def test_validation_measures_how_far_the_machine_moved_since_calibration():
+    """An architecture timed at calibration and again at validation (matched by its features) gives the drift."""
+    from hand_nas.cost.predictor import speed_drift
+
+    cal = [{"features": [1.0, 2.0], "measured_ms": 8.0}, {"features": [1.0, 3.0], "measured_ms": 4.0}]
+    now = [{"features": [1.0, 2.0], "measured_ms": 9.0}, {"features": [5.0, 5.0], "measured_ms": 1.0}]
+    assert speed_drift(cal, now) == pytest.approx(9.0 / 8.0)
+    assert speed_drift(cal, [{"features": [0.0, 0.0], "measured_ms": 1.0}]) is None

@@ -79,7 +79,7 @@ class Validate(_Predictor):
         import json
         from pathlib import Path
 
-        from hand_nas.cost.predictor import LatencyPredictor, validate
+        from hand_nas.cost.predictor import LatencyPredictor, speed_drift, validate
 
         space, path, _ = self.start(args)
         pred = LatencyPredictor.load(path)
@@ -90,6 +90,10 @@ class Validate(_Predictor):
         print(f"{res['n']} architectures of {space.source}: {res['share_within_10']:.0%} predicted within +-10%, "
               f"median error {res['median_rel_error']:.1%}, worst {res['worst_rel_error']:.1%}; Kendall tau of GMACs "
               f"vs measured latency {res['gmacs_vs_latency_tau']:.2f}")
+        res["speed_drift"] = drift = speed_drift(json.loads(path.read_text()).get("rows", []), res["rows"])
+        if drift is not None and abs(drift - 1) > 0.05:
+            print(f"warning: the architectures timed at calibration too take {drift:.2f}x their calibration time now: "
+                  f"this machine's speed has moved since {path} was fitted; calibrate again and validate right after")
         if args.json:
             from hand_nas.atomic import atomic_file
 

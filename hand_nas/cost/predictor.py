@@ -337,6 +337,14 @@ def calibrate(space, n: int = 40, seed: int = 1, log=print, runtime: str = "onnx
     return pred, rows
 
 
+def speed_drift(calibration_rows: list[dict], rows: list[dict]) -> float | None:
+    """Median of measured now / measured at calibration over the architectures timed both times (the base preset
+    at least): how far this machine's speed moved since the calibration. None when none was timed twice."""
+    then = {tuple(r["features"]): r["measured_ms"] for r in calibration_rows if "features" in r}
+    ratios = [r["measured_ms"] / then[tuple(r["features"])] for r in rows if tuple(r["features"]) in then]
+    return float(np.median(ratios)) if ratios else None
+
+
 def validate(pred: LatencyPredictor, space, n: int = 50, seed: int = 7, log=print, folder: Path | None = None) -> dict:
     """Share of ``n`` fresh architectures predicted within +-10% of their measured latency (on the predictor's
     runtime), and the worst error."""
@@ -347,7 +355,7 @@ def validate(pred: LatencyPredictor, space, n: int = 50, seed: int = 7, log=prin
     check_runtime(pred.runtime)
     cfgs = sample_configs(space, n, seed)
     ms = _measure(cfgs, pred.runtime, folder, log)
-    rows = [{"config": c.name, "gmacs": float(estimate_gmacs(c)), "measured_ms": m,
+    rows = [{"config": c.name, "gmacs": float(estimate_gmacs(c)), "features": features(c).tolist(), "measured_ms": m,
              "predicted_ms": pred.predict_ms(c)} for c, m in zip(cfgs, ms)]
     rel = [abs(r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"] for r in rows]
     gm, lat = [r["gmacs"] for r in rows], [r["measured_ms"] for r in rows]
