@@ -12,6 +12,10 @@ its ``--home``):
 3. ``retrain``: the ``--top`` best feasible architectures of each search, ``lwa_hand`` and
    ``lagc_hand``, trained from scratch under one recipe (``hand_nas.retrain.RECIPES``) with
    ``--seeds`` seeds each.
+   ``reference``: the same for the proxy check's architectures (``--noise``'s JSON, one long run of seed 0
+   each) not retrained above, into ``reference/`` (labels ``pc-<label>``): their further seeds make the
+   reference that ``hand-nas proxy check --evaluator supernet`` ranks against sharper. Seed 0 is read from
+   the proxy check's cache, not trained again.
 4. ``--table``: GMACs, parameters, MPJPE/MPVPE mean +- std per model over the seeds, beside the
    split's mean-shape baseline, the searches' cost, and the target check (best searched architecture
    at <= 0.47 GMACs vs lwa_hand: ratio <= 0.90 with the gap > 2 std).
@@ -23,6 +27,7 @@ Usage:
     python experiments/search_vs_hand.py --phase mf --trials 24 --max-minutes 90
     python experiments/search_vs_hand.py --phase random
     python experiments/search_vs_hand.py --phase retrain --max-minutes 90
+    python experiments/search_vs_hand.py --phase reference --shard 0/2 --max-minutes 150   # and 1/2 beside it
     python experiments/search_vs_hand.py --table
     python experiments/search_vs_hand.py --quick --phase all   # the whole chain on the tiny space in minutes
 """
@@ -137,11 +142,25 @@ def retrain_jobs(s: dict, out: Path) -> list[list[tuple[str, dict]]]:
     return [g for g in groups if g] + [[(n, resolve_model(n).to_dict())] for n in rest]
 
 
+def reference_jobs(s: dict, out: Path) -> list[list[tuple[str, dict]]]:
+    """The proxy check's architectures (``s['noise']``, its JSON) that no retrain record of ``out`` holds yet,
+    one group each, labelled ``pc-<label>``."""
+    from hand_nas.config import ModelCfg
+
+    def key(cfg: dict) -> str:
+        return _arch_key(ModelCfg.from_dict(cfg).to_dict())
+
+    done = {key(json.loads(p.read_text())["config"]) for p in (out / "retrain").glob("*.json")}
+    check = json.loads(Path(s["noise"]).read_text())
+    return [[(f"pc-{a['label']}", a["config"])] for a in check["architectures"] if key(a["config"]) not in done]
+
+
 def run_phase_retrain(s: dict, home: Path, out: Path, max_minutes: float | None,
-                      shard: tuple[int, int] = (0, 1), only: set[str] | None = None) -> None:
+                      shard: tuple[int, int] = (0, 1), only: set[str] | None = None, reference: bool = False) -> None:
     """Group by group (``retrain_jobs``), every seed of a group before the next; ``shard`` (k, n) takes every
     n-th of those runs from the k-th on, so n processes retrain at once without sharing a run; ``only`` keeps
-    the runs of those labels (e.g. the seeds of one architecture), applied before the shard."""
+    the runs of those labels (e.g. the seeds of one architecture), applied before the shard. ``reference``:
+    the proxy check's architectures instead (``reference_jobs``), recorded under ``reference/``."""
     from hand_nas.config import ModelCfg
     from hand_nas.data.dataset import split_indices
     from hand_nas.data.samples import open_samples
@@ -154,15 +173,15 @@ def run_phase_retrain(s: dict, home: Path, out: Path, max_minutes: float | None,
     data = data_dir("synthetic", recipe.synthetic_n, progress=True)
     n_train = len(split_indices(len(open_samples(data)), recipe.train.val_fraction, seed=0)[0])
     t0 = time.perf_counter()
-    runs = [(label, cfg_dict, seed) for group in retrain_jobs(s, out) for seed in range(s["seeds"])
-            for label, cfg_dict in group]
+    jobs, folder = (reference_jobs(s, out), out / "reference") if reference else (retrain_jobs(s, out), out / "retrain")
+    runs = [(label, cfg_dict, seed) for group in jobs for seed in range(s["seeds"]) for label, cfg_dict in group]
     if only:
         known = {label for label, _, _ in runs}
         if unknown := sorted(only - known):
             raise SystemExit(f"--only: {', '.join(unknown)} not among the retrain runs ({', '.join(sorted(known))})")
         runs = [r for r in runs if r[0] in only]
     for label, cfg_dict, seed in runs[shard[0]::shard[1]]:
-        path = out / "retrain" / f"{label}_seed{seed}.json"
+        path = folder / f"{label}_seed{seed}.json"
         if path.exists():
             continue
         if max_minutes is not None and (time.perf_counter() - t0) / 60 > max_minutes:
@@ -277,7 +296,7 @@ def table(s: dict, out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--phase", choices=["mf", "random", "retrain", "all"])
+    ap.add_argument("--phase", choices=["mf", "random", "retrain", "reference", "all"])
     ap.add_argument("--trials", type=int, default=24)
     ap.add_argument("--top", type=int, default=3)
     ap.add_argument("--seeds", type=int, default=3)
@@ -304,12 +323,12 @@ def main() -> None:
         run_phase_search("mf", s, home, out)
     if args.phase in ("random", "all"):
         run_phase_search("random", s, home, out)
-    if args.phase in ("retrain", "all"):
+    if args.phase in ("retrain", "reference", "all"):
         k, _, n = args.shard.partition("/")
         if not (k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
             ap.error(f"--shard {args.shard!r}: expected K/N with 0 <= K < N, e.g. 1/2")
         run_phase_retrain(s, home, out, args.max_minutes, (int(k), int(n)),
-                          set(args.only.split(",")) if args.only else None)
+                          set(args.only.split(",")) if args.only else None, reference=args.phase == "reference")
     table(s, out)
 
 
