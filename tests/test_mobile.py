@@ -57,7 +57,7 @@ def test_the_xnnpack_form_computes_what_the_model_computes(kw, quantizable):
 @pytest.mark.slow
 def test_executorch_takes_the_whole_graph_and_runs_it_on_one_thread(tmp_path):
     from compress.mobile import PteRunner, export_pte
-    from hand_nas.cost.runtimes import busy_threads, threadpool_size
+    from hand_nas.cost.runtimes import busy_threads, profile_pte, threadpool_size
 
     torch.manual_seed(0)
     # softmax attention, mhsa bridge (per hand), softmax cross; one graph level: lowering time grows with the graph
@@ -71,6 +71,21 @@ def test_executorch_takes_the_whole_graph_and_runs_it_on_one_thread(tmp_path):
     got = run(x)
     assert len(got) == len(ref) and relative_error([r.numpy() for r in ref], got) < 1e-4
     assert threadpool_size() == 1 and busy_threads(lambda: run(x[:1])) == 1
+    # the event tracer's profile: every operator of the fp32 program is fp32 arithmetic or a layout change
+    prof = profile_pte(tmp_path / "m.pte", threads=1, runs=3)
+    assert prof["operators"] > 10 and set(prof["groups"]) <= {"fp32 arithmetic", "layout"}, prof["groups"]
+    assert abs(sum(o["ms"] for o in prof["ops"]) - prof["ms"]) < 1e-6 and prof["ms"] > 0
+    assert sum(o["count"] for o in prof["ops"]) == prof["operators"]
+
+
+def test_operator_groups_follow_the_names_the_tracer_gives():
+    from hand_nas.cost.runtimes import op_group
+
+    assert op_group("Fully Connected (NC, QS8, QC8W) GEMM") == "int8 kernels"
+    assert op_group("Convolution (NHWC, QC8) DWConv") == "int8 kernels"
+    assert op_group("Transpose (ND, X8)") == "layout" and op_group("Static Reshape (NC)") == "layout"
+    assert op_group("Convert (NC)") == "convert"
+    assert op_group("Batch Matrix Multiply (NC, F32) GEMM") == "fp32 arithmetic"
 
 
 def test_litert_without_its_converter_is_one_line(tmp_path, monkeypatch):

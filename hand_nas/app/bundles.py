@@ -89,7 +89,7 @@ def evaluate_checkpoint(path: str | Path, data: str | None = None, mano_dir=None
 
 
 def bench_target(path: str | Path, threads: tuple[int, ...] = (1,), batches: tuple[int, ...] = (1,),
-                 size: int = 256, rounds: int = 10, progress: bool = True):
+                 size: int = 256, rounds: int = 10, progress: bool = True, profile: bool = False):
     """``hand_nas.cost.bench.bench`` of a bundle (verified; its own ONNX graphs) or a checkpoint folder."""
     from hand_nas.cost.bench import bench
     from hand_nas.cost.runtimes import executorch_available, litert_available
@@ -112,4 +112,4 @@ def bench_target(path: str | Path, threads: tuple[int, ...] = (1,), batches: tup
             for kind, p in files.items():
                 programs[f"{runtime} XNNPACK {kind}"], delegation[f"{runtime} XNNPACK {kind}"] = path / p["file"], p
     return bench(model, str(path), threads=threads, batches=batches, size=size, rounds=rounds, progress=progress,
-                 programs=programs, delegation=delegation, **graphs)
+                 programs=programs, delegation=delegation, profile=profile, **graphs)

@@ -33,6 +33,8 @@ class Bench(Command):
         p.add_argument("--size", type=int, default=256, help="input side (default the deployment 256)")
         p.add_argument("--rounds", type=int, default=10, help="alternating rounds of 5 runs per engine")
         p.add_argument("--json", action="store_true", help="the result as JSON (for machines)")
+        p.add_argument("--profile", action="store_true",
+                       help="also where each ExecuTorch program's time goes, by XNNPACK operator (event tracer)")
 
     def run(self, args) -> None:
         import json
@@ -46,7 +48,8 @@ class Bench(Command):
         check("command line", numbers={"--size": (args.size, 32, 4096), "--rounds": (args.rounds, 1, 10_000)})
         if args.size % 32:
             raise HandNasError(f"--size {args.size}: must be a multiple of 32")
-        r = bench_target(args.target, threads, batches, args.size, args.rounds, progress=not args.json)
+        r = bench_target(args.target, threads, batches, args.size, args.rounds, progress=not args.json,
+                         profile=args.profile)
         print(json.dumps(r.to_dict(), indent=1) if args.json else format_bench(r))
 
 

@@ -12,6 +12,10 @@ VNNI, AMX) are part of every result: latency figures mean nothing without them. 
 delegate's partition count and the ops left on portable kernels (recorded at export), and the threads that
 were busy while the program ran (its XNNPACK pool is set to the row's thread count).
 
+``profile=True`` (``hand-nas bench --profile``) adds, for each ExecuTorch program, where its time goes:
+XNNPACK's operators summed by kind and by group (int8 kernels, fp32 arithmetic, layout, conversions) from
+ExecuTorch's event tracer (``hand_nas.cost.runtimes.profile_pte``): what int8 reached and what it did not.
+
 A bundle's ONNX graphs are fixed at batch 1 and their export size; at other batches or sizes the
 fp32 graph is exported again from the bundle's weights, and int8 is not timed.
 """
@@ -103,6 +107,7 @@ class BenchResult:
     cpu: dict
     floor: dict = field(default_factory=dict)  # '<threads>': {'matmul_gmacs_per_s', 'floor_ms_per_image'}
     rows: list[BenchRow] = field(default_factory=list)
+    profiles: dict = field(default_factory=dict)  # '<engine> @ <threads>': runtimes.profile_pte's result
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -166,7 +171,7 @@ def _program(path: Path, threads: int, x: torch.Tensor):
 def bench(model: torch.nn.Module, target: str, onnx_fp32: Path | None = None, onnx_int8: Path | None = None,
           threads: tuple[int, ...] = (1,), batches: tuple[int, ...] = (1,), size: int = 256, warmup: int = 10,
           rounds: int = 10, per_round: int = 5, progress: bool = True, programs: dict | None = None,
-          delegation: dict | None = None) -> BenchResult:
+          delegation: dict | None = None, profile: bool = False) -> BenchResult:
     """Time ``model`` (and its ONNX graphs and ExecuTorch programs, when given) on this machine; ``target``
     names it in the result.
 
@@ -175,8 +180,9 @@ def bench(model: torch.nn.Module, target: str, onnx_fp32: Path | None = None, on
         onnx_int8: the int8 graph at batch 1 (None: not timed).
         programs: {engine name: .pte or .tflite path} (batch 1 at their export size); delegation: {engine name:
             {'partitions', 'portable'}} as recorded when they were exported.
+        profile: also profile each ExecuTorch program by operator kind at every thread count (after the timing).
     """
-    from hand_nas.cost.runtimes import busy_threads
+    from hand_nas.cost.runtimes import busy_threads, profile_pte
 
     from tqdm import tqdm
 
@@ -204,6 +210,9 @@ def bench(model: torch.nn.Module, target: str, onnx_fp32: Path | None = None, on
                 for k, why in skipped.items():
                     result.rows.append(BenchRow(k, t, b, None, None, 0, why))
                 bar.update(1)
+            for k, path in (programs or {}).items() if profile else ():
+                if Path(path).suffix == ".pte":
+                    result.profiles[f"{k} @ {t}"] = profile_pte(path, t, runs=rounds * per_round)
     bar.close()
     return result
 
@@ -238,4 +247,18 @@ def format_bench(r: BenchResult) -> str:
                  "the nodes onnxruntime runs after its fusions, one kernel launch each; partitions / portable ops: "
                  "ExecuTorch's XNNPACK subgraphs and the ops left outside them (each a boundary); busy threads: "
                  "threads of this process that did >= 10% of the CPU time while the program ran")
+    for name, prof in r.profiles.items():
+        lines.append(format_profile(name, prof))
+    return "\n".join(lines)
+
+
+def format_profile(name: str, prof: dict, top: int = 8) -> str:
+    """One program's operator profile: its groups' shares, then its ``top`` operator kinds."""
+    total = prof["ms"] or 1.0
+    groups = ", ".join(f"{g} {ms / total:.0%}" for g, ms in prof["groups"].items())
+    lines = [f"\n{name} thread(s): where the time goes ({prof['operators']} XNNPACK operators, each its median "
+             f"over {prof['runs']} traced runs, summed: {prof['ms']:.2f} ms; the tracer's own cost is outside): "
+             f"{groups}", "| operator | group | count | ms | share |", "|---|---|---|---|---|"]
+    lines += [f"| {o['op']} | {o['group']} | {o['count']} | {o['ms']:.3f} | {o['ms'] / total:.0%} |"
+              for o in prof["ops"][:top]]
     return "\n".join(lines)

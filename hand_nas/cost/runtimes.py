@@ -8,6 +8,11 @@ it is not.
 Threads: LiteRT's interpreter takes ``num_threads`` (1: one busy thread). ExecuTorch's Python runtime has one
 process-wide XNNPACK thread pool that starts with a thread per core; ``load_pte(path, threads)`` resets it to ``threads`` (``threadpool_size`` reads it back), so a
 single-threaded figure is one busy thread (``busy_threads`` checks that from /proc).
+
+``profile_pte`` says where a program's time goes: ExecuTorch's event tracer (ETDump) records every XNNPACK
+operator the delegate runs, and the per-operator medians are summed by kind and by group (int8 kernels, fp32
+arithmetic, layout changes, int8/fp32 conversions). The tracer adds its own cost between operators, so the
+profile gives shares and per-kind milliseconds, not the program's latency (``hand-nas bench`` times that).
 """
 from __future__ import annotations
 
@@ -125,6 +130,69 @@ def load_pte(path: str | Path, threads: int = 1):
     if method is None:
         raise HandNasError(f"{path}: ExecuTorch program has no 'forward' method")
     return method
+
+
+def op_group(name: str) -> str:
+    """The group of an XNNPACK operator, from the name the event tracer gives it (e.g. ``Fully Connected (NC,
+    QS8, QC8W) GEMM``): 'int8 kernels', 'convert' (quantize / dequantize), 'layout' (transposes, reshapes,
+    copies, slices, concatenations: data moved, no arithmetic) or 'fp32 arithmetic' (everything else)."""
+    if any(t in name for t in ("QS8", "QC8", "QD8", "QU8", "QC4")) and "Transpose" not in name:
+        return "int8 kernels"
+    if name.startswith("Convert"):
+        return "convert"
+    if name.split(" (")[0] in ("Transpose", "Static Reshape", "Copy", "Slice", "Concatenate", "Even Split",
+                               "Static Transpose", "Constant Pad", "Depth To Space", "Space To Depth"):
+        return "layout"
+    return "fp32 arithmetic"
+
+
+def profile_pte(path: str | Path, threads: int = 1, runs: int = 20) -> dict:
+    """Where the ExecuTorch program at ``path`` spends its time, by XNNPACK operator kind.
+
+    Returns {'runs', 'threads', 'operators', 'ms' (sum of the operators' medians), 'groups': {group: ms},
+    'ops': [{'op', 'group', 'count', 'ms'}] (largest first)}: each operator's median over ``runs`` traced runs,
+    summed over the operators of a kind (the name without its ``#N``)."""
+    import collections
+    import re
+    import tempfile
+
+    import torch
+
+    lib = _portable_lib()
+    if not Path(path).is_file():
+        raise HandNasError(f"{path}: ExecuTorch program not found")
+    from executorch.devtools import Inspector
+
+    set_threads(threads)
+    try:
+        module = lib._load_for_executorch(str(path), enable_etdump=True, debug_buffer_size=0)
+    except Exception as e:  # noqa: BLE001 - the runtime raises RuntimeError/ValueError for a bad file
+        raise HandNasError(f"{path}: not a loadable ExecuTorch program ({type(e).__name__}: {e})") from None
+    meta = module.method_meta("forward").input_tensor_meta(0)
+    x = torch.rand(*meta.sizes())
+    for _ in range(runs):
+        module.forward((x,))
+    with tempfile.TemporaryDirectory() as tmp:
+        module.write_etdump_result_to_file(f"{tmp}/trace.etdp")
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Output Buffer not found": no tensors were recorded, by choice
+            block = Inspector(etdump_path=f"{tmp}/trace.etdp").event_blocks[-1]
+    kinds: dict[str, list] = collections.defaultdict(lambda: [0, 0.0])
+    for e in block.events:
+        if e.perf_data is None or e.name in ("Method::execute", "DELEGATE_CALL", "OPERATOR_CALL"):
+            continue
+        kind = kinds[re.sub(r" #\d+$", "", e.name)]
+        kind[0] += 1
+        kind[1] += float(e.perf_data.p50)
+    ops = sorted(({"op": k, "group": op_group(k), "count": n, "ms": ms} for k, (n, ms) in kinds.items()),
+                 key=lambda r: -r["ms"])
+    groups = collections.Counter()
+    for r in ops:
+        groups[r["group"]] += r["ms"]
+    return {"runs": runs, "threads": threads, "operators": sum(r["count"] for r in ops),
+            "ms": sum(r["ms"] for r in ops), "groups": dict(groups.most_common()), "ops": ops}
 
 
 def busy_threads(fn, runs: int = 20, share: float = 0.1) -> int:
