@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from hand_nas.layers.attention import attend
+from hand_nas.layers.mobile_former import MobileToFormer
 from hand_nas.layers.mobilevit_block import SoftmaxTokens
 from hand_nas.layers.separable_attention import SeparableAttention
 from hand_nas.models.hand_batched import (StackedChebConv, StackedLayerNorm, StackedLinear, one_hand_each,
@@ -72,6 +73,33 @@ class MatmulSeparableAttention(nn.Module):
         scores = self.score(c).transpose(-1, -2).softmax(-1)  # (..., 1, M)
         ctx = torch.matmul(scores, self.k(c))  # (..., 1, d) = sum over M of k * scores
         return self.proj(torch.relu(self.v(x)) * ctx)
+
+
+class OneProductMobileToFormer(nn.Module):
+    """Mobile-Former's Mobile->Former with every head in one pair of products over the pixels, read once.
+
+    The training form splits the flattened map into heads for the keys and again for the values: four
+    transposes of a (B, HW, C) tensor per block, which XNNPACK runs as copies of the whole map (at 128x128 px
+    they cost more than the products). Here the tokens' queries form a block-diagonal (heads*M, C) matrix
+    (head h's queries in its own channels, zeros elsewhere), one product with the pixels gives every head's
+    scores, one product of the weights with the pixels every head's output, whose diagonal blocks are the
+    heads' results. Same values; the extra products are with zeros, on the token side (M rows per head).
+    """
+
+    def __init__(self, m: MobileToFormer) -> None:
+        super().__init__()
+        self.heads, self.q, self.out, self.norm = m.heads, m.q, m.out, m.norm
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        b, c, _, _ = x.shape
+        m, d = z.shape[1], c // self.heads
+        pix = x.flatten(2).transpose(1, 2)  # (B, HW, C)
+        q = self.q(z) * d ** -0.5
+        blocks = torch.cat([F.pad(q[..., h * d:(h + 1) * d], (h * d, c - (h + 1) * d)) for h in range(self.heads)], 1)
+        weights = torch.matmul(blocks, pix.transpose(1, 2)).softmax(-1)  # (B, heads*M, HW)
+        full = torch.matmul(weights, pix)  # (B, heads*M, C): head h's rows, all channels
+        att = torch.cat([full[:, h * m:(h + 1) * m, h * d:(h + 1) * d] for h in range(self.heads)], -1)
+        return self.norm(z + self.out(att))
 
 
 class SlicedSoftmaxTokens(nn.Module):
@@ -147,7 +175,7 @@ class LinearChebConv(nn.Module):
 
 XNNPACK_FORMS = {nn.LayerNorm: MatmulLayerNorm.of, StackedLayerNorm: MatmulLayerNorm.of,
                  SeparableAttention: MatmulSeparableAttention, nn.AdaptiveAvgPool2d: FixedAvgPool,
-                 SoftmaxTokens: SlicedSoftmaxTokens}
+                 SoftmaxTokens: SlicedSoftmaxTokens, MobileToFormer: OneProductMobileToFormer}
 QUANTIZABLE_FORMS = {StackedLinear: PairLinear, StackedChebConv: LinearChebConv}
 
 
@@ -156,6 +184,7 @@ def _swap(module: nn.Module, forms: dict) -> None:
         form = forms.get(type(child))
         if form is not None:
             setattr(module, name, form(child))
+            _swap(getattr(module, name), forms)  # a form may keep the block's own parts (a LayerNorm) as they were
         else:
             _swap(child, forms)
 
