@@ -6,7 +6,9 @@ partition: a LayerNorm (no XNNPACK LayerNorm; no mean over a non-spatial axis ei
 that is not over the last axis, an adaptive average pool. ``xnnpack_form`` swaps each such module for one
 that computes the same values from operations XNNPACK has: a mean is a matmul by a constant 1/C column, the
 separable attention's softmax runs on the last axis and its context sum is a matmul, a pool whose output
-divides its input is a fixed average pool. The copy is for export only: MAC counts, checkpoints and the
+divides its input is a fixed average pool. One form is for speed, not coverage: Mobile-Former's Mobile->Former
+attention reads the feature map once for all heads (``OneProductMobileToFormer``) instead of transposing it per
+head, which XNNPACK runs as copies of the whole map. The copy is for export only: MAC counts, checkpoints and the
 ONNX graph keep the modules as they are (a matmul mean would add MACs that fvcore counts).
 
 Swaps are keyed by class in ``XNNPACK_FORMS``; a new block with an operation XNNPACK lacks adds its form
