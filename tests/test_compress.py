@@ -158,12 +158,17 @@ def test_every_bundle_file_is_listed_and_runs_in_its_runtime(bundle):
     assert np.abs(PteRunner(folder / "model.pte")(x)[1] - onnx["model.onnx"][1]).max() < 1e-4
     assert et["parity_fp32_vs_torch_rel"] < 1e-4 and et["busy_threads"] == 1
     assert abs(et["int8_mpjpe_change_mm"]) < 50 and et["programs"]["int8"]["mpjpe_mm"] > 0
-    r = bench_target(folder, threads=(1,), batches=(1,), size=128, rounds=1, progress=False)
+    r = bench_target(folder, threads=(1,), batches=(1,), size=128, rounds=1, progress=False, profile=True)
     rows = {row.engine: row for row in r.rows}
     for kind in ("fp32", "int8"):
         row = rows[f"ExecuTorch XNNPACK {kind}"]
         assert row.median_ms > 0 and (row.partitions, row.portable, row.busy_threads) == (1, 0, 1), row
     assert "| ExecuTorch XNNPACK int8 | 1 | 1 |" in format_bench(r)
+    # --profile: the int8 program's operators include int8 kernels and the conversions around its fp32 parts
+    prof = r.profiles["ExecuTorch XNNPACK int8 @ 1"]
+    assert {"int8 kernels", "convert"} <= set(prof["groups"]) and "int8 kernels" not in r.profiles[
+        "ExecuTorch XNNPACK fp32 @ 1"]["groups"]
+    assert "ExecuTorch XNNPACK int8 @ 1 thread(s): where the time goes" in format_bench(r)
     lite = report["litert"]
     assert ("skipped" in lite) != HAVE_LITERT
     if HAVE_LITERT:

@@ -115,18 +115,23 @@ def threadpool_size() -> int:
     return _portable_lib()._threadpool_get_thread_count()
 
 
+def _loaded(path: str | Path, load):
+    """``load()`` of the ExecuTorch program at ``path``, a missing or unloadable file one HandNasError line."""
+    if not Path(path).is_file():
+        raise HandNasError(f"{path}: ExecuTorch program not found")
+    try:
+        return load()
+    except Exception as e:  # noqa: BLE001 - the runtime raises RuntimeError/ValueError for a bad file
+        raise HandNasError(f"{path}: not a loadable ExecuTorch program ({type(e).__name__}: {e})") from None
+
+
 def load_pte(path: str | Path, threads: int = 1):
     """The ``forward`` method of the ExecuTorch program at ``path``, the XNNPACK pool at ``threads``."""
     _portable_lib()
     from executorch.runtime import Runtime
 
-    if not Path(path).is_file():
-        raise HandNasError(f"{path}: ExecuTorch program not found")
     set_threads(threads)
-    try:
-        method = Runtime.get().load_program(Path(path)).load_method("forward")
-    except Exception as e:  # noqa: BLE001 - the runtime raises RuntimeError/ValueError for a bad file
-        raise HandNasError(f"{path}: not a loadable ExecuTorch program ({type(e).__name__}: {e})") from None
+    method = _loaded(path, lambda: Runtime.get().load_program(Path(path)).load_method("forward"))
     if method is None:
         raise HandNasError(f"{path}: ExecuTorch program has no 'forward' method")
     return method
@@ -155,27 +160,21 @@ def profile_pte(path: str | Path, threads: int = 1, runs: int = 20) -> dict:
     import collections
     import re
     import tempfile
+    import warnings
 
     import torch
 
     lib = _portable_lib()
-    if not Path(path).is_file():
-        raise HandNasError(f"{path}: ExecuTorch program not found")
     from executorch.devtools import Inspector
 
     set_threads(threads)
-    try:
-        module = lib._load_for_executorch(str(path), enable_etdump=True, debug_buffer_size=0)
-    except Exception as e:  # noqa: BLE001 - the runtime raises RuntimeError/ValueError for a bad file
-        raise HandNasError(f"{path}: not a loadable ExecuTorch program ({type(e).__name__}: {e})") from None
+    module = _loaded(path, lambda: lib._load_for_executorch(str(path), enable_etdump=True, debug_buffer_size=0))
     meta = module.method_meta("forward").input_tensor_meta(0)
     x = torch.rand(*meta.sizes())
     for _ in range(runs):
         module.forward((x,))
     with tempfile.TemporaryDirectory() as tmp:
         module.write_etdump_result_to_file(f"{tmp}/trace.etdp")
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Output Buffer not found": no tensors were recorded, by choice
             block = Inspector(etdump_path=f"{tmp}/trace.etdp").event_blocks[-1]
