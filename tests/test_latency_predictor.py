@@ -8,7 +8,8 @@ import pytest
 
 from hand_nas.config import StudyCfg
 from hand_nas.cost.bench import cpu_info
-from hand_nas.cost.predictor import FEATURES, LatencyPredictor, deploy_version, features, fit, sample_configs
+from hand_nas.cost.predictor import (FEATURES, LatencyPredictor, code_digest, deploy_version, features, fit,
+                                     sample_configs)
 from hand_nas.errors import HandNasError
 from hand_nas.search.space import load_space
 
@@ -53,6 +54,13 @@ def test_a_calibration_of_another_cpu_or_graph_is_refused(tmp_path):
         LatencyPredictor.load(old.save(tmp_path / "v.json"))
     with pytest.raises(HandNasError, match="no latency calibration"):
         LatencyPredictor.load(tmp_path / "missing.json")
+
+
+def test_the_deploy_version_follows_code_not_prose():
+    code = 'def f(x):\n    """Doubles."""\n    return 2 * x  # twice\n'
+    assert code_digest(code) == code_digest('"""A module."""\n\n\ndef f(x):\n    """Twice x."""\n    return 2 * x\n')
+    assert code_digest(code) != code_digest(code.replace("2 * x", "3 * x"))
+    assert code_digest('def g():\n    """Only a docstring."""\n') == code_digest("def g():\n    pass\n")
 
 
 def test_latency_budget_is_parsed_and_checked(tmp_path):
