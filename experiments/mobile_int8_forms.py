@@ -3,9 +3,12 @@
 Programs (XNNPACK delegate, batch 1, the bundle's export size): fp32; int8 with the fp32 mobile form (the
 quantizer takes convolutions and nn.Linear layers: the image part, the pose part's stacked matmuls stay fp32);
 int8 with the quantizable form (``xnnpack_form(quantizable=True)``: each hand's weights and the Laplacian
-products as nn.Linear layers, so the graph convolutions are int8 too). Beside them the bundle's ORT fp32 graph.
+products as nn.Linear layers, so the graph convolutions are int8 too); the same with the depthwise
+convolutions left fp32 (``export_pte(fp32_ops=("depthwise",))``: XNNPACK's int8 depthwise kernel is the slower
+one on some CPUs, see ``hand-nas bench --profile``). Beside them the bundle's ORT fp32 graph.
 Each program: held-out MPJPE (the bundle's split and resolution), single-thread medians in alternating rounds,
-partitions and portable ops. Programs are written under --work and reused when there (resumable).
+partitions and portable ops. Programs are written under --work/<deploy version> and reused when there
+(resumable; a change to the deployment code writes them again).
 
     python experiments/mobile_int8_forms.py runs/mobile_lwa/bundle --out experiments/results/mobile_lwa/int8_forms.json
 """
@@ -35,6 +38,7 @@ def main() -> None:
     from compress.pipeline import calibration_images
     from hand_nas.config import TrainCfg
     from hand_nas.cost.bench import cpu_info, time_interleaved
+    from hand_nas.cost.predictor import deploy_version
     from hand_nas.cost.latency import ort_session
     from hand_nas.train import held_out_loader
 
@@ -42,13 +46,14 @@ def main() -> None:
     model, config, report = open_bundle(bundle)
     train = TrainCfg.from_dict(config["train"])
     size = report["size"]
-    work = Path(args.work or bundle.parent / "int8_forms")
+    work = Path(args.work or bundle.parent / "int8_forms") / deploy_version("executorch-int8")
     work.mkdir(parents=True, exist_ok=True)
     calib = calibration_images(config["data"], train, config["compress"]["calib_images"], size)
     results = {}
     for name, kw in (("fp32", {}), ("int8 fp32-form", {"calib": calib, "quantizable": False}),
-                     ("int8 quantizable", {"calib": calib, "quantizable": True})):
-        path = work / (name.replace(" ", "_") + ".pte")
+                     ("int8 quantizable", {"calib": calib, "quantizable": True}),
+                     ("int8 quantizable, depthwise fp32", {"calib": calib, "quantizable": True, "fp32_ops": ("depthwise",)})):
+        path = work / (name.replace(",", "").replace(" ", "_") + ".pte")
         took_path = path.with_suffix(".json")
         if not took_path.is_file():
             print(f"exporting {name} ...", flush=True)

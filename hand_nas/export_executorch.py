@@ -111,13 +111,31 @@ def delegation(graph_module) -> Delegation:
     return Delegation(parts, dict(ops.most_common()), {k: sorted(v)[:8] for k, v in where.items()})
 
 
-def _quantized(module: nn.Module, example: torch.Tensor, calib: np.ndarray) -> nn.Module:
-    """PT2E static int8 of ``module`` with the XNNPACK quantizer, calibrated on ``calib`` one image at a time."""
+def _is_depthwise(n) -> bool:
+    """A depthwise convolution node (one input channel per group) of an exported graph."""
+    if n.op != "call_function" or n.target != torch.ops.aten.conv2d.default:
+        return False
+    groups = n.args[6] if len(n.args) > 6 else n.kwargs.get("groups", 1)
+    return groups > 1 and n.args[1].meta["val"].shape[1] == 1
+
+
+# Op kinds an int8 program can keep in fp32 (``export_pte(fp32_ops=...)``), for where XNNPACK's int8 kernel is
+# the slower one on a CPU (its measured profile says which: ``hand-nas bench --profile``)
+FP32_OPS = {"depthwise": _is_depthwise}
+
+
+def _quantized(module: nn.Module, example: torch.Tensor, calib: np.ndarray, fp32_ops: tuple[str, ...] = ()) -> nn.Module:
+    """PT2E static int8 of ``module`` with the XNNPACK quantizer, calibrated on ``calib`` one image at a time;
+    the ``fp32_ops`` kinds (``FP32_OPS``) left unquantized."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                           get_symmetric_quantization_config)
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
+    if unknown := sorted(set(fp32_ops) - set(FP32_OPS)):
+        raise HandNasError(f"fp32_ops: {', '.join(unknown)}: expected some of {', '.join(FP32_OPS)}")
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    if fp32_ops:
+        quantizer.set_filter_function(lambda n: not any(FP32_OPS[k](n) for k in fp32_ops))
     prepared = prepare_pt2e(torch.export.export(module, (example,)).module(), quantizer)
     with torch.no_grad():
         for img in calib:
@@ -126,10 +144,11 @@ def _quantized(module: nn.Module, example: torch.Tensor, calib: np.ndarray) -> n
 
 
 def export_pte(model: nn.Module, path: str | Path, size: int = 256, calib: np.ndarray | None = None,
-               quantizable: bool | None = None) -> Delegation:
+               quantizable: bool | None = None, fp32_ops: tuple[str, ...] = ()) -> Delegation:
     """Write ``model`` as an ExecuTorch program for XNNPACK at batch 1 x 3 x ``size``^2; int8 when ``calib``
-    ((N, 3, size, size) images) is given. ``quantizable`` (default: with int8) exports the form whose pose
-    part the quantizer reaches. Returns what the delegate took."""
+    ((N, 3, size, size) images) is given, with the ``fp32_ops`` kinds (``FP32_OPS``) left fp32.
+    ``quantizable`` (default: with int8) exports the form whose pose part the quantizer reaches. Returns what
+    the delegate took."""
     require_executorch()
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
@@ -139,7 +158,7 @@ def export_pte(model: nn.Module, path: str | Path, size: int = 256, calib: np.nd
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if calib is not None:
-            module = _quantized(module, example, calib)
+            module = _quantized(module, example, calib, fp32_ops)
         edge = to_edge_transform_and_lower(torch.export.export(module, (example,)),
                                            transform_passes=[_drop_noop_expands], partitioner=[XnnpackPartitioner()])
         summary = delegation(edge.exported_program().graph_module)
