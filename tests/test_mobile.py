@@ -110,6 +110,7 @@ def test_a_file_that_is_not_a_program_is_one_line(tmp_path):
 
 
 @needs_executorch
+@pytest.mark.slow
 def test_an_int8_program_can_keep_depthwise_convolutions_fp32():
     from hand_nas.export_executorch import _quantized, deploy_module
 
