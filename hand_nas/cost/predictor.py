@@ -181,7 +181,7 @@ def lower_programs(cfgs: list[ModelCfg], runtime: str, folder: Path | None = Non
             f"({len(cfgs) - len(todo)} cached; minutes each)")
     calib = np.random.default_rng(0).random((2, 3, SIZE, SIZE), dtype=np.float32) \
         if runtime == "executorch-int8" else None
-    skipped = 0
+    skipped, spent, lowered = 0, 0.0, 0
     for k, (cfg, path) in enumerate(todo):
         t0 = time.perf_counter()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,8 +195,10 @@ def lower_programs(cfgs: list[ModelCfg], runtime: str, folder: Path | None = Non
         except Timeout:
             skipped += 1
             continue
+        spent, lowered = spent + time.perf_counter() - t0, lowered + 1
+        # the ETA assumes this process lowers every program left; one sharing the cache halves it
         log(f"  {k + 1}/{len(todo)} {cfg.name}: {took.partitions} partition(s), {took.portable} portable op(s), "
-            f"{time.perf_counter() - t0:.0f} s")
+            f"{time.perf_counter() - t0:.0f} s; ETA {spent / lowered * (len(todo) - k - 1) / 60:.0f} min")
     missing = sum(not p.is_file() for p in paths)
     if missing:
         raise HandNasError(f"{folder}: {missing} of {len(paths)} programs are still being lowered by another process "
