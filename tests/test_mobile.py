@@ -88,6 +88,15 @@ def test_operator_groups_follow_the_names_the_tracer_gives():
     assert op_group("Batch Matrix Multiply (NC, F32) GEMM") == "fp32 arithmetic"
 
 
+def test_an_int8_litert_output_comes_back_as_float():
+    from hand_nas.cost.runtimes import dequantized
+
+    got = dequantized(np.array([-58, 0, 127], dtype=np.int8), (0.5, -58))
+    assert got.dtype == np.float32 and got.tolist() == [0.0, 29.0, 92.5]
+    fp = np.array([0.25], dtype=np.float32)
+    assert dequantized(fp, (0.0, 0)) is fp
+
+
 def test_litert_without_its_converter_is_one_line(tmp_path, monkeypatch):
     from compress.litert import export_tflite
 

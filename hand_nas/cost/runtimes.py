@@ -53,14 +53,14 @@ class TfliteRunner:
         except (ValueError, RuntimeError) as e:
             raise HandNasError(f"{path}: not a loadable LiteRT model ({type(e).__name__}: {e})") from None
         self.input = self.interp.get_input_details()[0]["index"]
-        self.outputs = [d["index"] for d in self.interp.get_output_details()]
+        self.outputs = [(d["index"], d["quantization"]) for d in self.interp.get_output_details()]
         self.partitions, self.builtin_ops = _execution_plan(self.interp)
 
     def run(self, image):
-        """One image (1, 3, S, S) float32 -> the outputs as numpy arrays."""
+        """One image (1, 3, S, S) float32 -> the outputs as float32 numpy arrays (an int8 output dequantized)."""
         self.interp.set_tensor(self.input, image)
         self.interp.invoke()
-        return [self.interp.get_tensor(i) for i in self.outputs]
+        return [dequantized(self.interp.get_tensor(i), q) for i, q in self.outputs]
 
     def __call__(self, images):
         """(N, 3, S, S) images one at a time -> the outputs stacked along N."""
@@ -68,6 +68,17 @@ class TfliteRunner:
 
         outs = [self.run(np.ascontiguousarray(img[None], dtype=np.float32)) for img in images]
         return [np.concatenate([o[i] for o in outs]) for i in range(len(outs[0]))]
+
+
+def dequantized(x, quantization: tuple[float, int]):
+    """An interpreter's output as float32: an integer tensor with a (scale, zero point) is ``(x - zero) * scale``
+    (a converter that quantizes a graph's outputs leaves them int8), anything else as it is."""
+    import numpy as np
+
+    scale, zero = quantization
+    if np.issubdtype(x.dtype, np.integer) and scale:
+        return ((x.astype(np.float32) - zero) * np.float32(scale)).astype(np.float32)
+    return x
 
 
 def _execution_plan(interp) -> tuple[int, dict[str, int]]:
