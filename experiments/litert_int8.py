@@ -12,43 +12,32 @@ MPJPE, and single-thread medians in alternating rounds beside the bundle's ``mod
 """
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import torch
+from bundle_experiment import bundle_experiment
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("bundle")
-    ap.add_argument("--work", help="folder for the flatbuffer (default: BUNDLE/../litert_int8)")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--rounds", type=int, default=10)
-    args = ap.parse_args()
-    torch.set_num_threads(1)
+    args, b = bundle_experiment(__doc__, "litert_int8")
+    bundle, model, config, report, train, size = b.path, b.model, b.config, b.report, b.train, b.size
 
-    from compress.bundle import open_bundle
     from compress.litert import require_converter
     from compress.mobile import PteRunner, runner_metrics
     from compress.onnx_export import output_names
     from compress.pipeline import calibration_images
-    from hand_nas.config import TrainCfg
     from hand_nas.cost.bench import cpu_info, time_interleaved
     from hand_nas.cost.runtimes import TfliteRunner
     from hand_nas.export_executorch import deploy_module, drop_noop
     from hand_nas.models.traceable import DEPLOY_OUTPUTS, TupleOutputs
     from hand_nas.train import held_out_loader
 
-    bundle = Path(args.bundle)
-    model, config, report = open_bundle(bundle)
-    train = TrainCfg.from_dict(config["train"])
-    size = report["size"]
     if size != train.resolution:
         raise SystemExit(f"{bundle}: exported at {size} px, held out at {train.resolution} px; expected one size")
-    work = Path(args.work or bundle.parent / "litert_int8")
+    work = b.work
     work.mkdir(parents=True, exist_ok=True)
     calib = calibration_images(config["data"], train, config["compress"]["calib_images"], size)
     tfl = work / "model.int8.tflite"

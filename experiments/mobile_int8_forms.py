@@ -14,39 +14,27 @@ partitions and portable ops. Programs are written under --work/<deploy version> 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
 
 import numpy as np
-import torch
+from bundle_experiment import bundle_experiment
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("bundle")
-    ap.add_argument("--work", help="folder for the programs (default: BUNDLE/../int8_forms)")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--rounds", type=int, default=10)
-    args = ap.parse_args()
-    torch.set_num_threads(1)
+    args, b = bundle_experiment(__doc__, "int8_forms")
+    bundle, model, config, train, size = b.path, b.model, b.config, b.train, b.size
 
-    from compress.bundle import open_bundle
     from compress.mobile import PteRunner, export_pte, runner_metrics
     from compress.onnx_export import output_names
     from compress.pipeline import calibration_images
-    from hand_nas.config import TrainCfg
     from hand_nas.cost.bench import cpu_info, time_interleaved
     from hand_nas.cost.predictor import deploy_version
     from hand_nas.cost.latency import ort_session
     from hand_nas.train import held_out_loader
 
-    bundle = Path(args.bundle)
-    model, config, report = open_bundle(bundle)
-    train = TrainCfg.from_dict(config["train"])
-    size = report["size"]
-    work = Path(args.work or bundle.parent / "int8_forms") / deploy_version("executorch-int8")
+    work = b.work / deploy_version("executorch-int8")
     work.mkdir(parents=True, exist_ok=True)
     # timed at the export size; MPJPE at the training resolution (the held-out split's), lowered again at that
     # size when the two differ, as `hand-nas compress` does
