@@ -62,18 +62,24 @@ def setup_converter(log=print) -> Path:
     return py
 
 
-def export_tflite(model: nn.Module, path: str | Path, size: int = 256, scratch: Path | None = None) -> dict:
-    """Write ``model`` as a fp32 LiteRT flatbuffer at batch 1 x 3 x ``size``^2; returns {'seconds'}."""
+def save_deploy_program(model: nn.Module, program: Path, size: int, quantizable: bool = False) -> None:
+    """``model``'s deployment form exported at batch 1 x 3 x ``size``^2 and saved as a ``.pt2`` for the
+    converter's venv (``quantizable``: the form whose matmuls a quantizer sees)."""
     from hand_nas.export_executorch import deploy_module, drop_noop
 
+    with torch.no_grad():
+        ep = torch.export.export(deploy_module(model, quantizable=quantizable), (torch.rand(1, 3, size, size),))
+    drop_noop(ep.graph_module, torch.ops.aten.expand.default)  # XNNPACK has no BROADCAST_TO: fewer boundaries
+    torch.export.save(ep, program)
+
+
+def export_tflite(model: nn.Module, path: str | Path, size: int = 256, scratch: Path | None = None) -> dict:
+    """Write ``model`` as a fp32 LiteRT flatbuffer at batch 1 x 3 x ``size``^2; returns {'seconds'}."""
     py = require_converter()
     path = Path(path)
     program = (scratch or path.parent) / (path.stem + ".pt2")
     t0 = time.perf_counter()
-    with torch.no_grad():
-        ep = torch.export.export(deploy_module(model), (torch.rand(1, 3, size, size),))
-    drop_noop(ep.graph_module, torch.ops.aten.expand.default)  # XNNPACK has no BROADCAST_TO: fewer boundaries
-    torch.export.save(ep, program)
+    save_deploy_program(model, program, size)
     try:
         done = subprocess.run([str(py), str(Path(__file__).with_name("litert_convert.py")), str(program), str(path),
                                str(size)], capture_output=True, text=True, timeout=CONVERT_TIMEOUT_S)

@@ -25,13 +25,12 @@ def main() -> None:
     args, b = bundle_experiment(__doc__, "litert_int8")
     bundle, model, config, report, train, size = b.path, b.model, b.config, b.report, b.train, b.size
 
-    from compress.litert import require_converter
+    from compress.litert import require_converter, save_deploy_program
     from compress.mobile import PteRunner, runner_metrics
     from compress.onnx_export import output_names
     from compress.pipeline import calibration_images
     from hand_nas.cost.bench import cpu_info, time_interleaved
     from hand_nas.cost.runtimes import TfliteRunner
-    from hand_nas.export_executorch import deploy_module, drop_noop
     from hand_nas.models.traceable import DEPLOY_OUTPUTS, TupleOutputs
     from hand_nas.train import held_out_loader
 
@@ -42,10 +41,7 @@ def main() -> None:
     calib = calibration_images(config["data"], train, config["compress"]["calib_images"], size)
     tfl = work / "model.int8.tflite"
     if not tfl.is_file():
-        with torch.no_grad():
-            ep = torch.export.export(deploy_module(model, quantizable=True), (torch.rand(1, 3, size, size),))
-        drop_noop(ep.graph_module, torch.ops.aten.expand.default)
-        torch.export.save(ep, work / "program.pt2")
+        save_deploy_program(model, work / "program.pt2", size, quantizable=True)
         np.save(work / "calib.npy", calib)
         print("converting (minutes) ...", flush=True)
         partial = work / "model.int8.partial.tflite"
