@@ -317,8 +317,9 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
                                torch.as_tensor(load_hierarchy(topo.faces).pool_matrix(252)).float(), rec.kd).to(dev)
         model = step_fn
         if dist.world > 1:
-            # every rank builds faces/pool252 itself: nothing to broadcast each step
-            model = nn.parallel.DistributedDataParallel(step_fn, find_unused_parameters=True, broadcast_buffers=False)
+            # every rank builds faces/pool252 itself: nothing to broadcast each step (torch 2.13's name for
+            # broadcast_buffers=False; the one sync at init copies rank 0's buffers, which every rank already has)
+            model = nn.parallel.DistributedDataParallel(step_fn, find_unused_parameters=True, forward_sync_buffers=False)
         trainable = [p for p in net.parameters() if p.requires_grad]
         opt = torch.optim.Adam(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
         scaler = torch.amp.GradScaler(dev.type, enabled=False)
