@@ -8,8 +8,8 @@ trained ``--steps`` more steps (the supernet recipe's batch and resolution, lr /
 the stand-alone means are printed beside the inherited-weight scores of ``--inherited`` (a ``hand-nas proxy
 check --evaluator supernet`` result), recomputed against the same reference, and GMACs alone.
 
-One JSON per architecture under ``--out`` (rerunning skips what is stored; a kill loses one architecture's
-fine-tune). MPJPE: held-out, mm, IntagHand protocol.
+One JSON per architecture under ``--out`` (rerunning skips what is stored, and ranks it against the reference as
+it stands then; a kill loses one architecture's fine-tune). MPJPE: held-out, mm, IntagHand protocol.
 
     python experiments/supernet_finetune_rank.py --supernet runs/supernet-lwa-2k --steps 100 \\
         --out experiments/results/supernet_finetune_rank/steps100
@@ -58,7 +58,8 @@ def main() -> None:
     from hand_nas.stats import kendall_tau, spearman_rho
     from hand_nas.supernet import load_supernet
 
-    net, record = load_supernet(args.supernet)
+    loaded: list = []  # the supernet, loaded only when an architecture is not stored yet (a rerun against a
+    #                    reference with more seeds ranks the stored scores again without it)
     inherited = {r["label"]: r["supernet_mm"] for r in json.loads(Path(args.inherited).read_text())["rows"]}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -68,6 +69,9 @@ def main() -> None:
             continue
         path = out / f"{ref['label']}.json"
         if not path.is_file():
+            if not loaded:
+                loaded.extend(load_supernet(args.supernet))
+            net, record = loaded
             got = finetune_score(net, record, ref["config"], args.steps)
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps({"label": ref["label"], "steps": args.steps, "supernet": args.supernet,

@@ -294,6 +294,28 @@ def test_supernet_proxy_check(tmp_path, smoke_run, synth_dir):
     with pytest.raises(HandNasError, match="neither a proxy check"):
         reference_runs([tmp_path / "x.json"] if (tmp_path / "x.json").write_text("[]") else [])
 
+    # --scores: the stored scores ranked against a reference with a seed added since, nothing scored again
+    from hand_nas.cli import main
+
+    stored = tmp_path / "stored" / "check.json"
+    stored.parent.mkdir()
+    stored.write_text(json.dumps({**result, "supernet": "sn", "sha256": "abc"}))
+    (tmp_path / "a3_1.json").write_text(json.dumps({"label": "a3", "seed": 1, "mpjpe_mm": 30.0,
+                                                    "config": cfgs[3].to_dict()}))
+    out = tmp_path / "rerank.json"
+    refs_now = [str(p) for p in sorted(tmp_path.glob("*.json")) if p.name != "x.json"]
+    main(["proxy", "check", "--space", "lwa", "--evaluator", "supernet", "--scores", str(stored), "--reference",
+          *refs_now, "--out", str(out), "--quiet"])
+    again = json.loads(out.read_text())
+    rows = {r["label"]: r for r in again["rows"]}
+    assert {k: r["supernet_mm"] for k, r in rows.items()} == {r["label"]: r["supernet_mm"] for r in result["rows"]}
+    assert rows["a3"]["standalone_mm"] == pytest.approx((45.0 + 30.0) / 2) and rows["a3"]["seeds"] == [0, 1]
+    assert again["sha256"] == "abc" and [s["label"] for s in again["skipped"]] == ["lagc_hand"]
+    from hand_nas.report.supernet_check import rerank
+
+    with pytest.raises(HandNasError, match="no 'rows'"):
+        rerank([], refs, "x.json")
+
 
 def test_reference_agreement_reads_the_reference_against_itself():
     """Seed-vs-seed tau over the architectures run with both seeds; a noiseless reference's ceiling is 1, a noisy

@@ -35,6 +35,9 @@ class Check(Command):
         p.add_argument("--evaluator", default="train", choices=["train", "supernet"],
                        help="supernet: rank --reference's stand-alone runs by the supernet's inherited weights instead")
         p.add_argument("--supernet", help="with --evaluator supernet: the supernet folder")
+        p.add_argument("--scores", help="with --evaluator supernet, instead of --supernet: the supernet scores of an "
+                                        "earlier result of this command (its JSON), ranked against --reference as "
+                                        "it stands now; nothing is scored again")
         p.add_argument("--reference", nargs="+", default=[],
                        help="with --evaluator supernet: proxy-check JSONs and retrain-record JSONs of stand-alone runs")
         p.add_argument("--images", type=int, default=0, help="with --evaluator supernet: held-out images (0: all)")
@@ -76,24 +79,36 @@ def check_supernet(args) -> None:
     """``--evaluator supernet``: the supernet's ranking of the stand-alone runs in ``--reference``."""
     from hand_nas.atomic import atomic_file
     from hand_nas.config import TrainCfg
-    from hand_nas.report.supernet_check import format_supernet_check, reference_runs, supernet_check
+    from hand_nas.files import read_json
+    from hand_nas.report.supernet_check import format_supernet_check, reference_runs, rerank, supernet_check
     from hand_nas.supernet import SubnetScorer, load_supernet
 
-    if not args.supernet or not args.reference:
-        raise HandNasError("--evaluator supernet needs --supernet FOLDER and --reference FILE [FILE ...]")
-    net, record = load_supernet(args.supernet, args.mano)
-    scorer = SubnetScorer.on(record["data"], TrainCfg.from_dict(record["train"]), record.get("calib_batches", 8),
-                             args.images or None)
-    result = supernet_check(net, scorer, reference_runs(args.reference), log=None if args.quiet else print)
-    result.update(supernet=record["folder"], sha256=record["sha256"], reference=[str(p) for p in args.reference],
-                  data=record["data"], images=args.images or None)
+    if not (args.supernet or args.scores) or not args.reference:
+        raise HandNasError("--evaluator supernet needs --supernet FOLDER (or --scores FILE) and --reference FILE [FILE ...]")
+    if args.supernet and args.scores:
+        raise HandNasError("--supernet and --scores: give one (--scores ranks an earlier result's scores again)")
+    refs = reference_runs(args.reference)
+    if args.scores:
+        stored = read_json(args.scores, "supernet proxy check")
+        result = rerank(stored, refs, args.scores)
+        result.update({k: stored.get(k) for k in ("supernet", "sha256", "data", "images")}, scores=str(args.scores),
+                      reference=[str(p) for p in args.reference])
+        space_name = f"{Path(args.scores).stem}_rerank"
+    else:
+        net, record = load_supernet(args.supernet, args.mano)
+        scorer = SubnetScorer.on(record["data"], TrainCfg.from_dict(record["train"]), record.get("calib_batches", 8),
+                                 args.images or None)
+        result = supernet_check(net, scorer, refs, log=None if args.quiet else print)
+        result.update(supernet=record["folder"], sha256=record["sha256"], reference=[str(p) for p in args.reference],
+                      data=record["data"], images=args.images or None)
+        space_name = f"{net.space.name}_supernet"
     trained = None
     for ref in args.reference:  # a proxy check among the references: its trained proxy's tau, for comparison
         with open(ref) as fh:
             data = json.load(fh)
         trained = (data.get("summary") or {}).get("kendall_tau", trained) if isinstance(data, dict) else trained
     print(format_supernet_check(result, trained))
-    out = Path(args.out or f"runs/proxy_check/{net.space.name}_supernet.json")
+    out = Path(args.out or f"runs/proxy_check/{space_name}.json")
     with atomic_file(out, "w") as fh:
         json.dump(result, fh, indent=1)
     print(f"wrote {out}")

@@ -6,7 +6,8 @@ architecture and seed). Runs of the same configuration are pooled by seed, so an
 each seed once. ``supernet_check`` scores each reference architecture with the supernet's inherited weights
 (extract, BatchNorm recalibration, held-out MPJPE) and returns Kendall's tau and Spearman's rho of those scores
 against the stand-alone means, beside GMACs alone (more GMACs, lower error) and the seconds per evaluation.
-Architectures outside the supernet's space (another encoder family) are listed as skipped.
+Architectures outside the supernet's space (another encoder family) are listed as skipped. ``rerank`` ranks an
+earlier result's scores against the references as they stand now (a seed added since), scoring nothing again.
 """
 from __future__ import annotations
 
@@ -48,8 +49,6 @@ def reference_runs(paths: list[str | Path]) -> list[dict]:
 
 def supernet_check(supernet, scorer, refs: list[dict], log=None) -> dict:
     """Score every reference architecture with the supernet; rank correlations against the stand-alone means."""
-    from hand_nas.cost.gate import estimate_gmacs
-
     rows, skipped = [], []
     for ref in refs:
         try:
@@ -57,14 +56,48 @@ def supernet_check(supernet, scorer, refs: list[dict], log=None) -> dict:
         except HandNasError as exc:  # not a configuration of the supernet's space
             skipped.append({"label": ref["label"], "why": str(exc)[:160]})
             continue
-        runs = list(ref["runs"].values())
-        rows.append({"label": ref["label"], "gmacs": round(estimate_gmacs(ref["config"]), 4),
-                     "supernet_mm": metrics.mpjpe_mm, "standalone_mm": float(np.mean(runs)),
-                     "standalone_std": float(np.std(runs, ddof=1)) if len(runs) > 1 else None,
-                     "seeds": sorted(ref["runs"]), "seconds": round(seconds, 2)})
+        rows.append(_row(ref, metrics.mpjpe_mm, seconds))
         if log:
-            log(f"{ref['label']:<16} supernet {metrics.mpjpe_mm:6.2f} mm  stand-alone {np.mean(runs):6.2f} mm "
-                f"({len(runs)} seed(s))  {seconds:.1f} s")
+            log(f"{ref['label']:<16} supernet {metrics.mpjpe_mm:6.2f} mm  stand-alone {rows[-1]['standalone_mm']:6.2f} "
+                f"mm ({len(ref['runs'])} seed(s))  {seconds:.1f} s")
+    return _ranked(rows, skipped, refs)
+
+
+def rerank(stored: dict, refs: list[dict], source: str = "the stored result") -> dict:
+    """``supernet_check``'s result for the supernet scores ``stored`` (an earlier result) against ``refs`` as they
+    stand now (more seeds since): nothing is scored again. An architecture scored there is matched by label and
+    must have the same GMACs; one it lacks is listed as skipped."""
+    from hand_nas.cost.gate import estimate_gmacs
+
+    if not isinstance(stored, dict) or not isinstance(stored.get("rows"), list):
+        raise HandNasError(f"{source}: expected a 'hand-nas proxy check --evaluator supernet' result (no 'rows')")
+    by_label = {r.get("label"): r for r in stored["rows"] if isinstance(r, dict)}
+    why_skipped = {r.get("label"): r.get("why") for r in stored.get("skipped") or [] if isinstance(r, dict)}
+    rows, skipped = [], []
+    for ref in refs:
+        old = by_label.get(ref["label"])
+        if old is None or not isinstance(old.get("supernet_mm"), (int, float)):
+            skipped.append({"label": ref["label"], "why": why_skipped.get(ref["label"]) or f"not scored in {source}"})
+        elif abs(old.get("gmacs", -1.0) - round(estimate_gmacs(ref["config"]), 4)) > 1e-4:
+            skipped.append({"label": ref["label"], "why": f"{source} scored another configuration under this label "
+                                                          f"({old.get('gmacs')} GMACs)"})
+        else:
+            rows.append(_row(ref, float(old["supernet_mm"]), float(old.get("seconds", float("nan")))))
+    return _ranked(rows, skipped, refs)
+
+
+def _row(ref: dict, supernet_mm: float, seconds: float) -> dict:
+    from hand_nas.cost.gate import estimate_gmacs
+
+    runs = list(ref["runs"].values())
+    return {"label": ref["label"], "gmacs": round(estimate_gmacs(ref["config"]), 4), "supernet_mm": supernet_mm,
+            "standalone_mm": float(np.mean(runs)),
+            "standalone_std": float(np.std(runs, ddof=1)) if len(runs) > 1 else None,
+            "seeds": sorted(ref["runs"]), "seconds": round(seconds, 2)}
+
+
+def _ranked(rows: list[dict], skipped: list[dict], refs: list[dict]) -> dict:
+    """The result: rows, skipped, and the summary (rank correlations, GMACs alone, the reference's agreement)."""
     sup = [r["supernet_mm"] for r in rows]
     alone = [r["standalone_mm"] for r in rows]
     n = len(rows)
