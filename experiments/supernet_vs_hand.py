@@ -29,12 +29,12 @@ Usage:
     python experiments/supernet_vs_hand.py --phase train --recipe lwa-continue --init runs/supernet-lwa \
         --supernet runs/supernet-lwa-2k --results experiments/results/supernet_vs_hand/continued \
         --work runs/supernet_vs_hand_2k
-    # the same second stage on both cores (DDP, same global batch of 16) from the shipped 1000-step supernet
-    # (the first stage's weights in fp16); the train phase then records the finished folder:
-    torchrun --nproc-per-node 2 --no-python hand-nas supernet train --space lwa --recipe lwa-continue \
-        --init hand_nas/supernet/shipped/lwa --out runs/supernet-lwa-2k
-    python experiments/supernet_vs_hand.py --phase train --supernet runs/supernet-lwa-2k \
-        --results experiments/results/supernet_vs_hand/continued_ddp --work runs/supernet_vs_hand_2k
+    # a second stage on both cores (DDP, same global batch of 16) from the shipped 1000-step supernet (the
+    # first stage's weights in fp16); the train phase then records the finished folder:
+    torchrun --nproc-per-node 2 --no-python hand-nas supernet train --space lwa --recipe lwa-continue-lr2e-3 \
+        --init hand_nas/supernet/shipped/lwa --out runs/supernet-lwa-2k-lr2
+    python experiments/supernet_vs_hand.py --phase train --supernet runs/supernet-lwa-2k-lr2 \
+        --results experiments/results/supernet_vs_hand/continued_lr2 --work runs/svh_lr2
 """
 from __future__ import annotations
 
