@@ -78,7 +78,8 @@ def rerank(stored: dict, refs: list[dict], source: str = "the stored result") ->
         old = by_label.get(ref["label"])
         if old is None or not isinstance(old.get("supernet_mm"), (int, float)):
             skipped.append({"label": ref["label"], "why": why_skipped.get(ref["label"]) or f"not scored in {source}"})
-        elif abs(old.get("gmacs", -1.0) - round(estimate_gmacs(ref["config"]), 4)) > 1e-4:
+        elif not isinstance(old.get("gmacs"), (int, float)) \
+                or abs(old["gmacs"] - round(estimate_gmacs(ref["config"]), 4)) > 1e-4:
             skipped.append({"label": ref["label"], "why": f"{source} scored another configuration under this label "
                                                           f"({old.get('gmacs')} GMACs)"})
         else:
