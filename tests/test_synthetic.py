@@ -46,6 +46,14 @@ def test_deterministic_per_seed_and_independent_of_batching(hand_home):
     assert not np.array_equal(a[2]["images"], c[2]["images"])
 
 
+def test_two_processes_write_what_one_writes(hand_home, tmp_path):
+    # cached_synthetic draws large sets with one process per core: the bytes must not depend on it
+    synthesize(tmp_path / "one", 40, seed=3, size=64, progress=False)
+    synthesize(tmp_path / "two", 40, seed=3, size=64, workers=2, progress=False)
+    for name in ("images", "masks", "joints", "verts"):
+        assert np.array_equal(np.load(tmp_path / "one" / f"{name}.npy"), np.load(tmp_path / "two" / f"{name}.npy"))
+
+
 def test_joints_match_regressor_and_mano_params_rebuild_the_mesh(synth_dir, hand_model):
     import torch
 

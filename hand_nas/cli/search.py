@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 
 from hand_nas.cli._base import Command
 from hand_nas.cli._common import DEVICE_HELP, FLOPS_NOTE, PRECISION_HELP, STORAGE_HELP, config_option
@@ -60,7 +59,9 @@ def check_local_workers(workers: int, cpus_per_trial: float, gpus_per_trial: flo
     available memory (at ~WORKER_GIB per trial process) and, with --gpus-per-trial, its GPUs."""
     import psutil
 
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    from hand_nas.threads import usable_cpus
+
+    cpus = usable_cpus()
     free_gib = psutil.virtual_memory().available / 2**30
     limits = {f"{cpus} CPU(s) at --cpus-per-trial {cpus_per_trial:g}": int(cpus / cpus_per_trial + 1e-9),
               f"{free_gib:.1f} GiB available at ~{WORKER_GIB} GiB per trial": int(free_gib / WORKER_GIB)}

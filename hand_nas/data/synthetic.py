@@ -323,6 +323,11 @@ def cached_synthetic(n: int, seed: int = 0, size: int = 256, progress: bool = Tr
 
     folder = home() / "synthetic" / f"n{n}_seed{seed}_s{size}_v{SYNTH_VERSION}"
     if not (folder / "meta.json").exists():
-        print(f"generating the synthetic set ({n} samples) into {folder}", file=sys.stderr)
-        synthesize(folder, n, seed=seed, size=size, overwrite=True, progress=progress)
+        # one process per core, at most two: the samples are the same whatever the count (each is drawn from its
+        # index); on 2 cores 8000 images take 1.4x less wall time than with one process (not 2x: the two share caches)
+        from hand_nas.threads import usable_cpus
+
+        workers = min(2, usable_cpus()) if n >= 1000 else 1
+        print(f"generating the synthetic set ({n} samples, {workers} processes) into {folder}", file=sys.stderr)
+        synthesize(folder, n, seed=seed, size=size, workers=workers, overwrite=True, progress=progress)
     return folder
