@@ -211,8 +211,9 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
     ft = dataclasses.replace(base_train, steps=cfg.finetune_steps, lr=cfg.lr, warmup=min(20, cfg.finetune_steps // 5),
                              eval_every=0)
     log(f"[3/6] fine-tuning the pruned model: {ft.steps} steps at {ft.resolution} px")
+    # only the final metrics are read: no evaluation before the first step (one pass over the held-out split less)
     m_pruned = train(model_cfg, ft, data, mano_dir=mano_dir, progress=True, model=pruned, device=cfg.device,
-                     precision=cfg.precision).metrics if ft.steps else evaluate(pruned, val)
+                     precision=cfg.precision, init_eval=False).metrics if ft.steps else evaluate(pruned, val)
     pruned.cpu()
     cost1 = model_cost(pruned)
 
@@ -222,8 +223,8 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
     calib_train = torch.as_tensor(calibration_images(data, base_train, cfg.calib_images, base_train.resolution))
     calibrate(qmodel, calib_train.split(8))
     qt = dataclasses.replace(ft, steps=cfg.quant.qat_steps, lr=cfg.lr / 10, warmup=0)
-    m_fq = train(model_cfg, qt, data, mano_dir=mano_dir, progress=True, model=qmodel, device=cfg.device).metrics \
-        if qt.steps else evaluate(qmodel, val)
+    m_fq = train(model_cfg, qt, data, mano_dir=mano_dir, progress=True, model=qmodel, device=cfg.device,
+                 init_eval=False).metrics if qt.steps else evaluate(qmodel, val)
     qmodel.cpu()
     pruned.eval()
     qmodel.eval()
@@ -269,11 +270,11 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
                                                                           calib_train.numpy(), only)
         lat8 = latency.ort_latency_interleaved_ms({"fp32": fp32_path, **cands}, cfg.size, cfg.threads,
                                                   per_round=max(1, cfg.repeats // 8))
-        int8 = {}
+        int8, held_out = {}, {}  # held_out: each candidate's metrics (the chosen one's is the pruned+int8 row)
         for name, path in cands.items():
             ops = ox.optimized_op_types(path)
-            int8[name] = {"latency_ms": lat8[name],
-                          "mpjpe_mm": _ort_metrics(eval_files[name], val, cfg.threads).mpjpe_mm,
+            held_out[name] = _ort_metrics(eval_files[name], val, cfg.threads)
+            int8[name] = {"latency_ms": lat8[name], "mpjpe_mm": held_out[name].mpjpe_mm,
                           "int8_ops": ox.int8_ops(ops), "float_compute_ops": {k: v for k, v in ops.items() if k in
                                                                             ("Conv", "FusedConv", "Gemm", "MatMul", "FusedMatMul")}}
             log(f"      {name}: {int8[name]['latency_ms']:.2f} ms, MPJPE {int8[name]['mpjpe_mm']:.2f} mm")
@@ -326,7 +327,7 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
                                f"> {PARITY_REL:g}; refusing to write the bundle")
         rows.append(_row("pruned", cost1, m_pruned, latency_ms_torch=torch_latency_ms(pruned, cfg.size, cfg.threads),
                          latency_ms_ort_fp32=lat8["fp32"], latency_ms_ort_int8=None))
-        m8 = _ort_metrics(eval_files[chosen], val, cfg.threads)
+        m8 = held_out[chosen]
         rows.append(_row("pruned+int8", cost1, m8, latency_ms_torch=None, latency_ms_ort_fp32=None,
                          latency_ms_ort_int8=int8[chosen]["latency_ms"]))
         write_checkpoint_files(tmp_out, pruned, model_cfg, shapes=shape_record(pruned), train=base_train.to_dict(),

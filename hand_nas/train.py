@@ -63,7 +63,7 @@ class TrainResult:
     """Outcome of a proxy run (metrics in mm)."""
 
     metrics: Metrics
-    init_metrics: Metrics
+    init_metrics: Metrics | None  # None: train(init_eval=False)
     history: list = field(default_factory=list)
     seconds: float = 0.0
     steps: int = 0
@@ -283,7 +283,7 @@ def restore_snapshot(state: dict, tensors: dict, model, opt, scaler, sampler, de
 def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: str | Path | None = None, mano_dir=None,
           progress: bool = False, on_eval=None, weights: LossWeights | None = None, model=None,
           device: str = "cpu", precision: str = "fp32", resume_dir: str | Path | None = None, save_every: int = 0,
-          checkpoint_info: dict | None = None, log=None) -> TrainResult:
+          checkpoint_info: dict | None = None, log=None, init_eval: bool = True) -> TrainResult:
     """Train ``model_cfg`` on the sample directory ``data``; returns held-out metrics.
 
     Args:
@@ -300,6 +300,8 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
             ``cfg.steps`` (and its checkpoint is written).
         checkpoint_info: more fields for the checkpoint's config.json (provenance).
         log: ``fn(text)`` for the one line saying that the run resumes.
+        init_eval: False skips the held-out evaluation before the first step (``init_metrics`` is then None):
+            for a caller that reads only the final metrics, one pass over the held-out split less.
     """
     from tqdm import tqdm
 
@@ -353,13 +355,14 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
         t0 = time.perf_counter()
         step, epoch, done_in_epoch, stopped, before = 0, 0, 0, False, 0.0
         if snap is None:
-            init = evaluate(model, val_dl)
-            history = [{"step": 0, **init.to_dict()}]
+            init = evaluate(model, val_dl) if init_eval or cfg.steps == 0 else None
+            history = [{"step": 0, **init.to_dict()}] if init is not None else []
         else:  # the RNG streams are restored after the model was built: they continue where the snapshot left them
             path, state, tensors = snap
             restore_snapshot(state, tensors, model, opt, scaler, sampler, dev, cfg.batch, averaged)
             step, epoch, done_in_epoch = state["step"], state["epoch"], state["batches_done"]
-            init, history, before = Metrics(**state["init_metrics"]), state["history"], state["seconds"]
+            init = Metrics(**state["init_metrics"]) if state["init_metrics"] is not None else None
+            history, before = state["history"], state["seconds"]
             if log is not None:
                 log(f"resuming at step {step} of {cfg.steps} from {path}")
         bar = tqdm(total=cfg.steps, initial=step, desc=f"train {model_cfg.name}", unit="step", disable=not progress)
@@ -387,7 +390,8 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
                     step += 1
                     done_in_epoch += 1
                     bar.update(1)
-                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}", mpjpe=f"{history[-1]['mpjpe_mm']:.1f}")
+                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}",
+                                    **({"mpjpe": f"{history[-1]['mpjpe_mm']:.1f}"} if history else {}))
                     if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
                         m = evaluate(scored, val_dl)
                         history.append({"step": step, "loss": float(loss.detach()), **m.to_dict()})
@@ -397,7 +401,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
                     if resume_dir is not None and save_every and step % save_every == 0 and step < cfg.steps:
                         save_snapshot(resume_dir, step, {
                             "key": key, "step": step, "epoch": epoch, "batches_done": done_in_epoch,
-                            "history": history, "init_metrics": init.to_dict(),
+                            "history": history, "init_metrics": init and init.to_dict(),
                             "seconds": before + time.perf_counter() - t0}, model, opt, scaler, sampler, dev, averaged)
                     if step >= cfg.steps:
                         break
@@ -413,7 +417,7 @@ def train(model_cfg: ModelCfg, cfg: TrainCfg, data: str | Path, checkpoint_dir: 
 
         scored.cpu()  # checkpoints hold CPU tensors whatever the training device
         save_checkpoint(checkpoint_dir, scored, model_cfg, train=cfg.to_dict(), metrics=final.to_dict(),
-                        init_metrics=init.to_dict(), baseline_metrics=baseline.to_dict(), data=str(data), steps=step,
+                        init_metrics=init and init.to_dict(), baseline_metrics=baseline.to_dict(), data=str(data), steps=step,
                         precision=precision, **(checkpoint_info or {}))
         result.checkpoint = str(checkpoint_dir)
     if resume_dir is not None and step >= cfg.steps:  # finished: a later call starts afresh

@@ -83,6 +83,14 @@ def test_the_seed_decides_the_run(synth_dir):
     assert a.metrics.mpjpe_mm == b.metrics.mpjpe_mm
 
 
+def test_skipping_the_first_evaluation_changes_nothing_else(synth_dir, tmp_path):
+    cfg, tcfg = small_model(), TrainCfg(resolution=64, steps=2, batch=4, eval_every=0)
+    a = train(cfg, tcfg, synth_dir)
+    b = train(cfg, tcfg, synth_dir, init_eval=False, checkpoint_dir=tmp_path / "ck")
+    assert b.init_metrics is None and [h["step"] for h in b.history] == [2]
+    assert a.metrics.mpjpe_mm == b.metrics.mpjpe_mm
+
+
 def test_on_eval_can_stop_early(synth_dir):
     r = train(small_model(), TrainCfg(resolution=64, steps=20, batch=4, eval_every=2), synth_dir,
               on_eval=lambda step, m: step >= 4)
