@@ -57,6 +57,7 @@ def test_the_xnnpack_form_computes_what_the_model_computes(kw, quantizable):
 @pytest.mark.slow
 def test_executorch_takes_the_whole_graph_and_runs_it_on_one_thread(tmp_path):
     from compress.mobile import PteRunner, export_pte
+    from hand_nas.cost.bench import format_profile
     from hand_nas.cost.runtimes import busy_threads, profile_pte, threadpool_size
 
     torch.manual_seed(0)
@@ -76,6 +77,9 @@ def test_executorch_takes_the_whole_graph_and_runs_it_on_one_thread(tmp_path):
     assert prof["operators"] > 10 and set(prof["groups"]) <= {"fp32 arithmetic", "layout"}, prof["groups"]
     assert abs(sum(o["ms"] for o in prof["ops"]) - prof["ms"]) < 1e-6 and prof["ms"] > 0
     assert sum(o["count"] for o in prof["ops"]) == prof["operators"]
+    # the delegate call holds every operator; those under a microsecond read 0
+    assert prof["delegate_ms"] > 0 and 0 <= prof["zero"] <= prof["operators"]
+    assert f"the traced delegate call took {prof['delegate_ms']:.2f} ms" in format_profile("fp32 @ 1", prof)
 
 
 def test_operator_groups_follow_the_names_the_tracer_gives():

@@ -258,7 +258,11 @@ def format_profile(name: str, prof: dict, top: int = 8) -> str:
     groups = ", ".join(f"{g} {ms / total:.0%}" for g, ms in prof["groups"].items())
     lines = [f"\n{name} thread(s): where the time goes ({prof['operators']} XNNPACK operators, each its median "
              f"over {prof['runs']} traced runs, summed: {prof['ms']:.2f} ms; the tracer's own cost is outside): "
-             f"{groups}", "| operator | group | count | ms | share |", "|---|---|---|---|---|"]
+             f"{groups}",
+             f"(the traced delegate call took {prof['delegate_ms']:.2f} ms: XNNPACK reports whole microseconds, so "
+             f"{prof['zero']} of the {prof['operators']} operators read 0; the gap is those lost fractions, the "
+             f"tracer's cost and the delegate's work between operators, all growing with the operator count)",
+             "| operator | group | count | ms | share |", "|---|---|---|---|---|"]
     lines += [f"| {o['op']} | {o['group']} | {o['count']} | {o['ms']:.3f} | {o['ms'] / total:.0%} |"
               for o in prof["ops"][:top]]
     return "\n".join(lines)

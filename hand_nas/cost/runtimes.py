@@ -13,6 +13,9 @@ single-threaded figure is one busy thread (``busy_threads`` checks that from /pr
 operator the delegate runs, and the per-operator medians are summed by kind and by group (int8 kernels, fp32
 arithmetic, layout changes, int8/fp32 conversions). The tracer adds its own cost between operators, so the
 profile gives shares and per-kind milliseconds, not the program's latency (``hand-nas bench`` times that).
+XNNPACK reports each operator in whole microseconds, so one that takes less reads 0: the profile also gives the
+delegate calls' median and how many operators read 0: the gap between the two is those lost fractions, the
+tracer's cost and the delegate's work between operators, all of which grow with the operator count.
 """
 from __future__ import annotations
 
@@ -165,7 +168,8 @@ def op_group(name: str) -> str:
 def profile_pte(path: str | Path, threads: int = 1, runs: int = 20) -> dict:
     """Where the ExecuTorch program at ``path`` spends its time, by XNNPACK operator kind.
 
-    Returns {'runs', 'threads', 'operators', 'ms' (sum of the operators' medians), 'groups': {group: ms},
+    Returns {'runs', 'threads', 'operators', 'ms' (sum of the operators' medians), 'delegate_ms' (the delegate
+    calls' medians, summed), 'zero' (operators whose median reads 0 us), 'groups': {group: ms},
     'ops': [{'op', 'group', 'count', 'ms'}] (largest first)}: each operator's median over ``runs`` traced runs,
     summed over the operators of a kind (the name without its ``#N``)."""
     import collections
@@ -190,19 +194,25 @@ def profile_pte(path: str | Path, threads: int = 1, runs: int = 20) -> dict:
             warnings.simplefilter("ignore")  # "Output Buffer not found": no tensors were recorded, by choice
             block = Inspector(etdump_path=f"{tmp}/trace.etdp").event_blocks[-1]
     kinds: dict[str, list] = collections.defaultdict(lambda: [0, 0.0])
+    delegate_ms, zero = 0.0, 0
     for e in block.events:
-        if e.perf_data is None or e.name in ("Method::execute", "DELEGATE_CALL", "OPERATOR_CALL"):
+        if e.perf_data is None or e.name in ("Method::execute", "OPERATOR_CALL"):
+            continue
+        if e.name == "DELEGATE_CALL":
+            delegate_ms += float(e.perf_data.p50)
             continue
         kind = kinds[re.sub(r" #\d+$", "", e.name)]
         kind[0] += 1
         kind[1] += float(e.perf_data.p50)
+        zero += float(e.perf_data.p50) == 0.0
     ops = sorted(({"op": k, "group": op_group(k), "count": n, "ms": ms} for k, (n, ms) in kinds.items()),
                  key=lambda r: -r["ms"])
     groups = collections.Counter()
     for r in ops:
         groups[r["group"]] += r["ms"]
     return {"runs": runs, "threads": threads, "operators": sum(r["count"] for r in ops),
-            "ms": sum(r["ms"] for r in ops), "groups": dict(groups.most_common()), "ops": ops}
+            "ms": sum(r["ms"] for r in ops), "delegate_ms": delegate_ms, "zero": zero,
+            "groups": dict(groups.most_common()), "ops": ops}
 
 
 def busy_threads(fn, runs: int = 20, share: float = 0.1) -> int:
