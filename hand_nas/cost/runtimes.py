@@ -13,9 +13,10 @@ single-threaded figure is one busy thread (``busy_threads`` checks that from /pr
 operator the delegate runs, and the per-operator medians are summed by kind and by group (int8 kernels, fp32
 arithmetic, layout changes, int8/fp32 conversions). The tracer adds its own cost between operators, so the
 profile gives shares and per-kind milliseconds, not the program's latency (``hand-nas bench`` times that).
-XNNPACK reports each operator in whole microseconds, so one that takes less reads 0: the profile also gives the
-delegate calls' median and how many operators read 0: the gap between the two is those lost fractions, the
-tracer's cost and the delegate's work between operators, all of which grow with the operator count.
+XNNPACK reports each operator in whole microseconds, so one that takes less reads 0. The profile also gives the
+delegate calls' median and how many operators read 0; what the delegate call took beyond the operators' sum is
+those lost fractions, the tracer's cost and the delegate's work between operators, all growing with the operator
+count.
 """
 from __future__ import annotations
 
