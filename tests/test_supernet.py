@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -268,6 +269,40 @@ def test_search_on_the_supernet(tmp_path, smoke_run, backend):
     model, data = load_checkpoint(path)
     best = min(recs, key=lambda r: r.mpjpe_mm)
     assert data["evaluator"]["sha256"] == best.evaluator["sha256"] and data["metrics"]["mpjpe_mm"] == best.mpjpe_mm
+
+
+@pytest.mark.slow
+def test_a_repeated_architecture_is_told_its_first_score(tmp_path, smoke_run, monkeypatch):
+    """The supernet scores an architecture the same every time: when the sampler proposes one again (TPE does,
+    once it converges), the trial is told the first trial's score without scoring it, says which trial that was,
+    and the Pareto front lists the architecture once."""
+    from hand_nas.config import StudyCfg
+    from hand_nas.search.optuna_strategy import OptunaStrategy
+    from hand_nas.search.records import arch_key, pareto_front
+    from hand_nas.search.runner import run_search
+    from hand_nas.search.storage import read_records
+    from hand_nas.search.strategy import Proposal
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    cfg = StudyCfg(space="tiny", study="rep", storage=storage, trials=2, executor="local", out=str(tmp_path / "runs"),
+                   evaluator="supernet", supernet=str(smoke_run[0]), eval_images=4, pruner="none")
+    run_search(cfg, progress=False)
+    first = min((r for r in read_records("rep", storage) if r.trained), key=lambda r: r.number)
+    monkeypatch.setattr(OptunaStrategy, "ask", lambda self: Proposal(params=dict(first.params)))
+    run_search(replace(cfg, trials=4), progress=False)  # resumed: the scores come from the stored records
+    recs = read_records("rep", storage)
+    again = [r for r in recs if r.number >= 2]
+    assert [r.state for r in again] == ["complete", "complete"]
+    assert all(r.evaluator["same_as"] == first.number and r.seconds == 0.0 for r in again)
+    assert all(r.metrics == first.metrics and r.evaluator["sha256"] == first.evaluator["sha256"] for r in again)
+    assert "same_as" not in first.evaluator
+    front = pareto_front(recs)
+    assert len({arch_key(r.config) for r in front}) == len(front)
+    # within one run: the first proposal is scored, the repeats that follow are told its score
+    run_search(replace(cfg, study="rep2", trials=3), progress=False)
+    recs = read_records("rep2", storage)
+    assert recs[0].seconds > 0 and "same_as" not in recs[0].evaluator
+    assert [r.evaluator["same_as"] for r in recs[1:]] == [0, 0] and all(r.metrics == recs[0].metrics for r in recs)
 
 
 def test_supernet_proxy_check(tmp_path, smoke_run, synth_dir):

@@ -146,6 +146,7 @@ def evaluation_noise_line(space, records, front, loaded, data, images: int, sets
 
     from hand_nas.baseline import split_baseline
     from hand_nas.config import TrainCfg
+    from hand_nas.search.records import arch_key
     from hand_nas.supernet import SubnetScorer
 
     net, record = loaded
@@ -154,7 +155,8 @@ def evaluation_noise_line(space, records, front, loaded, data, images: int, sets
     scores = [SubnetScorer.on(data, train, record.get("calib_batches", 8), images or None, calib_set=k)
               .score(net, base)[1].mpjpe_mm for k in range(sets)]
     noise = float(np.std(scores, ddof=1))
-    scored = [r.mpjpe_mm for r in records if r.trained]
+    trials = [r for r in records if r.trained]
+    scored = list({arch_key(r.config): r.mpjpe_mm for r in trials}.values())  # a repeated proposal counts once
     spread = float(np.std(scored)) if len(scored) > 1 else 0.0
     front_mm = [r.mpjpe_mm for r in front if r.mpjpe_mm is not None]
     front_range = max(front_mm) - min(front_mm) if front_mm else 0.0
@@ -167,6 +169,6 @@ def evaluation_noise_line(space, records, front, loaded, data, images: int, sets
     else:
         verdict = "the front spans less than 3x the evaluation's noise: it does not rank them"
     return (f"evaluation noise: {base.name} scored with {sets} calibration sets -> "
-            f"{' / '.join(f'{x:.2f}' for x in scores)} mm, std {noise:.3f} mm; spread of the {len(scored)} scored "
-            f"subnets (std) {spread:.2f} mm; Pareto front {min(front_mm, default=0):.2f}-{max(front_mm, default=0):.2f} "
+            f"{' / '.join(f'{x:.2f}' for x in scores)} mm, std {noise:.3f} mm; spread of the {len(scored)} architectures "
+            f"scored ({len(trials)} trials; std) {spread:.2f} mm; Pareto front {min(front_mm, default=0):.2f}-{max(front_mm, default=0):.2f} "
             f"mm ({front_range:.2f} mm over {len(front_mm)} subnets); mean-shape baseline {baseline:.2f} mm: {verdict}")

@@ -10,6 +10,7 @@ its one look outside the records is whether a checkpoint it must hand on is on d
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 
@@ -157,9 +158,20 @@ def trained(records: list[TrialRecord]) -> list[TrialRecord]:
     return [r for r in records if r.trained]
 
 
+def arch_key(config: dict | None) -> str:
+    """One string per architecture: its ``ModelCfg`` dict without the name."""
+    return json.dumps({k: v for k, v in (config or {}).items() if k != "name"}, sort_keys=True)
+
+
 def pareto_front(records: list[TrialRecord], objectives=("mpjpe", "gmacs")) -> list[TrialRecord]:
-    """Non-dominated trained records over the given objectives (all minimised), by the first one."""
-    pts = [r for r in trained(records) if all(r.objective(o) is not None for o in objectives)]
+    """Non-dominated trained records over the given objectives (all minimised), by the first one; a trial that
+    repeats an earlier one's architecture and values (a sampler proposing it again) is listed once."""
+    pts, seen = [], set()
+    for r in trained(records):
+        values = tuple(r.objective(o) for o in objectives)
+        if None not in values and (arch_key(r.config), values) not in seen:
+            seen.add((arch_key(r.config), values))
+            pts.append(r)
     return [pts[i] for i in pareto_indices([tuple(r.objective(o) for o in objectives) for r in pts])]
 
 

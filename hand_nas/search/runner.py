@@ -22,7 +22,7 @@ from hand_nas.config import StudyCfg
 from hand_nas.errors import HandNasError
 from hand_nas.search.backends import make_strategy, study_sampler
 from hand_nas.cost.gate import gate
-from hand_nas.search.records import PENALTY_LATENCY_MS, PENALTY_MM, Cost, TrialRecord
+from hand_nas.search.records import PENALTY_LATENCY_MS, PENALTY_MM, Cost, TrialRecord, arch_key
 from hand_nas.search.space import SearchSpace, load_space, with_budget
 from hand_nas.search.storage import LatencyMeta, StudyMeta, StudyStore, trial_count
 from hand_nas.search.strategy import Outcome, resolve_sampler
@@ -143,6 +143,7 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
         store.claim(replace(meta, latency=LatencyMeta(source=predictor.source, predictor=str(path),
                                                       cpu=predictor.cpu, budget_ms=space.budget_latency_ms)))
     recovered = store.fail_stale()
+    scored = scored_architectures(store.records(), evaluator)
     strategy = make_strategy(cfg.backend, sampler, space, seed, cfg.workers, cfg.trials)
     executor = None
     t0 = time.perf_counter()
@@ -199,6 +200,12 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                     finish(p, TrialRecord(p.number, "infeasible", error=reason, **base),
                            objective_values(space, PENALTY_MM, g.gmacs_total, base.get("latency_ms")))
                     continue
+                if evaluator and arch_key(base["config"]) in scored:
+                    # the supernet scores an architecture the same every time: a repeat proposal is told its score
+                    first, res = scored[arch_key(base["config"])]
+                    rec = _record(p.number, dict(res, seconds=0.0, evaluator=dict(res["evaluator"], same_as=first)), base)
+                    finish(p, rec, objective_values(space, rec.mpjpe_mm, rec.gmacs, rec.latency_ms))
+                    continue
                 if executor is None:
                     executor = make_executor(cfg)
                 # only locations under --storage-path (or, without it, --out and the data as given) travel
@@ -219,6 +226,8 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                 rec = _record(p.number, res, base)
                 values = (objective_values(space, rec.mpjpe_mm, rec.gmacs, rec.latency_ms)
                           if rec.state == "complete" else None)
+                if evaluator and rec.state == "complete":
+                    scored.setdefault(arch_key(rec.config), (p.number, res))
                 finish(p, rec, values)
     except KeyboardInterrupt:
         if executor is not None:
@@ -235,6 +244,21 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
         store.close()
     return SearchSummary(cfg.study, cfg.storage, store.finished_count(), ran, recovered, time.perf_counter() - t0,
                          store.records())
+
+
+def scored_architectures(records: list[TrialRecord], evaluator: dict | None) -> dict[str, tuple[int, dict]]:
+    """{architecture (``arch_key``): (the first trial that scored it, its result)} for the completed trials of a
+    study scored by this same supernet on the same images; empty for the training evaluator, whose every run is a
+    new sample."""
+    if not evaluator:
+        return {}
+    out: dict[str, tuple[int, dict]] = {}
+    for r in records:
+        ev = r.evaluator or {}
+        if r.trained and (ev.get("sha256"), ev.get("eval_images")) == (evaluator["sha256"], evaluator["eval_images"]):
+            res = {"state": "complete", "metrics": r.metrics, "evaluator": ev, "node": r.node}
+            out.setdefault(arch_key(r.config), (ev.get("same_as", r.number), res))
+    return out
 
 
 def _evaluate(cfg_dict, proxy_dict, data, ckpt, reporter, latency, device="auto", precision="fp32"):
