@@ -202,8 +202,10 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                     continue
                 if evaluator and arch_key(base["config"]) in scored:
                     # the supernet scores an architecture the same every time: a repeat proposal is told its score
+                    # (no node ran it)
                     first, res = scored[arch_key(base["config"])]
-                    rec = _record(p.number, dict(res, seconds=0.0, evaluator=dict(res["evaluator"], same_as=first)), base)
+                    rec = _record(p.number, dict(res, seconds=0.0, node=None,
+                                                 evaluator=dict(res["evaluator"], same_as=first)), base)
                     finish(p, rec, objective_values(space, rec.mpjpe_mm, rec.gmacs, rec.latency_ms))
                     continue
                 if executor is None:
