@@ -62,7 +62,7 @@ def run_demo(cfg: DemoCfg = DemoCfg(), log=print) -> DemoResult:
     from hand_nas.data.synthetic import cached_synthetic
     from hand_nas.report.page import write_report
     from hand_nas.report.study_data import load_study_data
-    from hand_nas.search.records import format_table, pareto_front
+    from hand_nas.search.records import first_of_each_architecture, format_table, pareto_front
     from hand_nas.search.runner import run_search
     from hand_nas.search.space import load_space
     from hand_nas.search.records import select_trial
@@ -90,7 +90,7 @@ def run_demo(cfg: DemoCfg = DemoCfg(), log=print) -> DemoResult:
                                   evaluator="supernet", supernet=str(supernet), eval_images=cfg.eval_images,
                                   pruner="none"),
                          progress=True, space=space)
-    front = pareto_front(summary.records)
+    front = first_of_each_architecture(pareto_front(summary.records))  # a repeated proposal listed once
     log(format_table(front))
     best = select_trial(summary.records, "best", cfg.study)
     best_ckpt, _ = trial_checkpoint(cfg.study, best.number, storage)

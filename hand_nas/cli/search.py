@@ -96,7 +96,7 @@ class Search(Command):
         from hand_nas.device import check_options
         from hand_nas.models.validate import check
         from hand_nas.report.study_data import best_trials
-        from hand_nas.search.records import best_trained, format_table, pareto_front
+        from hand_nas.search.records import best_trained, first_of_each_architecture, format_table, pareto_front
         from hand_nas.search.runner import run_search
         from hand_nas.search.space import load_space, with_budget
         from hand_nas.search.storage import check_heartbeat
@@ -122,7 +122,7 @@ class Search(Command):
               "protocol")
         if space.multi_objective:
             print(f"Pareto front over ({', '.join(space.objectives)}), feasible trials:")
-            print(format_table(pareto_front(r.records, space.objectives)))
+            print(format_table(first_of_each_architecture(pareto_front(r.records, space.objectives))))
         else:
             print("best trials:")
             print(format_table(best_trials(r.records)))

@@ -163,15 +163,19 @@ def arch_key(config: dict | None) -> str:
     return json.dumps({k: v for k, v in (config or {}).items() if k != "name"}, sort_keys=True)
 
 
+def first_of_each_architecture(records: list[TrialRecord]) -> list[TrialRecord]:
+    """``records`` with each architecture once, at its lowest-numbered trial, in the given order: a table of a front
+    where a sampler proposed an architecture again (``report.page.front_markdown`` groups such trials instead)."""
+    first: dict[str, TrialRecord] = {}
+    for r in sorted(records, key=lambda r: r.number):
+        first.setdefault(arch_key(r.config), r)
+    keep = {id(r) for r in first.values()}
+    return [r for r in records if id(r) in keep]
+
+
 def pareto_front(records: list[TrialRecord], objectives=("mpjpe", "gmacs")) -> list[TrialRecord]:
-    """Non-dominated trained records over the given objectives (all minimised), by the first one; a trial that
-    repeats an earlier one's architecture and values (a sampler proposing it again) is listed once."""
-    pts, seen = [], set()
-    for r in trained(records):
-        values = tuple(r.objective(o) for o in objectives)
-        if None not in values and (arch_key(r.config), values) not in seen:
-            seen.add((arch_key(r.config), values))
-            pts.append(r)
+    """Non-dominated trained records over the given objectives (all minimised), by the first one."""
+    pts = [r for r in trained(records) if all(r.objective(o) is not None for o in objectives)]
     return [pts[i] for i in pareto_indices([tuple(r.objective(o) for o in objectives) for r in pts])]
 
 
