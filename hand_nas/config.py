@@ -8,6 +8,7 @@ plain ``ModelCfg`` values; search spaces vary their fields.
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -240,6 +241,11 @@ def to_dict(cfg) -> dict:
             return [conv(x) for x in v]
         return v
     return conv(cfg)
+
+
+def arch_key(config: dict | None) -> str:
+    """One string per architecture: a ``ModelCfg`` dict without its name (trials, cached programs)."""
+    return json.dumps({k: v for k, v in (config or {}).items() if k != "name"}, sort_keys=True)
 
 
 def from_dict(cls, d, path: str = ""):

@@ -145,8 +145,7 @@ def evaluation_noise_line(space, records, front, loaded, data, images: int, sets
     import numpy as np
 
     from hand_nas.baseline import split_baseline
-    from hand_nas.config import TrainCfg
-    from hand_nas.search.records import arch_key
+    from hand_nas.config import TrainCfg, arch_key
     from hand_nas.supernet import SubnetScorer
 
     net, record = loaded

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hand_nas.config import ModelCfg
+from hand_nas.config import ModelCfg, arch_key
 from hand_nas.errors import HandNasError
 from hand_nas.layers.cross_hand import ElementwiseCrossHand, NoCrossHand, SeparableCrossHand, SoftmaxCrossHand
 from hand_nas.models.bridges import LightCrossBridge, NoBridge, PifaBridge
@@ -152,8 +152,7 @@ def cpu_key(info: dict | None = None) -> str:
 def program_path(cfg: ModelCfg, runtime: str, folder: Path) -> Path:
     """Where ``cfg``'s lowered program for ``runtime`` is cached: keyed by the configuration (not its name: a space
     that extends another lowers nothing again) and the code."""
-    fields = {k: v for k, v in cfg.to_dict().items() if k != "name"}
-    key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+    key = hashlib.sha256(arch_key(cfg.to_dict()).encode()).hexdigest()[:16]
     return Path(folder) / f"{runtime}-{deploy_version(runtime)}" / f"{key}.pte"
 
 

@@ -10,10 +10,10 @@ its one look outside the records is whether a checkpoint it must hand on is on d
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 
+from hand_nas.config import arch_key
 from hand_nas.errors import HandNasError
 from hand_nas.search.pareto import pareto_indices
 
@@ -156,11 +156,6 @@ class TrialRecord:
 def trained(records: list[TrialRecord]) -> list[TrialRecord]:
     """Completed feasible records with a finite MPJPE."""
     return [r for r in records if r.trained]
-
-
-def arch_key(config: dict | None) -> str:
-    """One string per architecture: its ``ModelCfg`` dict without the name."""
-    return json.dumps({k: v for k, v in (config or {}).items() if k != "name"}, sort_keys=True)
 
 
 def first_of_each_architecture(records: list[TrialRecord]) -> list[TrialRecord]:

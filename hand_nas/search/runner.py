@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from hand_nas.config import StudyCfg
+from hand_nas.config import StudyCfg, arch_key
 from hand_nas.errors import HandNasError
 from hand_nas.search.backends import make_strategy, study_sampler
 from hand_nas.cost.gate import gate
-from hand_nas.search.records import PENALTY_LATENCY_MS, PENALTY_MM, Cost, TrialRecord, arch_key
+from hand_nas.search.records import PENALTY_LATENCY_MS, PENALTY_MM, Cost, TrialRecord
 from hand_nas.search.space import SearchSpace, load_space, with_budget
 from hand_nas.search.storage import LatencyMeta, StudyMeta, StudyStore, trial_count
 from hand_nas.search.strategy import Outcome, resolve_sampler
@@ -200,10 +200,10 @@ def run_search(cfg: StudyCfg, progress: bool = True, space: SearchSpace | None =
                     finish(p, TrialRecord(p.number, "infeasible", error=reason, **base),
                            objective_values(space, PENALTY_MM, g.gmacs_total, base.get("latency_ms")))
                     continue
-                if evaluator and arch_key(base["config"]) in scored:
+                if evaluator and (arch := arch_key(base["config"])) in scored:
                     # the supernet scores an architecture the same every time: a repeat proposal is told its score
                     # (no node ran it)
-                    first, res = scored[arch_key(base["config"])]
+                    first, res = scored[arch]
                     rec = _record(p.number, dict(res, seconds=0.0, node=None,
                                                  evaluator=dict(res["evaluator"], same_as=first)), base)
                     finish(p, rec, objective_values(space, rec.mpjpe_mm, rec.gmacs, rec.latency_ms))
