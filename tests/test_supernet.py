@@ -119,6 +119,20 @@ def test_the_teacher_is_the_base_design_at_its_widest():
     assert smallest["bridge.attention"] == "none" and smallest["encoder.tokens"] == 1
 
 
+def test_a_largest_only_recipe_trains_the_teacher_alone():
+    """lwa-largest (the diagnosis of experiments/supernet_largest_alone.py) steps the largest subnet alone;
+    every other recipe steps the sandwich."""
+    from hand_nas.supernet.sandwich import SubnetSampler
+    from hand_nas.supernet.training import get_recipe
+
+    space = load_space("tiny")
+    rec = get_recipe("lwa-largest")
+    alone = SubnetSampler(space, rec.n_random, largest_only=not rec.sandwich)
+    assert [c.to_dict() for c in alone.step()] == [alone.largest.to_dict()]
+    sandwich = SubnetSampler(space, get_recipe("lwa").n_random)
+    assert len(sandwich.step()) == 4 and sandwich.step()[1].to_dict() == sandwich.smallest.to_dict()
+
+
 def test_a_supernet_of_another_sharing_rule_is_refused(tmp_path):
     import shutil
 

@@ -105,8 +105,8 @@ class SubnetSampler:
     Its state (the numpy generator's) is plain JSON, saved in training snapshots.
     """
 
-    def __init__(self, space: SearchSpace, n_random: int, seed: int = 0) -> None:
-        self.space, self.n_random = space, n_random
+    def __init__(self, space: SearchSpace, n_random: int, seed: int = 0, largest_only: bool = False) -> None:
+        self.space, self.n_random, self.largest_only = space, n_random, largest_only
         largest, smallest = extremes(space)
         self.largest, self.smallest = space.build(largest), space.build(smallest)
         self.rng = np.random.default_rng(seed)
@@ -120,6 +120,8 @@ class SubnetSampler:
         raise HandNasError(f"{self.space.source}: no valid configuration in 1000 draws")
 
     def step(self) -> list:
+        if self.largest_only:
+            return [self.largest]
         return [self.largest, self.smallest] + [self.random() for _ in range(self.n_random)]
 
     def state(self) -> dict:

@@ -46,6 +46,9 @@ class SupernetRecipe:
         eval_images: held-out images scored during training (None: the whole split).
         cover_samples: random configurations in the shape cover (``Supernet``).
         needs_init: the recipe continues a trained supernet (``init``): its schedule restarts from there.
+        sandwich: False trains the largest subnet alone (no smallest, no random ones): the supernet trained as
+            one network, which ``experiments/supernet_largest_alone.py`` sets beside the same network trained
+            stand-alone to measure what the supernet's code path costs apart from weight sharing.
         about: one line for ``--help`` and the README.
     """
 
@@ -58,6 +61,7 @@ class SupernetRecipe:
     eval_images: int | None = None
     cover_samples: int = 256
     needs_init: bool = False
+    sandwich: bool = True
     about: str = ""
 
 
@@ -93,6 +97,10 @@ RECIPES = {
 # as many images (42.49 vs 39.51 mm), and lwa-continue's peak is half of what the stand-alone runs use
 RECIPES["lwa-continue-lr2e-3"] = replace(RECIPES["lwa-continue"], train=replace(RECIPES["lwa-continue"].train, lr=2e-3),
                                          about="lwa-continue at lr 2e-3, the stand-alone runs' peak")
+# the `lwa` recipe with its largest subnet alone: the diagnosis of why the sandwich's teacher learns slower than
+# one network trained alone (experiments/supernet_largest_alone.py)
+RECIPES["lwa-largest"] = replace(RECIPES["lwa"], sandwich=False, n_random=0,
+                                 about="the lwa recipe training only the largest subnet (a diagnosis, not a supernet)")
 
 
 def get_recipe(name: str) -> SupernetRecipe:
@@ -328,7 +336,7 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
         trainable = [p for p in net.parameters() if p.requires_grad]
         opt = torch.optim.Adam(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
         scaler = torch.amp.GradScaler(dev.type, enabled=False)
-        sampler = SubnetSampler(space, rec.n_random, seed=cfg.seed)
+        sampler = SubnetSampler(space, rec.n_random, seed=cfg.seed, largest_only=not rec.sandwich)
         g = torch.Generator().manual_seed(cfg.seed)
         base_sampler = ShuffleSampler(len(tr_idx), g)
         ds = TwoHandDataset(folder, cfg.resolution, tr_idx, None, heatmaps=True, seed=cfg.seed)
@@ -412,8 +420,9 @@ def train_supernet(space_name: str, recipe: str, out: str | Path, data: str = "s
             net.save(build.folder, recipe=recipe, train=cfg.to_dict(), n_random=rec.n_random, kd=rec.kd,
                      calib_batches=rec.calib_batches, mano=str(mano_dir or "procedural"),
                      data=str(folder), precision=precision, steps=step, seconds=round(seconds, 1),
-                     images_seen={"largest": images, "smallest": images, "random_each_step": rec.n_random,
-                                  "subnet_passes": images * (2 + rec.n_random)},
+                     images_seen={"largest": images, "smallest": images if rec.sandwich else 0,
+                                  "random_each_step": rec.n_random,
+                                  "subnet_passes": images * (2 + rec.n_random if rec.sandwich else 1)},
                      compute=run.compute, baseline=baseline, history=history, losses=curve, node=socket.gethostname(),
                      loop_seconds=round(run.loop_seconds, 2),
                      finished_at=time.time(), sandwich={"largest": sampler.largest.to_dict(),
