@@ -101,6 +101,11 @@ RECIPES["lwa-continue-lr2e-3"] = replace(RECIPES["lwa-continue"], train=replace(
 # one network trained alone (experiments/supernet_largest_alone.py)
 RECIPES["lwa-largest"] = replace(RECIPES["lwa"], sandwich=False, n_random=0,
                                  about="the lwa recipe training only the largest subnet (a diagnosis, not a supernet)")
+# Once-for-All's order: the largest network trained first (an `lwa-largest` run, --init), then the sandwich with the
+# trained teacher distilling into every subnet from the first step (lwa-continue's settings, 500 steps)
+RECIPES["lwa-shrink"] = replace(RECIPES["lwa-continue"], train=replace(RECIPES["lwa-continue"].train, steps=500),
+                                about="500 sandwich steps (3 random) from an lwa-largest run (--init): the teacher "
+                                      "trained first, as Once-for-All does")
 
 
 def get_recipe(name: str) -> SupernetRecipe:
