@@ -40,8 +40,10 @@ class Train(Command):
         rec = get_recipe(args.recipe)
         t = rec.train
         steps = args.steps or t.steps
-        print(f"supernet of space {args.space!r} under recipe {args.recipe!r}: {steps} steps of the sandwich rule "
-              f"(largest, smallest, {rec.n_random} random), batch {t.batch}, {t.resolution}x{t.resolution}, "
+        rule = f"the sandwich rule (largest, smallest, {rec.n_random} random)" if rec.sandwich else \
+            "the largest subnet alone"
+        print(f"supernet of space {args.space!r} under recipe {args.recipe!r}: {steps} steps of {rule}, "
+              f"batch {t.batch}, {t.resolution}x{t.resolution}, "
               f"lr {t.lr:g}, losses {t.losses}, distillation x{rec.kd:g}, {args.precision} on {args.device}"
               + (f", from {args.init}" if args.init else ""), flush=True)
         print(f"snapshot every {rec.save_every} steps in {partial_dir(args.out)} (after a kill, the same command "

@@ -98,9 +98,10 @@ RECIPES = {
 RECIPES["lwa-continue-lr2e-3"] = replace(RECIPES["lwa-continue"], train=replace(RECIPES["lwa-continue"].train, lr=2e-3),
                                          about="lwa-continue at lr 2e-3, the stand-alone runs' peak")
 # the `lwa` recipe with its largest subnet alone: the diagnosis of why the sandwich's teacher learns slower than
-# one network trained alone (experiments/supernet_largest_alone.py)
+# one network trained alone (experiments/supernet_largest_alone.py), and Once-for-All's first phase
 RECIPES["lwa-largest"] = replace(RECIPES["lwa"], sandwich=False, n_random=0,
-                                 about="the lwa recipe training only the largest subnet (a diagnosis, not a supernet)")
+                                 about="the lwa recipe training only the largest subnet: the teacher first "
+                                       "(continue with lwa-shrink)")
 # Once-for-All's order: the largest network trained first (an `lwa-largest` run, --init), then the sandwich with the
 # trained teacher distilling into every subnet from the first step (lwa-continue's settings, 500 steps)
 RECIPES["lwa-shrink"] = replace(RECIPES["lwa-continue"], train=replace(RECIPES["lwa-continue"].train, steps=500),
