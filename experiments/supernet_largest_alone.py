@@ -85,42 +85,34 @@ def run_alone(args) -> dict:
     from hand_nas.train import evaluate, train
 
     rec, cfg, space, largest, data = _setup(args.steps, args.seed)
-    model = None
+    samples = open_samples(data)  # the training split's mean hand, as train() and train_supernet set it
+    tr_idx, _ = split_indices(len(samples), cfg.val_fraction, seed=0)
+    mean = mean_shape(samples["verts"], samples["joints"], samples["valid"], tr_idx)
+    verts, rel_root = torch.as_tensor(mean.verts), torch.as_tensor(mean.rel_root)
     if args.arm == "same-init":  # train_supernet's construction, step by step: seed, supernet, the data's mean hand
         torch.manual_seed(cfg.seed)
         net = Supernet(space, None, cover_samples=rec.cover_samples, seed=cfg.seed)
-        samples = open_samples(data)
-        tr_idx, _ = split_indices(len(samples), cfg.val_fraction, seed=0)
-        mean = mean_shape(samples["verts"], samples["joints"], samples["valid"], tr_idx)
         base_model = build_model(space.base_cfg())
-        base_model.pose.set_mean_shape(torch.as_tensor(mean.verts), torch.as_tensor(mean.rel_root))
+        base_model.pose.set_mean_shape(verts, rel_root)
         for name in ("pose.template", "pose.rel_root.bias"):
             net.set_shared(name, base_model.state_dict()[name])
         model = net.extract(largest).train()
+    else:  # fresh: built here as train() would build it, so on_eval can score it
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.seed)
+            model = build_model(largest)
+        model.pose.set_mean_shape(verts, rel_root)
     scorer = _scorer(rec, cfg, data)
     curve = []
 
     def on_eval(step, metrics) -> bool:  # train() evaluates with running statistics; score it as the supernet does
-        if model_box:
-            m = model_box[0]
-            state = {k: v.clone() for k, v in m.state_dict().items()}
-            was = m.training
-            score = evaluate(recalibrate_bn(m, scorer.calib), scorer.val).mpjpe_mm
-            m.load_state_dict(state)
-            m.train(was)
-            curve.append({"step": step, "mpjpe_mm": score, "running_stats_mpjpe_mm": metrics.mpjpe_mm})
+        state, was = {k: v.clone() for k, v in model.state_dict().items()}, model.training
+        score = evaluate(recalibrate_bn(model, scorer.calib), scorer.val).mpjpe_mm
+        model.load_state_dict(state)
+        model.train(was)
+        curve.append({"step": step, "mpjpe_mm": score, "running_stats_mpjpe_mm": metrics.mpjpe_mm})
         return False
 
-    model_box = [model] if model is not None else []
-    if model is None:  # fresh: train() builds it; build it here the same way so on_eval can see it
-        with torch.random.fork_rng():
-            torch.manual_seed(cfg.seed)
-            model = build_model(largest)
-        samples = open_samples(data)
-        tr_idx, _ = split_indices(len(samples), cfg.val_fraction, seed=0)
-        mean = mean_shape(samples["verts"], samples["joints"], samples["valid"], tr_idx)
-        model.pose.set_mean_shape(torch.as_tensor(mean.verts), torch.as_tensor(mean.rel_root))
-        model_box.append(model)
     r = train(largest, cfg, data, model=model, on_eval=on_eval, resume_dir=Path(args.work) / f"{args.arm}_seed{args.seed}",
               save_every=100, progress=True, log=print)
     return {"mpjpe_mm": curve[-1]["mpjpe_mm"] if curve else None, "running_stats_mpjpe_mm": r.metrics.mpjpe_mm,
