@@ -145,3 +145,31 @@ def test_an_int8_program_can_keep_depthwise_convolutions_fp32():
         assert conv_weights_int8(_quantized(module, x, calib, ("depthwise",))) == {True: {False}, False: {True}}
     with pytest.raises(HandNasError, match="fp32_ops: pointwise: expected some of depthwise"):
         _quantized(module, x, calib, ("pointwise",))
+
+
+@needs_executorch
+@pytest.mark.slow
+def test_an_int8_program_keeps_the_layernorm_arithmetic_fp32():
+    from hand_nas.export_executorch import _quantized, deploy_module
+
+    torch.manual_seed(0)
+    m = build_model(small_model(**FAMILY[0])).eval()  # Mobile-Former tokens and graph blocks: LayerNorms in both
+    module, x = deploy_module(m, quantizable=True), torch.rand(1, 3, 64, 64)
+    calib = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    with torch.no_grad():
+        gm = _quantized(module, x, calib)
+
+    def layernorm(n) -> str | None:  # the path of the MatmulLayerNorm a node belongs to
+        paths = [path for path, t in (n.meta.get("nn_module_stack") or {}).values()
+                 if str(t).endswith("MatmulLayerNorm") or getattr(t, "__name__", "") == "MatmulLayerNorm"]
+        return paths[-1] if paths else None
+
+    quantized_inside: dict[str, set] = {}  # LayerNorm -> its nodes whose output is quantized
+    for n in gm.graph.nodes:
+        if n.op == "call_function" and "quantize_per_tensor" in str(n.target) and "dequant" not in str(n.target):
+            src = n.args[0]  # a reshape of the input keeps its int8 (a layout op, no arithmetic)
+            if (ln := layernorm(src)) is not None and src.target != torch.ops.aten.reshape.default:
+                quantized_inside.setdefault(ln, set()).add(src.name)
+    assert any(layernorm(n) for n in gm.graph.nodes), "the model has no LayerNorm in its mobile form"
+    # at most its output, for the next int8 layer (without the rule its inner products were int8 too)
+    assert {ln: len(v) for ln, v in quantized_inside.items() if len(v) > 1} == {}
