@@ -131,18 +131,20 @@ def test_an_int8_program_can_keep_depthwise_convolutions_fp32():
     m = build_model(small_model(**FAMILY[4])).eval()
     module, x = deploy_module(m, quantizable=True), torch.rand(1, 3, 64, 64)
 
-    def conv_weights_int8(gm) -> dict[bool, set[bool]]:  # depthwise? -> {is its weight dequantized int8?}
-        out: dict[bool, set[bool]] = {True: set(), False: set()}
+    def conv_weights_int8(gm) -> dict[str, set[bool]]:  # kind -> {is its weight dequantized int8?}
+        out: dict[str, set[bool]] = {"stem": set(), "depthwise": set(), "other": set()}
         for n in gm.graph.nodes:
             if n.op == "call_function" and n.target == torch.ops.aten.conv2d.default:
                 groups = n.args[6] if len(n.args) > 6 else 1  # the small model's grouped convolutions are depthwise
-                out[groups > 1].add("dequantize" in str(n.args[1].target))
+                kind = "depthwise" if groups > 1 else "other" if out["stem"] else "stem"  # the first reads the image
+                out[kind].add("dequantize" in str(n.args[1].target))
         return out
 
     calib = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
-    with torch.no_grad():
-        assert conv_weights_int8(_quantized(module, x, calib)) == {True: {True}, False: {True}}
-        assert conv_weights_int8(_quantized(module, x, calib, ("depthwise",))) == {True: {False}, False: {True}}
+    with torch.no_grad():  # the stem, reading the 3-channel image, stays fp32 in both (see _quantized)
+        assert conv_weights_int8(_quantized(module, x, calib)) == {"stem": {False}, "depthwise": {True}, "other": {True}}
+        assert conv_weights_int8(_quantized(module, x, calib, ("depthwise",))) == \
+            {"stem": {False}, "depthwise": {False}, "other": {True}}
     with pytest.raises(HandNasError, match="fp32_ops: pointwise: expected some of depthwise"):
         _quantized(module, x, calib, ("pointwise",))
 
