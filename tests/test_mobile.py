@@ -124,11 +124,11 @@ def test_a_file_that_is_not_a_program_is_one_line(tmp_path):
 
 @needs_executorch
 @pytest.mark.slow
-def test_an_int8_program_can_keep_depthwise_convolutions_fp32():
+def test_an_int8_program_keeps_the_stem_and_layernorm_fp32_and_depthwise_on_request():
     from hand_nas.export_executorch import _quantized, deploy_module
 
     torch.manual_seed(0)
-    m = build_model(small_model(**FAMILY[4])).eval()
+    m = build_model(small_model(**FAMILY[4])).eval()  # its graph blocks hold LayerNorms
     module, x = deploy_module(m, quantizable=True), torch.rand(1, 3, 64, 64)
 
     def conv_weights_int8(gm) -> dict[str, set[bool]]:  # kind -> {is its weight dequantized int8?}
@@ -140,38 +140,28 @@ def test_an_int8_program_can_keep_depthwise_convolutions_fp32():
                 out[kind].add("dequantize" in str(n.args[1].target))
         return out
 
-    calib = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
-    with torch.no_grad():  # the stem, reading the 3-channel image, stays fp32 in both (see _quantized)
-        assert conv_weights_int8(_quantized(module, x, calib)) == {"stem": {False}, "depthwise": {True}, "other": {True}}
-        assert conv_weights_int8(_quantized(module, x, calib, ("depthwise",))) == \
-            {"stem": {False}, "depthwise": {False}, "other": {True}}
-    with pytest.raises(HandNasError, match="fp32_ops: pointwise: expected some of depthwise"):
-        _quantized(module, x, calib, ("pointwise",))
-
-
-@needs_executorch
-@pytest.mark.slow
-def test_an_int8_program_keeps_the_layernorm_arithmetic_fp32():
-    from hand_nas.export_executorch import _quantized, deploy_module
-
-    torch.manual_seed(0)
-    m = build_model(small_model(**FAMILY[0])).eval()  # Mobile-Former tokens and graph blocks: LayerNorms in both
-    module, x = deploy_module(m, quantizable=True), torch.rand(1, 3, 64, 64)
-    calib = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
-    with torch.no_grad():
-        gm = _quantized(module, x, calib)
-
     def layernorm(n) -> str | None:  # the path of the MatmulLayerNorm a node belongs to
         paths = [path for path, t in (n.meta.get("nn_module_stack") or {}).values()
                  if str(t).endswith("MatmulLayerNorm") or getattr(t, "__name__", "") == "MatmulLayerNorm"]
         return paths[-1] if paths else None
 
-    quantized_inside: dict[str, set] = {}  # LayerNorm -> its nodes whose output is quantized
-    for n in gm.graph.nodes:
-        if n.op == "call_function" and "quantize_per_tensor" in str(n.target) and "dequant" not in str(n.target):
-            src = n.args[0]  # a reshape of the input keeps its int8 (a layout op, no arithmetic)
-            if (ln := layernorm(src)) is not None and src.target != torch.ops.aten.reshape.default:
-                quantized_inside.setdefault(ln, set()).add(src.name)
+    def quantized_inside(gm) -> dict[str, set]:  # LayerNorm -> its nodes whose output is quantized
+        out: dict[str, set] = {}
+        for n in gm.graph.nodes:
+            if n.op == "call_function" and "quantize_per_tensor" in str(n.target) and "dequant" not in str(n.target):
+                src = n.args[0]  # a reshape of the input keeps its int8 (a layout op, no arithmetic)
+                if (ln := layernorm(src)) is not None and src.target != torch.ops.aten.reshape.default:
+                    out.setdefault(ln, set()).add(src.name)
+        return out
+
+    calib = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    with torch.no_grad():  # the stem, reading the 3-channel image, stays fp32 in both (see _quantized)
+        gm = _quantized(module, x, calib)
+        assert conv_weights_int8(gm) == {"stem": {False}, "depthwise": {True}, "other": {True}}
+        assert conv_weights_int8(_quantized(module, x, calib, ("depthwise",))) == \
+            {"stem": {False}, "depthwise": {False}, "other": {True}}
     assert any(layernorm(n) for n in gm.graph.nodes), "the model has no LayerNorm in its mobile form"
-    # at most its output, for the next int8 layer (without the rule its inner products were int8 too)
-    assert {ln: len(v) for ln, v in quantized_inside.items() if len(v) > 1} == {}
+    # at most a LayerNorm's output is quantized, for the next int8 layer (without the rule its inner products were)
+    assert {ln: len(v) for ln, v in quantized_inside(gm).items() if len(v) > 1} == {}
+    with pytest.raises(HandNasError, match="fp32_ops: pointwise: expected some of depthwise"):
+        _quantized(module, x, calib, ("pointwise",))
