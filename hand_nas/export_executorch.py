@@ -137,7 +137,7 @@ def _quantized(module: nn.Module, example: torch.Tensor, calib: np.ndarray, fp32
     LayerNorm's arithmetic always stays fp32: the quantizer annotates any mul and add, so it would make the
     normalisation's inner products (the squared deviations, the scaled result, the affine) int8 element-wise ops,
     each behind a pair of conversions. Measured on lwa_hand pruned to 0.25 GMACs (AMD EPYC with AVX512-VNNI, 1
-    thread, three runs of 40 alternating rounds): the program 2.5-3.5% faster (5.49-5.69 against 5.62-5.84 ms;
+    thread, three runs of 40 alternating rounds): the program 2.3-3.4% faster (5.47-5.69 against 5.62-5.84 ms;
     126 fewer XNNPACK operators) and its lowering 25% shorter; only the LayerNorm's input and output convert.
     The stem convolution stays fp32 as well: int8, the 3-channel image is quantized and then moved to XNNPACK's
     channels-last layout by an int8 transpose that took 0.16 ms where the fp32 one takes 0.05 (same CPU); the
