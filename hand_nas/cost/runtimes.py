@@ -21,6 +21,7 @@ count.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from hand_nas.errors import HandNasError
@@ -216,9 +217,12 @@ def profile_pte(path: str | Path, threads: int = 1, runs: int = 20) -> dict:
             "groups": dict(groups.most_common()), "ops": ops}
 
 
-def busy_threads(fn, runs: int = 20, share: float = 0.1) -> int:
+def busy_threads(fn, runs: int = 20, share: float = 0.1, seconds: float = 0.5, settle: float = 0.2) -> int:
     """Threads of this process that did at least ``share`` of the CPU time spent while ``fn`` ran ``runs``
-    times (from /proc/self/task/*/stat): 1 when a runtime really runs single-threaded."""
+    times and for at least ``seconds`` (from /proc/self/task/*/stat): 1 when a runtime really runs
+    single-threaded. The kernel counts CPU time in 10 ms ticks, so a short window let a few stray ticks of
+    another thread (torch's OpenMP workers winding down after a forward pass) count as a second busy thread:
+    ``fn`` runs for ``settle`` seconds first, then the window is long enough for ``share`` to mean something."""
     def cpu_ticks() -> dict[str, int]:
         ticks = {}
         for tid in os.listdir("/proc/self/task"):
@@ -229,9 +233,13 @@ def busy_threads(fn, runs: int = 20, share: float = 0.1) -> int:
                 pass
         return ticks
 
-    before = cpu_ticks()
-    for _ in range(runs):
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < settle:
         fn()
+    before, t0, n = cpu_ticks(), time.perf_counter(), 0
+    while n < runs or time.perf_counter() - t0 < seconds:
+        fn()
+        n += 1
     after = cpu_ticks()
     spent = {t: after[t] - before.get(t, 0) for t in after}
     total = sum(spent.values())
