@@ -73,29 +73,62 @@ def save_deploy_program(model: nn.Module, program: Path, size: int, quantizable:
     torch.export.save(ep, program)
 
 
-def export_tflite(model: nn.Module, path: str | Path, size: int = 256, scratch: Path | None = None) -> dict:
-    """Write ``model`` as a fp32 LiteRT flatbuffer at batch 1 x 3 x ``size``^2; returns {'seconds'}."""
+class TfliteConversion:
+    """A LiteRT conversion running in the converter's venv (``start_tflite``); ``wait`` collects it (once: later
+    calls return the same result), ``cancel`` stops it if it is still running."""
+
+    def __init__(self, proc: subprocess.Popen, program: Path, path: Path, t0: float) -> None:
+        self.proc, self.program, self.path, self.t0 = proc, program, path, t0
+        self.result: dict | None = None
+
+    def wait(self) -> dict:
+        """{'seconds'} once ``path`` is written; a failed conversion is one HandNasError line."""
+        if self.result is not None:
+            return self.result
+        try:
+            out, err = self.proc.communicate(timeout=CONVERT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.cancel()
+            raise HandNasError(f"{self.path}: LiteRT conversion took over {CONVERT_TIMEOUT_S} s") from None
+        finally:
+            self.program.unlink(missing_ok=True)
+        if self.proc.returncode or not self.path.is_file():
+            lines = [ln for ln in (err or out).strip().splitlines() if ln.strip()] or ["no output"]
+            raise HandNasError(f"{self.path}: LiteRT conversion failed ({lines[-1][:300]})")
+        self.result = {"seconds": round(time.perf_counter() - self.t0, 1)}
+        return self.result
+
+    def cancel(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+        self.program.unlink(missing_ok=True)
+
+
+def start_tflite(model: nn.Module, path: str | Path, size: int = 256, scratch: Path | None = None) -> TfliteConversion:
+    """Start converting ``model`` to a fp32 LiteRT flatbuffer at batch 1 x 3 x ``size``^2 in the converter's
+    process; this process is free meanwhile (compress lowers the ExecuTorch programs then: one core each)."""
     py = require_converter()
     path = Path(path)
     program = (scratch or path.parent) / (path.stem + ".pt2")
     t0 = time.perf_counter()
     save_deploy_program(model, program, size)
-    try:
-        done = subprocess.run([str(py), str(Path(__file__).with_name("litert_convert.py")), str(program), str(path),
-                               str(size)], capture_output=True, text=True, timeout=CONVERT_TIMEOUT_S)
-    finally:
-        program.unlink(missing_ok=True)
-    if done.returncode or not path.is_file():
-        lines = [ln for ln in (done.stderr or done.stdout).strip().splitlines() if ln.strip()] or ["no output"]
-        raise HandNasError(f"{path}: LiteRT conversion failed ({lines[-1][:300]})")
-    return {"seconds": round(time.perf_counter() - t0, 1)}
+    proc = subprocess.Popen([str(py), str(Path(__file__).with_name("litert_convert.py")), str(program), str(path),
+                             str(size)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return TfliteConversion(proc, program, path, t0)
+
+
+def export_tflite(model: nn.Module, path: str | Path, size: int = 256, scratch: Path | None = None) -> dict:
+    """Write ``model`` as a fp32 LiteRT flatbuffer at batch 1 x 3 x ``size``^2; returns {'seconds'}."""
+    return start_tflite(model, path, size, scratch).wait()
 
 
 def add_tflite(model: nn.Module, out: Path, scratch: Path, size: int, eval_size: int, calib, loader, threads: int = 1,
-               rounds: int = 10, parity_limit: float = 1e-3, log=print) -> dict:
+               rounds: int = 10, parity_limit: float = 1e-3, log=print, started: TfliteConversion | None = None) -> dict:
     """Write ``model.tflite`` into ``out``; return the bundle report's ``litert`` section: what LiteRT's XNNPACK
     delegate took, fp32 parity with torch (refused above ``parity_limit``), held-out MPJPE/MPVPE (at
-    ``eval_size``: converted again there when it differs), single-thread latency and busy threads."""
+    ``eval_size``: converted again there when it differs), single-thread latency and busy threads. ``started``:
+    the conversion of ``out/model.tflite`` at ``size`` when the caller already started it (``start_tflite``)."""
     from importlib.metadata import version
 
     import numpy as np
@@ -107,7 +140,7 @@ def add_tflite(model: nn.Module, out: Path, scratch: Path, size: int, eval_size:
     from hand_nas.models.traceable import DEPLOY_OUTPUTS, TupleOutputs
 
     path = out / "model.tflite"
-    took = export_tflite(model, path, size, scratch)
+    took = (started or start_tflite(model, path, size, scratch)).wait()
     run = TfliteRunner(path, threads)
     log(f"      model.tflite: {run.partitions} XNNPACK partition(s), {sum(run.builtin_ops.values())} op(s) on "
         f"built-in kernels ({took['seconds']:.0f} s to convert)")

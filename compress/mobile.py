@@ -44,14 +44,16 @@ def runner_metrics(run, names: list[str], loader):
 
 def add_programs(model: nn.Module, out: Path, scratch: Path, size: int, eval_size: int, calib: np.ndarray,
                  calib_eval: np.ndarray, loader, threads: int = 1, rounds: int = 10, parity_limit: float = 1e-3,
-                 log=print) -> dict:
+                 log=print, before_timing=None) -> dict:
     """Write ``model.pte`` (fp32) and ``model.int8.pte`` (PT2E int8, calibrated on ``calib``) into ``out``;
     return the bundle report's ``executorch`` section.
 
     Measured here: what the delegate took of each program, fp32 parity with torch (refused above
     ``parity_limit``, relative), held-out MPJPE/MPVPE of each program (``loader``, at ``eval_size``: programs
     are exported again there when it differs from ``size``), single-thread latency of both programs in
-    alternating rounds, and how many threads were busy while they ran.
+    alternating rounds, and how many threads were busy while they ran. ``before_timing``: called before the
+    programs are timed, to finish work running beside this one (compress's LiteRT conversion): nothing else
+    runs while they are timed.
     """
     from importlib.metadata import version
 
@@ -82,6 +84,8 @@ def add_programs(model: nn.Module, out: Path, scratch: Path, size: int, eval_siz
     metrics = {k: runner_metrics(PteRunner(p, threads), names, loader) for k, p in eval_files.items()}
     runners = {k: PteRunner(p, threads) for k, p in files.items()}
     img = calib[:1]
+    if before_timing is not None:
+        before_timing()
     times = time_interleaved({k: (lambda r=r: r(img)) for k, r in runners.items()}, rounds=rounds)
     busy = busy_threads(lambda: runners["int8"](img))
     programs = {k: {"file": files[k].name, "latency_ms": round(float(np.median(times[k])), 3),

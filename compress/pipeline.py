@@ -295,18 +295,31 @@ def compress(checkpoint: str | Path, out: str | Path, cfg: CompressCfg = Compres
                       else f"mobile {cfg.mobile!r}"}
         litert = {"skipped": "LiteRT converter or interpreter not installed (hand-nas mobile setup-litert; pip install "
                   "'hand-nas[mobile]')" if cfg.mobile == "auto" else f"mobile {cfg.mobile!r}"}
-        if want_et:
-            from compress.mobile import add_programs
+        conversion = None
+        if want_et and want_litert:  # LiteRT converts in its own process while ExecuTorch lowers: one core each
+            from compress.litert import start_tflite
 
-            log("      ExecuTorch (XNNPACK delegate): model.pte (fp32), model.int8.pte (PT2E static int8)")
-            executorch = add_programs(pruned, tmp_out, scratch, cfg.size, base_train.resolution, calib_deploy,
-                                      calib_train.numpy(), val, cfg.threads, max(1, cfg.repeats // 5), PARITY_REL, log)
-        if want_litert:
-            from compress.litert import add_tflite
+            log("      LiteRT (XNNPACK delegate): model.tflite (fp32, converted by litert-torch in its own venv, "
+                "beside the ExecuTorch lowering)")
+            conversion = start_tflite(pruned, tmp_out / "model.tflite", cfg.size, scratch)
+        try:
+            if want_et:
+                from compress.mobile import add_programs
 
-            log("      LiteRT (XNNPACK delegate): model.tflite (fp32, converted by litert-torch in its own venv)")
-            litert = add_tflite(pruned, tmp_out, scratch, cfg.size, base_train.resolution, calib_deploy, val,
-                                cfg.threads, max(1, cfg.repeats // 5), PARITY_REL, log)
+                log("      ExecuTorch (XNNPACK delegate): model.pte (fp32), model.int8.pte (PT2E static int8)")
+                executorch = add_programs(pruned, tmp_out, scratch, cfg.size, base_train.resolution, calib_deploy,
+                                          calib_train.numpy(), val, cfg.threads, max(1, cfg.repeats // 5), PARITY_REL,
+                                          log, before_timing=conversion.wait if conversion else None)
+            if want_litert:
+                from compress.litert import add_tflite
+
+                if conversion is None:
+                    log("      LiteRT (XNNPACK delegate): model.tflite (fp32, converted by litert-torch in its own venv)")
+                litert = add_tflite(pruned, tmp_out, scratch, cfg.size, base_train.resolution, calib_deploy, val,
+                                    cfg.threads, max(1, cfg.repeats // 5), PARITY_REL, log, started=conversion)
+        finally:
+            if conversion is not None:
+                conversion.cancel()  # stops it only when something above failed while it ran
 
         log("[6/6] parity, latency, bundle")
         x = calib_deploy[:4]

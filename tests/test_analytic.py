@@ -20,7 +20,7 @@ from hand_nas.models.presets import PRESETS
 from hand_nas.search.space import load_space
 
 SPACES = ["tiny", "lwa", "lagc", "joint"]
-CONFIGS_PER_SPACE = 50
+CONFIGS_PER_SPACE = 25  # 100 fvcore traces, ~30 s on 2 cores
 
 
 def fvcore_macs(cfg, size: int = 256) -> tuple[int, int]:

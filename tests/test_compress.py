@@ -53,7 +53,9 @@ def test_pruned_models_run_and_keep_their_outputs(kw, heads, hand_home):
 
 @pytest.mark.slow
 def test_pruning_lands_within_tolerance_of_the_target(hand_home):
-    model = build_model(small_model(encoder="mobile_former", bridge="light_cross", cross="separable")).eval()
+    # one graph level: the same path (rounding to 8 jumps past the target, the search runs again without it) in
+    # half the time of three
+    model = build_model(small_model(encoder="mobile_former", bridge="light_cross", cross="separable", levels=1)).eval()
     g0 = model_cost(model).gmacs_total
     res = prune_to_target(model, PruneCfg(target_gmacs=0.6 * g0))
     assert abs(res.gmacs_after - 0.6 * g0) <= 0.03 * 0.6 * g0

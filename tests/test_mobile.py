@@ -111,6 +111,32 @@ def test_litert_without_its_converter_is_one_line(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_conversion_running_beside_the_lowering_fails_in_one_line_or_is_stopped(tmp_path):
+    """compress starts LiteRT's conversion in its own process while ExecuTorch lowers: a failed one is one line
+    naming the file, one still running when compress fails is killed, and its program file goes either way."""
+    import subprocess
+    import sys
+    import time
+
+    from compress.litert import TfliteConversion
+
+    def started(code: str) -> TfliteConversion:
+        (tmp_path / "m.pt2").write_bytes(b"program")
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return TfliteConversion(proc, tmp_path / "m.pt2", tmp_path / "m.tflite", time.perf_counter())
+
+    failed = started("import sys; sys.exit('converter said no')")
+    with pytest.raises(HandNasError, match=r"m.tflite: LiteRT conversion failed \(converter said no\)"):
+        failed.wait()
+    assert not (tmp_path / "m.pt2").exists()
+    running = started("import time; time.sleep(60)")
+    running.cancel()
+    assert running.proc.poll() is not None and not (tmp_path / "m.pt2").exists()
+    done = started("open(r'%s', 'w').write('flatbuffer')" % (tmp_path / "m.tflite"))
+    first = done.wait()
+    assert done.wait() is first and first["seconds"] >= 0
+
+
 @needs_executorch
 def test_a_file_that_is_not_a_program_is_one_line(tmp_path):
     from hand_nas.cost.runtimes import load_pte
